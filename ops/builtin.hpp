@@ -1,0 +1,24 @@
+// The ops graphrun ships, and the composites built from them.
+#pragma once
+
+#include "engine/op.hpp"
+
+namespace graphrun {
+
+// The registry of every built-in op, filled once on first use.
+const OpRegistry& builtin_ops();
+
+// Each op file defines one of these; builtin.cpp calls them in a plain list
+// (self-registering statics would vanish when linked from a static library).
+void register_constant(OpRegistry&);
+void register_binary(OpRegistry&);     // add, sub, mul
+void register_unary(OpRegistry&);      // square, relu, sigmoid, tanh
+void register_reduce(OpRegistry&);     // sum, mean
+void register_max(OpRegistry&);
+void register_cosine(OpRegistry&);
+void register_matmul(OpRegistry&);
+void register_embedding(OpRegistry&);
+void register_lstm(OpRegistry&);
+void register_lstm_cell(OpRegistry&);
+
+}  // namespace graphrun

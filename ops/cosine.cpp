@@ -1,0 +1,4 @@
+#include "ops/builtin.hpp"
+namespace graphrun {
+void register_cosine(OpRegistry&) {}
+}  // namespace graphrun
