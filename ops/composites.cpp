@@ -1,1 +1,59 @@
-#include "ops/builtin.hpp"
+#include "ops/composites.hpp"
+
+namespace graphrun {
+
+namespace {
+// Marks every node added in its lifetime as a part of one composite.
+struct CompositeScope {
+    CompositeScope(Graph& g, const std::string& kind, const std::string& name) : graph(g) { graph.begin_composite(kind, name); }
+    ~CompositeScope() { graph.end_composite(); }
+    Graph& graph;
+};
+
+std::int64_t last_dim(const Graph& graph, ValueRef v) {
+    const auto& shape = graph.type(v).shape;
+    if (shape.empty()) throw Error("node '" + graph.node(v).name + "': expected a tensor with a feature dimension, got a scalar");
+    return shape.back();
+}
+}  // namespace
+
+ValueRef embedding_layer(Graph& graph, const std::string& name, ValueRef ids, std::int64_t vocab, std::int64_t dim) {
+    const ValueRef weight = graph.parameter(name + ".weight", {DType::f32, {vocab, dim}});
+    return graph.add(name, "embedding", {ids, weight});
+}
+
+ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences) {
+    const std::int64_t in = last_dim(graph, x);
+    const ValueRef w_ih = graph.parameter(name + ".weight_ih", {DType::f32, {4 * units, in}});
+    const ValueRef w_hh = graph.parameter(name + ".weight_hh", {DType::f32, {4 * units, units}});
+    const ValueRef bias = graph.parameter(name + ".bias", {DType::f32, {4 * units}});
+    return graph.add(name, "lstm", {x, w_ih, w_hh, bias}, {{"units", units}, {"return_sequences", return_sequences}});
+}
+
+ValueRef dense_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units) {
+    CompositeScope scope(graph, "dense", name);
+    const std::int64_t in = last_dim(graph, x);
+    const ValueRef weight = graph.parameter(name + ".weight", {DType::f32, {units, in}});
+    const ValueRef bias = graph.parameter(name + ".bias", {DType::f32, {units}});
+    return graph.add(name, "matmul", {x, weight, bias}, {{"transpose_b", true}});
+}
+
+ValueRef contrastive_loss(Graph& graph, const std::string& name, ValueRef distance, ValueRef label, double margin) {
+    CompositeScope scope(graph, "contrastive_loss", name);
+    const std::string p = name + "/";
+    // Similar pairs (y = 1) are pulled together: y d^2.
+    const ValueRef d_squared = graph.add(p + "d_squared", "square", {distance});
+    const ValueRef similar = graph.add(p + "similar_term", "mul", {label, d_squared});
+    // Dissimilar pairs (y = 0) are pushed apart up to the margin: (1 - y) max(margin - d, 0)^2.
+    const ValueRef margin_value = graph.add(p + "margin", "constant", {}, {{"value", margin}});
+    const ValueRef gap = graph.add(p + "gap", "sub", {margin_value, distance});
+    const ValueRef hinge = graph.add(p + "hinge", "max", {gap}, {{"scalar", 0.0}});
+    const ValueRef hinge_squared = graph.add(p + "hinge_squared", "square", {hinge});
+    const ValueRef one = graph.add(p + "one", "constant", {}, {{"value", 1.0}});
+    const ValueRef dissimilar = graph.add(p + "dissimilar", "sub", {one, label});
+    const ValueRef dissimilar_term = graph.add(p + "dissimilar_term", "mul", {dissimilar, hinge_squared});
+    const ValueRef per_pair = graph.add(p + "per_pair", "add", {similar, dissimilar_term});
+    return graph.add(name, "mean", {per_pair});
+}
+
+}  // namespace graphrun

@@ -1,0 +1,44 @@
+// The composites: dense is nn.Linear, contrastive_loss is Hadsell et al.'s
+// loss on a distance; checked against plain loops and finite differences.
+#include <cmath>
+
+#include <catch2/catch.hpp>
+
+#include "engine/executor.hpp"
+#include "ops/builtin.hpp"
+#include "ops/composites.hpp"
+#include "tests/gradcheck.hpp"
+
+using namespace graphrun;
+
+TEST_CASE("contrastive loss matches its formula and its gradient", "[composites][gradcheck]") {
+    Graph g(builtin_ops());
+    const ValueRef d = g.parameter("d", {DType::f32, {6}});
+    const ValueRef y = g.input("y", {DType::f32, {6}});
+    const ValueRef loss = contrastive_loss(g, "loss", d, y, 1.0);
+    CHECK(g.node(loss).name == "loss");
+    CHECK(g.node(loss).composite_kind == "contrastive_loss");
+    // Distances on both sides of the margin, for both labels.
+    const std::vector<float> dv{0.1f, 0.7f, 1.3f, 0.2f, 0.9f, 1.4f}, yv{1, 1, 1, 0, 0, 0};
+    Executor ex(g);
+    ex.set("d", Tensor::from_floats({6}, dv));
+    ex.set("y", Tensor::from_floats({6}, yv));
+    ex.forward();
+    double want = 0;
+    for (int i = 0; i < 6; ++i) want += yv[i] * dv[i] * dv[i] + (1 - yv[i]) * std::pow(std::max(1.0 - dv[i], 0.0), 2);
+    CHECK(ex.value(loss).f32()[0] == Approx(want / 6).epsilon(1e-6));
+    REQUIRE(testing::check_graph_gradients(g, ex, {loss}, {"d"}) == 6);
+}
+
+TEST_CASE("dense is one matmul with nn.Linear's layout", "[composites][gradcheck]") {
+    Graph g(builtin_ops());
+    const ValueRef x = g.parameter("x", {DType::f32, {3, 5}});
+    const ValueRef y = dense_layer(g, "fc", x, 4);
+    CHECK(g.type(ValueRef{g.index_of("fc.weight"), 0}).shape == Shape{4, 5});
+    CHECK(g.type(ValueRef{g.index_of("fc.bias"), 0}).shape == Shape{4});
+    Executor ex(g);
+    ex.set("x", testing::random_tensor({3, 5}, 1));
+    ex.set("fc.weight", testing::random_tensor({4, 5}, 2));
+    ex.set("fc.bias", testing::random_tensor({4}, 3));
+    REQUIRE(testing::check_graph_gradients(g, ex, {y}, {"x", "fc.weight", "fc.bias"}) == 15 + 20 + 4);
+}
