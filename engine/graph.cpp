@@ -9,7 +9,7 @@ void Graph::check_new_name(const std::string& name) const {
     if (find(name)) throw Error(fmt::format("node '{}' is defined twice", name));
 }
 
-ValueRef Graph::add_leaf(const std::string& name, NodeKind kind, TensorType type) {
+ValueRef Graph::add_leaf(const std::string& name, NodeKind kind, TensorType type, const Attrs& attrs) {
     check_new_name(name);
     for (std::size_t i = 0; i < type.shape.size(); ++i)
         if (type.shape[i] < 0 && !(i == 0 && type.shape[i] == kAnyDim))
@@ -19,6 +19,7 @@ ValueRef Graph::add_leaf(const std::string& name, NodeKind kind, TensorType type
     n.kind = kind;
     n.op_name = kind == NodeKind::input ? "input" : "parameter";
     n.requires_grad = kind == NodeKind::parameter;
+    n.attrs = attrs;
     if (n.requires_grad && type.dtype != DType::f32)
         throw Error(fmt::format("parameter '{}' must be f32, got {}", name, dtype_name(type.dtype)));
     n.outputs.push_back(std::move(type));
@@ -29,7 +30,9 @@ ValueRef Graph::add_leaf(const std::string& name, NodeKind kind, TensorType type
 }
 
 ValueRef Graph::input(const std::string& name, TensorType type) { return add_leaf(name, NodeKind::input, std::move(type)); }
-ValueRef Graph::parameter(const std::string& name, TensorType type) { return add_leaf(name, NodeKind::parameter, std::move(type)); }
+ValueRef Graph::parameter(const std::string& name, TensorType type, const Attrs& init) {
+    return add_leaf(name, NodeKind::parameter, std::move(type), init);
+}
 
 ValueRef Graph::add(const std::string& name, const std::string& op_name, std::vector<ValueRef> inputs, const Attrs& attrs) {
     check_new_name(name);

@@ -47,7 +47,8 @@ public:
     Graph& operator=(Graph&&) = default;
 
     ValueRef input(const std::string& name, TensorType type);
-    ValueRef parameter(const std::string& name, TensorType type);
+    // `init` says how to fill it (see engine/initializer.hpp); it is kept in the node's attrs.
+    ValueRef parameter(const std::string& name, TensorType type, const Attrs& init = {});
     // Adds a node applying `op_name`. Throws Error naming the node and the op
     // for an unknown op, bad attributes, a wrong number of inputs or a shape
     // mismatch. Returns its first output; a node's other outputs are
@@ -70,7 +71,7 @@ public:
     const OpRegistry& registry() const { return *registry_; }
 
 private:
-    ValueRef add_leaf(const std::string& name, NodeKind kind, TensorType type);
+    ValueRef add_leaf(const std::string& name, NodeKind kind, TensorType type, const Attrs& attrs = {});
     void check_new_name(const std::string& name) const;
 
     const OpRegistry* registry_;

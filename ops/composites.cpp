@@ -1,5 +1,7 @@
 #include "ops/composites.hpp"
 
+#include <cmath>
+
 namespace graphrun {
 
 namespace {
@@ -18,23 +20,28 @@ std::int64_t last_dim(const Graph& graph, ValueRef v) {
 }  // namespace
 
 ValueRef embedding_layer(Graph& graph, const std::string& name, ValueRef ids, std::int64_t vocab, std::int64_t dim) {
-    const ValueRef weight = graph.parameter(name + ".weight", {DType::f32, {vocab, dim}});
+    const ValueRef weight = graph.parameter(name + ".weight", {DType::f32, {vocab, dim}}, {{"init", std::string("normal")}, {"std", 1.0}});
     return graph.add(name, "embedding", {ids, weight});
 }
 
 ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences) {
     const std::int64_t in = last_dim(graph, x);
-    const ValueRef w_ih = graph.parameter(name + ".weight_ih", {DType::f32, {4 * units, in}});
-    const ValueRef w_hh = graph.parameter(name + ".weight_hh", {DType::f32, {4 * units, units}});
-    const ValueRef bias = graph.parameter(name + ".bias", {DType::f32, {4 * units}});
+    // nn.LSTM draws every weight from U(-1/sqrt(H), 1/sqrt(H)); its bias is the
+    // sum of two such draws, which we keep as one draw of the same bound.
+    const Attrs init{{"init", std::string("uniform")}, {"bound", 1.0 / std::sqrt(static_cast<double>(units))}};
+    const ValueRef w_ih = graph.parameter(name + ".weight_ih", {DType::f32, {4 * units, in}}, init);
+    const ValueRef w_hh = graph.parameter(name + ".weight_hh", {DType::f32, {4 * units, units}}, init);
+    const ValueRef bias = graph.parameter(name + ".bias", {DType::f32, {4 * units}}, init);
     return graph.add(name, "lstm", {x, w_ih, w_hh, bias}, {{"units", units}, {"return_sequences", return_sequences}});
 }
 
 ValueRef dense_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units) {
     CompositeScope scope(graph, "dense", name);
     const std::int64_t in = last_dim(graph, x);
-    const ValueRef weight = graph.parameter(name + ".weight", {DType::f32, {units, in}});
-    const ValueRef bias = graph.parameter(name + ".bias", {DType::f32, {units}});
+    // nn.Linear: U(-1/sqrt(in), 1/sqrt(in)) for both.
+    const Attrs init{{"init", std::string("uniform")}, {"bound", 1.0 / std::sqrt(static_cast<double>(in))}};
+    const ValueRef weight = graph.parameter(name + ".weight", {DType::f32, {units, in}}, init);
+    const ValueRef bias = graph.parameter(name + ".bias", {DType::f32, {units}}, init);
     return graph.add(name, "matmul", {x, weight, bias}, {{"transpose_b", true}});
 }
 
