@@ -1,1 +1,254 @@
+// The oneDNN LSTM behind `lstm` and `lstm_cell`; see ops/lstm_dnnl.hpp.
+//
+// Per shape (build): descriptors in our layouts -> forward_training and
+// backward primitive descriptors (weights as format_tag::any, the forward one
+// the hint for backward) -> primitives, reorders and buffers -> one scratchpad
+// sized for the largest user. Per call: point the views at the caller's
+// tensors, reorder the weights when the primitive wants another layout, run.
+#include "ops/lstm_dnnl.hpp"
 
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "engine/dnnl_context.hpp"
+#include "engine/error.hpp"
+
+namespace graphrun {
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+
+memory::desc f32_desc(const memory::dims& dims, tag format) { return {dims, memory::data_type::f32, format}; }
+memory::desc any_desc(const memory::dims& dims) { return f32_desc(dims, tag::any); }
+
+// oneDNN takes non-const handles; it only reads sources.
+void* handle(const float* p) { return const_cast<float*>(p); }
+
+void run(const dnnl::primitive& prim, const std::unordered_map<int, memory>& args) {
+    auto& stream = cpu_stream();
+    prim.execute(stream, args);
+    stream.wait();
+}
+
+void add_into(float* to, const Tensor& from) {
+    if (!to) return;
+    const float* f = from.f32();
+    for (std::int64_t j = 0; j < from.numel(); ++j) to[j] += f[j];
+}
+
+void zero(const memory& m) { std::memset(m.get_data_handle(), 0, m.get_desc().get_size()); }
+
+}  // namespace
+
+void expect_lstm_weights(const char* op, std::span<const TensorType> w, std::int64_t E, std::int64_t H) {
+    if (H <= 0) throw ShapeError(fmt::format("{} expects units > 0, got {}", op, H));
+    expect_dtype("weight_ih", w[0], DType::f32);
+    expect_dtype("weight_hh", w[1], DType::f32);
+    expect_dtype("bias", w[2], DType::f32);
+    const Shape& ih = w[0].shape;
+    const Shape& hh = w[1].shape;
+    const Shape& b = w[2].shape;
+    if (ih.size() != 2 || !dims_agree(ih[0], 4 * H) || !dims_agree(ih[1], E))
+        throw ShapeError(fmt::format("{} expects weight_ih (4*units={}, E={}), got {}", op, 4 * H, E, to_string(ih)));
+    if (hh.size() != 2 || !dims_agree(hh[0], 4 * H) || !dims_agree(hh[1], H))
+        throw ShapeError(fmt::format("{} expects weight_hh (4*units={}, units={}), got {}", op, 4 * H, H, to_string(hh)));
+    if (b.size() != 1 || !dims_agree(b[0], 4 * H))
+        throw ShapeError(fmt::format("{} expects bias (4*units={}), got {}", op, 4 * H, to_string(b)));
+}
+
+LstmState::Copy LstmState::make_copy(const memory& from, const memory& to, bool add) {
+    dnnl::primitive_attr attr = attr_;
+    if (add) {
+        dnnl::post_ops ops;
+        ops.append_sum(1.0f);
+        attr.set_post_ops(ops);
+    }
+    dnnl::reorder::primitive_desc pd(cpu_engine(), from.get_desc(), cpu_engine(), to.get_desc(), attr);
+    return {dnnl::reorder(pd), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, pd.scratchpad_desc()};
+}
+
+memory LstmState::adopt(const memory& user, const memory::desc& want, std::vector<Copy>& copies) {
+    // Compare whole descriptors, not tags: oneDNN pads the weights' leading
+    // dimension (backward's ldgoi for E = 4 has stride 16, not 4), so a layout
+    // with the user's tag can still need a reorder.
+    if (user.get_desc() == want) return user;
+    memory own(want, cpu_engine());
+    copies.push_back(make_copy(user, own, false));
+    return own;
+}
+
+void LstmState::build(const LstmSizes& s) {
+    built_ = false;
+    forward_done_ = false;
+    auto& eng = cpu_engine();
+    const memory::dim N = s.N, T = s.T, E = s.E, H = s.H;
+
+    // Describe the caller's tensors: batch-first sequences, (N, H) states,
+    // PyTorch's (4H, E) weights, which are ldgoi with L = D = 1.
+    const auto x_md = f32_desc({T, N, E}, tag::ntc);
+    const auto y_md = f32_desc({T, N, H}, tag::ntc);
+    const auto state_md = f32_desc({1, 1, N, H}, tag::ldnc);
+    const memory::dims w_ih_dims{1, 1, E, 4, H}, w_hh_dims{1, 1, H, 4, H}, bias_dims{1, 1, 4, H};
+    const auto w_ih_md = f32_desc(w_ih_dims, tag::ldgoi);
+    const auto w_hh_md = f32_desc(w_hh_dims, tag::ldgoi);
+    const auto bias_md = f32_desc(bias_dims, tag::ldgo);
+
+    // Create the primitive descriptors; the weights' layouts are the primitives' choice.
+    attr_ = dnnl::primitive_attr();
+    attr_.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    const auto dir = dnnl::rnn_direction::unidirectional_left2right;
+    dnnl::lstm_forward::desc fwd_desc(dnnl::prop_kind::forward_training, dir, x_md, state_md, state_md, any_desc(w_ih_dims),
+                                      any_desc(w_hh_dims), any_desc(bias_dims), y_md, state_md, state_md);
+    fwd_pd_ = dnnl::lstm_forward::primitive_desc(fwd_desc, attr_, eng);
+    dnnl::lstm_backward::desc bwd_desc(dnnl::prop_kind::backward, dir, x_md, state_md, state_md, any_desc(w_ih_dims),
+                                       any_desc(w_hh_dims), any_desc(bias_dims), y_md, state_md, state_md,  //
+                                       x_md, state_md, state_md, any_desc(w_ih_dims), any_desc(w_hh_dims),
+                                       any_desc(bias_dims), y_md, state_md, state_md);
+    bwd_pd_ = dnnl::lstm_backward::primitive_desc(bwd_desc, attr_, eng, fwd_pd_);
+    fwd_ = dnnl::lstm_forward(fwd_pd_);
+    bwd_ = dnnl::lstm_backward(bwd_pd_);
+
+    // Create views of the caller's tensors, without storage until each call.
+    x_ = memory(x_md, eng, nullptr);
+    h0_ = memory(state_md, eng, nullptr);
+    c0_ = memory(state_md, eng, nullptr);
+    w_ih_ = memory(w_ih_md, eng, nullptr);
+    w_hh_ = memory(w_hh_md, eng, nullptr);
+    bias_ = memory(bias_md, eng, nullptr);
+    y_ = memory(y_md, eng, nullptr);
+    h_last_ = memory(state_md, eng, nullptr);
+    c_last_ = memory(state_md, eng, nullptr);
+    dy_ = memory(y_md, eng, nullptr);
+    dh_last_ = memory(state_md, eng, nullptr);
+    dc_last_ = memory(state_md, eng, nullptr);
+    dw_ih_user_ = memory(w_ih_md, eng, nullptr);
+    dw_hh_user_ = memory(w_hh_md, eng, nullptr);
+    dbias_user_ = memory(bias_md, eng, nullptr);
+
+    // Allocate our buffers in graphrun's layouts (zero-filled: the zeros stay zero,
+    // oneDNN never writes a source or a diff_dst).
+    zeros_nh_ = Tensor(Shape{N * H});
+    zeros_nth_ = Tensor(Shape{N * T * H});
+    y_own_ = Tensor(Shape{N * T * H});
+    h_last_own_ = Tensor(Shape{N * H});
+    c_last_own_ = Tensor(Shape{N * H});
+    dx_own_ = Tensor(Shape{N * T * E});
+    dh0_own_ = Tensor(Shape{N * H});
+    dc0_own_ = Tensor(Shape{N * H});
+    const auto dx = memory(x_md, eng, dx_own_.raw());
+    const auto dh0 = memory(state_md, eng, dh0_own_.raw());
+    const auto dc0 = memory(state_md, eng, dc0_own_.raw());
+
+    // Reorder the weights only where a primitive's layout differs from PyTorch's.
+    fwd_weights_.clear();
+    bwd_weights_.clear();
+    grad_adds_.clear();
+    const auto fwd_w_ih = adopt(w_ih_, fwd_pd_.weights_layer_desc(), fwd_weights_);
+    const auto fwd_w_hh = adopt(w_hh_, fwd_pd_.weights_iter_desc(), fwd_weights_);
+    const auto fwd_bias = adopt(bias_, fwd_pd_.bias_desc(), fwd_weights_);
+    const auto bwd_w_ih = adopt(w_ih_, bwd_pd_.weights_layer_desc(), bwd_weights_);
+    const auto bwd_w_hh = adopt(w_hh_, bwd_pd_.weights_iter_desc(), bwd_weights_);
+    const auto bwd_bias = adopt(bias_, bwd_pd_.bias_desc(), bwd_weights_);
+
+    // Allocate the workspace and the diff weights in the layouts oneDNN chose,
+    // and the reorders that add those into the caller's gradients.
+    workspace_ = memory(fwd_pd_.workspace_desc(), eng);
+    dw_ih_ = memory(bwd_pd_.diff_weights_layer_desc(), eng);
+    dw_hh_ = memory(bwd_pd_.diff_weights_iter_desc(), eng);
+    dbias_ = memory(bwd_pd_.diff_bias_desc(), eng);
+    grad_adds_.push_back(make_copy(dw_ih_, dw_ih_user_, true));
+    grad_adds_.push_back(make_copy(dw_hh_, dw_hh_user_, true));
+    grad_adds_.push_back(make_copy(dbias_, dbias_user_, true));
+
+    fwd_args_ = {{DNNL_ARG_SRC_LAYER, x_},          {DNNL_ARG_SRC_ITER, h0_},       {DNNL_ARG_SRC_ITER_C, c0_},
+                 {DNNL_ARG_WEIGHTS_LAYER, fwd_w_ih}, {DNNL_ARG_WEIGHTS_ITER, fwd_w_hh}, {DNNL_ARG_BIAS, fwd_bias},
+                 {DNNL_ARG_DST_LAYER, y_},           {DNNL_ARG_DST_ITER, h_last_},  {DNNL_ARG_DST_ITER_C, c_last_},
+                 {DNNL_ARG_WORKSPACE, workspace_}};
+    bwd_args_ = {{DNNL_ARG_SRC_LAYER, x_},
+                 {DNNL_ARG_SRC_ITER, h0_},
+                 {DNNL_ARG_SRC_ITER_C, c0_},
+                 {DNNL_ARG_WEIGHTS_LAYER, bwd_w_ih},
+                 {DNNL_ARG_WEIGHTS_ITER, bwd_w_hh},
+                 {DNNL_ARG_BIAS, bwd_bias},
+                 {DNNL_ARG_DST_LAYER, y_},
+                 {DNNL_ARG_DST_ITER, h_last_},
+                 {DNNL_ARG_DST_ITER_C, c_last_},
+                 {DNNL_ARG_WORKSPACE, workspace_},
+                 {DNNL_ARG_DIFF_SRC_LAYER, dx},
+                 {DNNL_ARG_DIFF_SRC_ITER, dh0},
+                 {DNNL_ARG_DIFF_SRC_ITER_C, dc0},
+                 {DNNL_ARG_DIFF_WEIGHTS_LAYER, dw_ih_},
+                 {DNNL_ARG_DIFF_WEIGHTS_ITER, dw_hh_},
+                 {DNNL_ARG_DIFF_BIAS, dbias_},
+                 {DNNL_ARG_DIFF_DST_LAYER, dy_},
+                 {DNNL_ARG_DIFF_DST_ITER, dh_last_},
+                 {DNNL_ARG_DIFF_DST_ITER_C, dc_last_}};
+
+    // Allocate one scratchpad for every primitive: they run one at a time.
+    std::size_t bytes = std::max(fwd_pd_.scratchpad_desc().get_size(), bwd_pd_.scratchpad_desc().get_size());
+    for (const auto* copies : {&fwd_weights_, &bwd_weights_, &grad_adds_})
+        for (const auto& c : *copies) bytes = std::max(bytes, c.scratchpad.get_size());
+    scratchpad_ = Tensor(Shape{static_cast<std::int64_t>(bytes / sizeof(float) + 1)});
+    fwd_args_[DNNL_ARG_SCRATCHPAD] = memory(fwd_pd_.scratchpad_desc(), eng, scratchpad_.raw());
+    bwd_args_[DNNL_ARG_SCRATCHPAD] = memory(bwd_pd_.scratchpad_desc(), eng, scratchpad_.raw());
+    for (auto* copies : {&fwd_weights_, &bwd_weights_, &grad_adds_})
+        for (auto& c : *copies) c.args[DNNL_ARG_SCRATCHPAD] = memory(c.scratchpad, eng, scratchpad_.raw());
+
+    sizes_ = s;
+    built_ = true;
+}
+
+void LstmState::bind(const LstmForwardData& d) {
+    x_.set_data_handle(handle(d.x));
+    h0_.set_data_handle(d.h0 ? handle(d.h0) : zeros_nh_.raw());
+    c0_.set_data_handle(d.c0 ? handle(d.c0) : zeros_nh_.raw());
+    w_ih_.set_data_handle(handle(d.w_ih));
+    w_hh_.set_data_handle(handle(d.w_hh));
+    bias_.set_data_handle(handle(d.bias));
+    y_.set_data_handle(d.y ? d.y : y_own_.raw());
+    h_last_.set_data_handle(d.h_last ? d.h_last : h_last_own_.raw());
+    c_last_.set_data_handle(d.c_last ? d.c_last : c_last_own_.raw());
+}
+
+void LstmState::forward(const LstmSizes& sizes, const LstmForwardData& d) {
+    if (sizes.N <= 0 || sizes.T <= 0 || sizes.E <= 0 || sizes.H <= 0)
+        throw Error("lstm needs a non-empty batch, sequence, input and hidden size");
+    if (!built_ || !(sizes == sizes_)) build(sizes);
+    bind(d);
+    for (const auto& c : fwd_weights_) run(c.prim, c.args);
+    run(fwd_, fwd_args_);
+    forward_done_ = true;
+}
+
+void LstmState::backward(const LstmForwardData& d, const LstmBackwardData& g) {
+    if (!forward_done_) throw Error("lstm backward needs the forward of the same step first (its oneDNN workspace)");
+    bind(d);
+    dy_.set_data_handle(g.dy ? handle(g.dy) : zeros_nth_.raw());
+    dh_last_.set_data_handle(g.dh_last ? handle(g.dh_last) : zeros_nh_.raw());
+    dc_last_.set_data_handle(g.dc_last ? handle(g.dc_last) : zeros_nh_.raw());
+    for (const auto& c : bwd_weights_) run(c.prim, c.args);
+
+    // oneDNN 2.6 adds into the diff weights (no overwrite flag yet): start from zero.
+    zero(dw_ih_);
+    zero(dw_hh_);
+    zero(dbias_);
+    run(bwd_, bwd_args_);
+
+    // Add into the gradients that are wanted: the rest was computed for nothing,
+    // as oneDNN has no switch to skip them.
+    add_into(g.dx, dx_own_);
+    add_into(g.dh0, dh0_own_);
+    add_into(g.dc0, dc0_own_);
+    float* const weight_grads[] = {g.dw_ih, g.dw_hh, g.dbias};
+    const memory* user_views[] = {&dw_ih_user_, &dw_hh_user_, &dbias_user_};
+    for (std::size_t k = 0; k < 3; ++k) {
+        if (!weight_grads[k]) continue;
+        user_views[k]->set_data_handle(weight_grads[k]);
+        run(grad_adds_[k].prim, grad_adds_[k].args);
+    }
+}
+
+}  // namespace graphrun

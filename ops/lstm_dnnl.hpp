@@ -1,0 +1,118 @@
+// The oneDNN LSTM shared by `lstm` (a whole sequence from a zero state) and
+// `lstm_cell` (one step, T = 1, from a given state).
+//
+// Shapes: N batch, T steps, E input size, H units. Layouts are graphrun's
+// (PyTorch's, batch_first): x (N, T, E), h and c (N, H), weight_ih (4H, E),
+// weight_hh (4H, H), bias (4H), gates in the order i, f, g, o, which is also
+// oneDNN's order (i, f, c~, o). To oneDNN, x is `ntc`, a state is `ldnc` with
+// L = D = 1, and the user weights are `ldgoi`.
+//
+// LstmState is a node's OpState. It creates the forward_training and backward
+// primitives once per shape (and again when N or T changes), keeps the
+// workspace forward writes for backward, and owns the scratchpad
+// (scratchpad_mode::user, so any thread may run the node) and every buffer
+// oneDNN needs in its own layout. After the first call for a shape, forward
+// and backward allocate nothing.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include <dnnl.hpp>
+
+#include "engine/op.hpp"
+#include "engine/tensor.hpp"
+
+namespace graphrun {
+
+// The shape rule both ops share: weight_ih (4H, E), weight_hh (4H, H),
+// bias (4H), all f32, with H = units. Throws ShapeError naming `op`.
+void expect_lstm_weights(const char* op, std::span<const TensorType> weights, std::int64_t E, std::int64_t H);
+
+struct LstmSizes {
+    std::int64_t N = 0, T = 0, E = 0, H = 0;
+    bool operator==(const LstmSizes&) const = default;
+};
+
+// What forward reads and writes. Pointers marked "nullptr: ..." are optional.
+struct LstmForwardData {
+    const float* x = nullptr;     // (N, T, E)
+    const float* h0 = nullptr;    // (N, H); nullptr: zeros
+    const float* c0 = nullptr;    // (N, H); nullptr: zeros
+    const float* w_ih = nullptr;  // (4H, E)
+    const float* w_hh = nullptr;  // (4H, H)
+    const float* bias = nullptr;  // (4H)
+    float* y = nullptr;           // (N, T, H) every hidden state; nullptr: kept inside
+    float* h_last = nullptr;      // (N, H); nullptr: kept inside
+    float* c_last = nullptr;      // (N, H); nullptr: kept inside
+};
+
+// What backward reads, and the gradients it ADDS into (nullptr: not wanted).
+struct LstmBackwardData {
+    const float* dy = nullptr;       // (N, T, H); nullptr: zeros
+    const float* dh_last = nullptr;  // (N, H); nullptr: zeros
+    const float* dc_last = nullptr;  // (N, H); nullptr: zeros
+    float* dx = nullptr;             // (N, T, E)
+    float* dh0 = nullptr;            // (N, H)
+    float* dc0 = nullptr;            // (N, H)
+    float* dw_ih = nullptr;          // (4H, E)
+    float* dw_hh = nullptr;          // (4H, H)
+    float* dbias = nullptr;          // (4H)
+};
+
+class LstmState final : public OpState {
+public:
+    void forward(const LstmSizes& sizes, const LstmForwardData& data);
+    // Needs the forward of the same step first, called with the same `data`
+    // (the workspace and the saved states belong to that call).
+    void backward(const LstmForwardData& data, const LstmBackwardData& grads);
+
+private:
+    using Args = std::unordered_map<int, dnnl::memory>;
+    // A reorder primitive with its arguments, created once per shape.
+    struct Copy {
+        dnnl::reorder prim;
+        Args args;
+        dnnl::memory::desc scratchpad;  // its share of the scratchpad
+    };
+
+    void build(const LstmSizes& sizes);
+    void bind(const LstmForwardData& data);
+    // Memory in the primitive's layout `want`: the user's memory itself when
+    // the layouts agree, else a buffer of our own that `copies` fills.
+    dnnl::memory adopt(const dnnl::memory& user, const dnnl::memory::desc& want, std::vector<Copy>& copies);
+    // A reorder from `from` to `to`; with `add`, a sum post-op makes it to += from.
+    Copy make_copy(const dnnl::memory& from, const dnnl::memory& to, bool add);
+
+    LstmSizes sizes_;
+    bool built_ = false;
+    bool forward_done_ = false;
+
+    dnnl::primitive_attr attr_;  // scratchpad_mode::user, for every primitive here
+    dnnl::lstm_forward::primitive_desc fwd_pd_;
+    dnnl::lstm_backward::primitive_desc bwd_pd_;
+    dnnl::lstm_forward fwd_;
+    dnnl::lstm_backward bwd_;
+    Args fwd_args_, bwd_args_;
+
+    // Views of the caller's tensors: their data handles are set on each call.
+    dnnl::memory x_, h0_, c0_, w_ih_, w_hh_, bias_, y_, h_last_, c_last_;
+    dnnl::memory dy_, dh_last_, dc_last_, dw_ih_user_, dw_hh_user_, dbias_user_;
+
+    // Our buffers in graphrun's layouts: zeros for a missing state or
+    // gradient, outputs the caller did not ask for, and oneDNN's gradients of
+    // x and of the initial state (it overwrites them; we must add).
+    Tensor zeros_nh_, zeros_nth_, y_own_, h_last_own_, c_last_own_, dx_own_, dh0_own_, dc0_own_;
+    // Buffers in oneDNN's layouts: workspace (forward -> backward), the diff
+    // weights oneDNN accumulates into, and one scratchpad for all primitives.
+    dnnl::memory workspace_, dw_ih_, dw_hh_, dbias_;
+    Tensor scratchpad_;
+
+    std::vector<Copy> fwd_weights_;  // user weights -> forward layouts (when they differ)
+    std::vector<Copy> bwd_weights_;  // user weights -> backward layouts (when they differ)
+    std::vector<Copy> grad_adds_;    // dW_ih, dW_hh, db: oneDNN layouts -> += user grads
+};
+
+}  // namespace graphrun
