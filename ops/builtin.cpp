@@ -15,6 +15,7 @@ const OpRegistry& builtin_ops() {
         register_embedding(r);
         register_lstm(r);
         register_lstm_cell(r);
+        register_sequence_lengths(r);
         return r;
     }();
     return registry;

@@ -20,5 +20,6 @@ void register_matmul(OpRegistry&);
 void register_embedding(OpRegistry&);
 void register_lstm(OpRegistry&);
 void register_lstm_cell(OpRegistry&);
+void register_sequence_lengths(OpRegistry&);
 
 }  // namespace graphrun

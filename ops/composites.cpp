@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 namespace graphrun {
 
 namespace {
@@ -17,31 +19,53 @@ std::int64_t last_dim(const Graph& graph, ValueRef v) {
     if (shape.empty()) throw Error("node '" + graph.node(v).name + "': expected a tensor with a feature dimension, got a scalar");
     return shape.back();
 }
+
+// The layer's parameter `param`: a new one, or the one `share_from` made.
+ValueRef layer_parameter(Graph& graph, const std::string& layer, const std::string& share_from, const std::string& param,
+                         const Shape& shape, const Attrs& init) {
+    if (share_from.empty()) return graph.parameter(layer + "." + param, {DType::f32, shape}, init);
+    const std::string shared = share_from + "." + param;
+    const auto index = graph.find(shared);
+    if (!index || graph.node(*index).kind != NodeKind::parameter)
+        throw Error(fmt::format("node '{}': shares weights with '{}', which has no parameter '{}' (is it defined, and a layer of the same kind?)",
+                                layer, share_from, shared));
+    const Shape& have = graph.node(*index).outputs[0].shape;
+    if (have != shape)
+        throw Error(fmt::format("node '{}': shares '{}' of shape {}, but needs shape {}", layer, shared, to_string(have), to_string(shape)));
+    return ValueRef{*index, 0};
+}
+
+Attrs uniform(double bound) { return {{"init", std::string("uniform")}, {"bound", bound}}; }
 }  // namespace
 
-ValueRef embedding_layer(Graph& graph, const std::string& name, ValueRef ids, std::int64_t vocab, std::int64_t dim) {
-    const ValueRef weight = graph.parameter(name + ".weight", {DType::f32, {vocab, dim}}, {{"init", std::string("normal")}, {"std", 1.0}});
+ValueRef embedding_layer(Graph& graph, const std::string& name, ValueRef ids, std::int64_t vocab, std::int64_t dim,
+                         const std::string& share_from) {
+    // nn.Embedding draws from N(0, 1).
+    const ValueRef weight = layer_parameter(graph, name, share_from, "weight", {vocab, dim}, {{"init", std::string("normal")}, {"std", 1.0}});
     return graph.add(name, "embedding", {ids, weight});
 }
 
-ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences) {
+ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences,
+                    std::optional<ValueRef> lengths, const std::string& share_from) {
     const std::int64_t in = last_dim(graph, x);
     // nn.LSTM draws every weight from U(-1/sqrt(H), 1/sqrt(H)); its bias is the
     // sum of two such draws, which we keep as one draw of the same bound.
-    const Attrs init{{"init", std::string("uniform")}, {"bound", 1.0 / std::sqrt(static_cast<double>(units))}};
-    const ValueRef w_ih = graph.parameter(name + ".weight_ih", {DType::f32, {4 * units, in}}, init);
-    const ValueRef w_hh = graph.parameter(name + ".weight_hh", {DType::f32, {4 * units, units}}, init);
-    const ValueRef bias = graph.parameter(name + ".bias", {DType::f32, {4 * units}}, init);
-    return graph.add(name, "lstm", {x, w_ih, w_hh, bias}, {{"units", units}, {"return_sequences", return_sequences}});
+    const Attrs init = uniform(1.0 / std::sqrt(static_cast<double>(units)));
+    const ValueRef w_ih = layer_parameter(graph, name, share_from, "weight_ih", {4 * units, in}, init);
+    const ValueRef w_hh = layer_parameter(graph, name, share_from, "weight_hh", {4 * units, units}, init);
+    const ValueRef bias = layer_parameter(graph, name, share_from, "bias", {4 * units}, init);
+    std::vector<ValueRef> inputs{x, w_ih, w_hh, bias};
+    if (lengths) inputs.push_back(*lengths);
+    return graph.add(name, "lstm", inputs, {{"units", units}, {"return_sequences", return_sequences}});
 }
 
-ValueRef dense_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units) {
+ValueRef dense_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, const std::string& share_from) {
     CompositeScope scope(graph, "dense", name);
     const std::int64_t in = last_dim(graph, x);
     // nn.Linear: U(-1/sqrt(in), 1/sqrt(in)) for both.
-    const Attrs init{{"init", std::string("uniform")}, {"bound", 1.0 / std::sqrt(static_cast<double>(in))}};
-    const ValueRef weight = graph.parameter(name + ".weight", {DType::f32, {units, in}}, init);
-    const ValueRef bias = graph.parameter(name + ".bias", {DType::f32, {units}}, init);
+    const Attrs init = uniform(1.0 / std::sqrt(static_cast<double>(in)));
+    const ValueRef weight = layer_parameter(graph, name, share_from, "weight", {units, in}, init);
+    const ValueRef bias = layer_parameter(graph, name, share_from, "bias", {units}, init);
     return graph.add(name, "matmul", {x, weight, bias}, {{"transpose_b", true}});
 }
 

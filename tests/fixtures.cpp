@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 
 #include <catch2/catch.hpp>
@@ -55,6 +56,9 @@ void check_close(const std::string& what, const Tensor& actual, const Tensor& ex
     }
     INFO(fmt::format("worst at [{}]: got {:.8g}, expected {:.8g}; scale {:.4g}", worst_at, actual.f32()[worst_at],
                      expected.f32()[worst_at], scale));
+    // GRAPHRUN_REPORT_ERRORS=1 prints every comparison's error, for notes and reviews.
+    if (std::getenv("GRAPHRUN_REPORT_ERRORS"))
+        fmt::print("{}: max error / max |expected| = {:.2g}\n", what, worst / std::max(scale, 1e-30));
     CHECK(worst <= rel * std::max(scale, 1e-30));
 }
 

@@ -1,0 +1,1 @@
+#include "engine/spec/builder.hpp"

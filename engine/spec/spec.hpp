@@ -1,0 +1,104 @@
+// A graph spec as plain data: what a YAML file (or a string) says, with where
+// it said it, so every later error can name file:line:column. The YAML loader
+// (loader.hpp) makes one; the builder (builder.hpp) turns one into a Graph.
+// Nothing here knows YAML.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/attrs.hpp"
+#include "engine/error.hpp"
+#include "engine/tensor.hpp"
+
+namespace graphrun::spec {
+
+// Where a value came from: a file position (1-based), or a --set override.
+struct Location {
+    std::string file;
+    int line = 0, column = 0;
+    std::string override_key;  // "train.epochs" when the value came from --set
+    // "graphs/siamese.yaml:14:5", "--set train.epochs", or the file alone.
+    std::string str() const;
+};
+
+// An error in a spec; its message starts with the location.
+class SpecError : public Error {
+public:
+    SpecError(const Location& where, const std::string& message) : Error(where.str() + ": " + message) {}
+};
+
+struct InputSpec {
+    std::string name;
+    DType dtype = DType::f32;
+    Shape shape;  // without the batch
+    Location loc;
+};
+
+struct NodeSpec {
+    std::string name;
+    std::string op;
+    std::vector<std::string> inputs;  // node or input names
+    Attrs attrs;                      // every key of the node other than name, op, inputs
+    Location loc;                     // the node's map
+    std::vector<Location> input_locs; // one per input
+    std::map<std::string, Location> attr_locs;
+};
+
+struct SyntheticData {
+    std::int64_t samples = 10000;   // positive pairs
+    std::int64_t classes = 8;       // latent classes; a positive pair shares one
+    double signal = 0.6;            // share of a sequence's tokens drawn from its class's own slice of the vocabulary
+    double min_length = 0.5;        // each sequence's length is uniform in [min_length * T, T]; the rest is padding (id 0)
+    std::uint64_t seed = 1;
+};
+
+struct FileData {
+    std::map<std::string, std::string> inputs;  // input name -> .npy path (relative to the spec's folder)
+    std::string labels;                         // .npy path, or empty: every pair is similar (y = 1)
+};
+
+struct TextData {
+    std::string path;  // TSV: text1 <tab> text2 [<tab> label]
+};
+
+struct DataSpec {
+    enum class Kind { synthetic, files, text } kind = Kind::synthetic;
+    SyntheticData synthetic;
+    FileData files;
+    TextData text;
+    Location loc;
+};
+
+struct OptimizerSpec {
+    std::string type = "adam";  // adam | sgd
+    double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, momentum = 0.0;
+    Location loc;
+};
+
+struct TrainSpec {
+    std::int64_t epochs = 2, batch_size = 32;
+    bool shuffle = true;
+    std::uint64_t seed = 0;
+    std::int64_t negatives = 1;  // dissimilar pairs drawn per positive pair, fresh each epoch
+    double validation = 0.1;     // held-out share of the pairs
+    OptimizerSpec optimizer;
+    double clip_norm = 0.0;      // clip gradients to this global norm; 0: off
+    std::map<std::string, Location> locs;  // "negatives" -> where it was set
+};
+
+struct Spec {
+    std::string path;  // the file, or "<string>"
+    std::string name;  // the file's stem: runs go to runs/<name>
+    std::vector<InputSpec> inputs;
+    std::vector<NodeSpec> nodes;  // in the file's order (any order is allowed)
+    std::vector<std::string> outputs;
+    std::string loss;
+    Location outputs_loc, loss_loc;
+    DataSpec data;
+    TrainSpec train;
+};
+
+}  // namespace graphrun::spec

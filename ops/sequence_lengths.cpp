@@ -1,0 +1,4 @@
+#include "ops/builtin.hpp"
+namespace graphrun {
+void register_sequence_lengths(OpRegistry&) {}
+}  // namespace graphrun
