@@ -40,11 +40,28 @@ void Executor::ensure(Tensor& slot, const TensorType& type) {
 }
 
 void Executor::forward() {
+    run_forward(std::vector<char>(graph_->nodes().size(), 1));
+    forward_done_ = true;
+}
+
+void Executor::forward(const std::vector<ValueRef>& targets) {
+    const auto& nodes = graph_->nodes();
+    std::vector<char> needed(nodes.size(), 0);
+    for (const auto& v : targets) needed.at(static_cast<std::size_t>(v.node)) = 1;
+    for (std::size_t i = nodes.size(); i-- > 0;)
+        if (needed[i])
+            for (const auto& in : nodes[i].inputs) needed[static_cast<std::size_t>(in.node)] = 1;
+    run_forward(needed);
+    forward_done_ = false;  // a partial forward leaves other values stale
+}
+
+void Executor::run_forward(const std::vector<char>& needed) {
     const auto& nodes = graph_->nodes();
     std::vector<TensorType> in_types;
     std::vector<Tensor> inputs;
     for (std::size_t i = 0; i < nodes.size(); ++i) {
         const Node& n = nodes[i];
+        if (!needed[i]) continue;
         if (!n.op) {
             check_leaf(static_cast<int>(i), values_[i][0]);
             continue;
@@ -69,7 +86,6 @@ void Executor::forward() {
             throw Error(fmt::format("node '{}' ({}): {}", n.name, n.op_name, e.what()));
         }
     }
-    forward_done_ = true;
 }
 
 const Tensor& Executor::value(ValueRef v) const {

@@ -24,6 +24,9 @@ public:
 
     // Runs every node. Every input and parameter must have been set.
     void forward();
+    // Runs only the nodes the targets depend on; only their inputs need be set
+    // (e.g. one Siamese branch, to embed sequences). backward() needs forward().
+    void forward(const std::vector<ValueRef>& targets);
 
     const Tensor& value(ValueRef v) const;
     const Tensor& value(const std::string& node_name) const;  // output 0
@@ -44,6 +47,7 @@ public:
     const Graph& graph() const { return *graph_; }
 
 private:
+    void run_forward(const std::vector<char>& needed);
     void check_leaf(int node, const Tensor& value) const;
     static void ensure(Tensor& slot, const TensorType& type);
 

@@ -2,12 +2,25 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 namespace graphrun {
 
+namespace {
+// The saved state must name every parameter with the right shape.
+Tensor state_for(const std::map<std::string, Tensor>& state, const std::string& key, const TensorType& type) {
+    auto it = state.find(key);
+    if (it == state.end()) throw Error(fmt::format("optimizer state has no '{}'", key));
+    if (it->second.type() != type)
+        throw Error(fmt::format("optimizer state '{}' is {}, the parameter is {}", key, to_string(it->second.type()), to_string(type)));
+    return it->second.clone();
+}
+}  // namespace
+
 void Adam::step(Executor& executor) {
-    ++step_;
-    const double correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_));
-    const double correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
+    ++steps_;
+    const double correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
+    const double correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
     // PyTorch's arithmetic order: denom = sqrt(v) / sqrt(c2) + eps; p -= (lr / c1) * m / denom.
     const float step_size = static_cast<float>(options_.lr / correction1);
     const float sqrt_c2 = static_cast<float>(std::sqrt(correction2));
@@ -20,6 +33,8 @@ void Adam::step(Executor& executor) {
         const Tensor& grad = executor.grad(p);
         auto [it, fresh] = moments_.try_emplace(node.name);
         if (fresh) it->second = {Tensor(param.type()), Tensor(param.type())};
+        if (it->second.m.type() != param.type() || it->second.v.type() != param.type())
+            throw Error(fmt::format("Adam state for '{}' is {}, the parameter is {}", node.name, to_string(it->second.m.type()), to_string(param.type())));
         float* w = param.f32();
         float* m = it->second.m.f32();
         float* v = it->second.v.f32();
@@ -33,7 +48,28 @@ void Adam::step(Executor& executor) {
     }
 }
 
+std::map<std::string, Tensor> Adam::state() const {
+    std::map<std::string, Tensor> out;
+    for (const auto& [name, moments] : moments_) {
+        out[name + ".adam_m"] = moments.m;
+        out[name + ".adam_v"] = moments.v;
+    }
+    return out;
+}
+
+void Adam::load_state(const std::map<std::string, Tensor>& state, std::int64_t steps) {
+    moments_.clear();
+    steps_ = steps;
+    for (const auto& [key, tensor] : state) {
+        const auto dot = key.rfind(".adam_m");
+        if (dot == std::string::npos || dot + 7 != key.size()) continue;
+        const std::string name = key.substr(0, dot);
+        moments_[name] = {tensor.clone(), state_for(state, name + ".adam_v", tensor.type())};
+    }
+}
+
 void Sgd::step(Executor& executor) {
+    ++steps_;
     const Graph& graph = executor.graph();
     const float lr = static_cast<float>(lr_), momentum = static_cast<float>(momentum_);
     for (int p : graph.parameters()) {
@@ -46,12 +82,45 @@ void Sgd::step(Executor& executor) {
         }
         auto [it, fresh] = velocity_.try_emplace(graph.node(p).name);
         if (fresh) it->second = executor.grad(p).clone();
+        if (it->second.type() != param.type())
+            throw Error(fmt::format("SGD state for '{}' is {}, the parameter is {}", graph.node(p).name, to_string(it->second.type()), to_string(param.type())));
         float* b = it->second.f32();
         for (std::int64_t j = 0; j < param.numel(); ++j) {
             if (!fresh) b[j] = momentum * b[j] + g[j];
             w[j] -= lr * b[j];
         }
     }
+}
+
+std::map<std::string, Tensor> Sgd::state() const {
+    std::map<std::string, Tensor> out;
+    for (const auto& [name, velocity] : velocity_) out[name + ".sgd_momentum"] = velocity;
+    return out;
+}
+
+void Sgd::load_state(const std::map<std::string, Tensor>& state, std::int64_t steps) {
+    velocity_.clear();
+    steps_ = steps;
+    const std::string suffix = ".sgd_momentum";
+    for (const auto& [key, tensor] : state)
+        if (key.size() > suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0)
+            velocity_[key.substr(0, key.size() - suffix.size())] = tensor.clone();
+}
+
+double clip_grad_norm(Executor& executor, double max_norm) {
+    const Graph& graph = executor.graph();
+    double total = 0;
+    for (int p : graph.parameters())
+        for (float g : executor.grad(p).floats()) total += static_cast<double>(g) * g;
+    total = std::sqrt(total);
+    // torch: clip_coef = max_norm / (total_norm + 1e-6), applied when below 1.
+    const double coefficient = max_norm / (total + 1e-6);
+    if (coefficient < 1.0)
+        for (int p : graph.parameters()) {
+            Tensor g = executor.grad(p);  // shares storage
+            for (float& v : g.floats()) v = static_cast<float>(v * coefficient);
+        }
+    return total;
 }
 
 }  // namespace graphrun

@@ -11,37 +11,59 @@
 
 namespace graphrun {
 
+class Optimizer {
+public:
+    virtual ~Optimizer() = default;
+    // One step on every parameter from the gradients of the last backward().
+    virtual void step(Executor& executor) = 0;
+    // The optimizer's state as named tensors, and its step count, so a
+    // checkpoint can carry it and a resumed run continues exactly.
+    virtual std::map<std::string, Tensor> state() const = 0;
+    virtual void load_state(const std::map<std::string, Tensor>& state, std::int64_t steps) = 0;
+    std::int64_t steps() const { return steps_; }
+
+protected:
+    std::int64_t steps_ = 0;
+};
+
 struct AdamOptions {
     double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
 };
 
-class Adam {
+class Adam final : public Optimizer {
 public:
     explicit Adam(AdamOptions options = {}) : options_(options) {}
-    // One step on every parameter from the gradients of the last backward():
     //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
     //   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
-    void step(Executor& executor);
-    std::int64_t steps() const { return step_; }
+    void step(Executor& executor) override;
+    // "<param>.adam_m" and "<param>.adam_v".
+    std::map<std::string, Tensor> state() const override;
+    void load_state(const std::map<std::string, Tensor>& state, std::int64_t steps) override;
 
 private:
     struct Moments {
         Tensor m, v;
     };
     AdamOptions options_;
-    std::int64_t step_ = 0;
     std::map<std::string, Moments> moments_;
 };
 
-class Sgd {
+class Sgd final : public Optimizer {
 public:
     Sgd(double lr, double momentum = 0.0) : lr_(lr), momentum_(momentum) {}
     //   b = momentum b + g (b = g on the first step);  p -= lr b
-    void step(Executor& executor);
+    void step(Executor& executor) override;
+    // "<param>.sgd_momentum".
+    std::map<std::string, Tensor> state() const override;
+    void load_state(const std::map<std::string, Tensor>& state, std::int64_t steps) override;
 
 private:
     double lr_, momentum_;
     std::map<std::string, Tensor> velocity_;
 };
+
+// Scales every parameter gradient so their global L2 norm is at most
+// max_norm, as torch.nn.utils.clip_grad_norm_; returns the norm before.
+double clip_grad_norm(Executor& executor, double max_norm);
 
 }  // namespace graphrun

@@ -1,12 +1,20 @@
 // lstm: one LSTM layer over a sequence from a zero state, PyTorch's
 // nn.LSTM(E, H, batch_first=True) with bias = bias_ih + bias_hh.
-//   x: (N, T, E), weight_ih: (4H, E), weight_hh: (4H, H), bias: (4H)
+//   x: (N, T, E), weight_ih: (4H, E), weight_hh: (4H, H), bias: (4H), optional lengths: (N) i32/i64
 //   -> y: (N, H) the last hidden state, or (N, T, H) every hidden state with return_sequences.
 // Each step t, gates in PyTorch's order i, f, g, o (rows of the weights):
 //   [a_i a_f a_g a_o] = x_t W_ih^T + h_{t-1} W_hh^T + b,   h_{-1} = c_{-1} = 0
 //   c_t = sigmoid(a_f) c_{t-1} + sigmoid(a_i) tanh(a_g)
 //   h_t = sigmoid(a_o) tanh(c_t)
+// With lengths L (padding after the real steps, as pack_padded_sequence):
+//   y[n] = h_{L[n]-1}[n] (0 when L[n] = 0);  with return_sequences y[n, t] = h_t[n] for t < L[n], else 0.
+// The padding steps still run inside oneDNN; their states are never read, and
+// backward puts dy only at the real steps of diff_dst_layer (nothing into
+// diff_dst_iter), so the weights get the gradient of the unpadded sequences
+// and x gets exactly 0 at the padding steps.
 // Forward and backward (BPTT) run on oneDNN: ops/lstm_dnnl.hpp.
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "ops/builtin.hpp"
@@ -15,11 +23,29 @@
 namespace graphrun {
 namespace {
 
+// The oneDNN state, and with lengths, oneDNN's full output and its gradient in
+// our own buffers (allocated once per shape).
+struct LstmOpState final : OpState {
+    LstmState lstm;
+    Tensor y_full;   // (N, T, H) dst_layer: every h_t, padding steps included
+    Tensor dy_full;  // (N, T, H) diff_dst_layer: dy at the real steps, 0 elsewhere
+
+    void reserve(std::int64_t N, std::int64_t T, std::int64_t H) {
+        if (y_full.defined() && y_full.dim(0) == N && y_full.dim(1) == T && y_full.dim(2) == H) return;
+        y_full = Tensor(Shape{N, T, H});
+        dy_full = Tensor(Shape{N, T, H});
+    }
+};
+
+std::int64_t length_at(const Tensor& lengths, std::int64_t n) {
+    return lengths.dtype() == DType::i32 ? lengths.i32()[n] : lengths.i64()[n];
+}
+
 class Lstm final : public Op {
 public:
     Lstm(std::int64_t units, bool return_sequences) : units_(units), return_sequences_(return_sequences) {}
 
-    // x (N, T, E), W_ih (4H, E), W_hh (4H, H), b (4H) with H = units.
+    // x (N, T, E), W_ih (4H, E), W_hh (4H, H), b (4H) with H = units; lengths (N) integer.
     std::vector<TensorType> infer(std::span<const TensorType> in) const override {
         expect_dtype("x", in[0], DType::f32);
         expect_rank("x", in[0], 3);
@@ -28,41 +54,104 @@ public:
         if (T == 0 || E == 0)
             throw ShapeError(fmt::format("lstm expects input (N, T, E) with T, E > 0, got {}", to_string(x)));
         expect_lstm_weights("lstm", in.subspan(1, 3), E, H);
+        if (in.size() == 5) {
+            const TensorType& lengths = in[4];
+            if (lengths.dtype != DType::i32 && lengths.dtype != DType::i64)
+                throw ShapeError(fmt::format("lstm expects lengths (N) of i32 or i64, got {}", to_string(lengths)));
+            if (lengths.shape.size() != 1 || !dims_agree(lengths.shape[0], N))
+                throw ShapeError(fmt::format("lstm expects lengths (N) with the batch of x {}, got {}", to_string(x), to_string(lengths.shape)));
+        }
         if (return_sequences_) return {TensorType{DType::f32, {N, T, H}}};
         return {TensorType{DType::f32, {N, H}}};
     }
 
-    std::unique_ptr<OpState> make_state() const override { return std::make_unique<LstmState>(); }
+    std::unique_ptr<OpState> make_state() const override { return std::make_unique<LstmOpState>(); }
 
     void forward(const ForwardArgs& args) const override {
         const Tensor& x = args.inputs[0];
-        auto& state = static_cast<LstmState&>(*args.state);
-        state.forward({x.dim(0), x.dim(1), x.dim(2), units_}, data(args.inputs, args.outputs[0]));
+        auto& state = static_cast<LstmOpState&>(*args.state);
+        const std::int64_t N = x.dim(0), T = x.dim(1), H = units_;
+        const Tensor* lengths = args.inputs.size() == 5 ? &args.inputs[4] : nullptr;
+        if (lengths) {
+            check_lengths(*lengths, T);
+            state.reserve(N, T, H);
+        }
+        state.lstm.forward({N, T, x.dim(2), H}, data(args.inputs, args.outputs[0], state));
+        if (!lengths) return;
+
+        // Read each row's real steps out of the full sequence.
+        const float* y_full = state.y_full.f32();
+        float* y = args.outputs[0].f32();
+        const std::size_t row_bytes = static_cast<std::size_t>(H) * sizeof(float);
+        for (std::int64_t n = 0; n < N; ++n) {
+            const std::int64_t L = length_at(*lengths, n);
+            if (return_sequences_) {
+                std::memcpy(y + n * T * H, y_full + n * T * H, static_cast<std::size_t>(L) * row_bytes);
+                std::memset(y + (n * T + L) * H, 0, static_cast<std::size_t>(T - L) * row_bytes);
+            } else if (L > 0) {
+                std::memcpy(y + n * H, y_full + (n * T + L - 1) * H, row_bytes);
+            } else {
+                std::memset(y + n * H, 0, row_bytes);
+            }
+        }
     }
 
-    // dy flows in as oneDNN's diff_dst_layer (every h_t) or diff_dst_iter (the last h).
+    // dy flows in as oneDNN's diff_dst_layer (every h_t) or diff_dst_iter (the
+    // last h); with lengths, only into diff_dst_layer at each row's real steps.
     void backward(const BackwardArgs& args) const override {
-        auto& state = static_cast<LstmState&>(*args.state);
+        auto& state = static_cast<LstmOpState&>(*args.state);
         const float* dy = args.output_grads[0].f32();
         const auto grad = [&](std::size_t k) { return args.input_grads[k] ? args.input_grads[k]->f32() : nullptr; };
         LstmBackwardData g;
-        (return_sequences_ ? g.dy : g.dh_last) = dy;
         g.dx = grad(0);
         g.dw_ih = grad(1);
         g.dw_hh = grad(2);
         g.dbias = grad(3);
-        state.backward(data(args.inputs, args.outputs[0]), g);
+        if (args.inputs.size() == 5) {
+            scatter_dy(args.inputs[4], args.inputs[0].dim(1), dy, state.dy_full);
+            g.dy = state.dy_full.f32();
+        } else {
+            (return_sequences_ ? g.dy : g.dh_last) = dy;
+        }
+        state.lstm.backward(data(args.inputs, args.outputs[0], state), g);
     }
 
 private:
-    // The output is oneDNN's dst_layer (N, T, H) or dst_iter (N, H); the other
-    // one, and the last cell state, stay inside the state.
-    LstmForwardData data(std::span<const Tensor> in, const Tensor& out) const {
+    static void check_lengths(const Tensor& lengths, std::int64_t T) {
+        for (std::int64_t n = 0; n < lengths.numel(); ++n) {
+            const std::int64_t L = length_at(lengths, n);
+            if (L < 0 || L > T)
+                throw Error(fmt::format("lstm expects lengths in [0, T={}], got {} for row {}", T, L, n));
+        }
+    }
+
+    // dy_full (N, T, H) = dy at (n, t) for t < L[n] (sequences) or at (n, L[n] - 1) (final state), 0 elsewhere.
+    void scatter_dy(const Tensor& lengths, std::int64_t T, const float* dy, Tensor& dy_full) const {
+        const std::int64_t H = units_, N = lengths.numel();
+        dy_full.zero();
+        float* d = dy_full.f32();
+        const std::size_t row_bytes = static_cast<std::size_t>(H) * sizeof(float);
+        for (std::int64_t n = 0; n < N; ++n) {
+            const std::int64_t L = length_at(lengths, n);
+            if (return_sequences_) std::memcpy(d + n * T * H, dy + n * T * H, static_cast<std::size_t>(L) * row_bytes);
+            else if (L > 0) std::memcpy(d + (n * T + L - 1) * H, dy + n * H, row_bytes);
+        }
+    }
+
+    // Without lengths, the output is oneDNN's dst_layer (N, T, H) or dst_iter
+    // (N, H); the other one, and the last cell state, stay inside the state.
+    // With lengths, oneDNN writes dst_layer into the state's y_full and the
+    // output is read from it.
+    LstmForwardData data(std::span<const Tensor> in, const Tensor& out, LstmOpState& state) const {
         LstmForwardData d;
         d.x = in[0].f32();
         d.w_ih = in[1].f32();
         d.w_hh = in[2].f32();
         d.bias = in[3].f32();
+        if (in.size() == 5) {
+            d.y = state.y_full.f32();
+            return d;
+        }
         float* y = const_cast<float*>(out.f32());  // backward passes the forward's output back
         (return_sequences_ ? d.y : d.h_last) = y;
         return d;
@@ -76,9 +165,9 @@ private:
 
 void register_lstm(OpRegistry& registry) {
     registry.add({.name = "lstm",
-                  .summary = "LSTM layer over (N, T, E) from a zero state, PyTorch's weight layout and gate order",
+                  .summary = "LSTM layer over (N, T, E) from a zero state, PyTorch's weight layout and gate order; optional lengths (N) for padded batches",
                   .min_inputs = 4,
-                  .max_inputs = 4,
+                  .max_inputs = 5,
                   .attrs = {{"units", AttrKind::integer, std::nullopt, "hidden size H; the weights must be (4H, E), (4H, H), (4H)"},
                             {"return_sequences", AttrKind::boolean, false, "output every hidden state (N, T, H), not just the last (N, H)"}},
                   .make = [](const Attrs& a) { return std::make_unique<Lstm>(a.integer("units"), a.boolean("return_sequences")); }});

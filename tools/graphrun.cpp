@@ -1,50 +1,116 @@
-// The graphrun command line. For now: `graphrun demo`, the built-in example,
-// and `graphrun --version`; YAML specs (`graphrun SPEC`) come next.
+// The graphrun command line. Exit status: 0 success; 2 a bad spec, argument or
+// input file; 1 any other failure (a non-finite loss, an internal error).
 #include <cstring>
 #include <string>
 
 #include <fmt/format.h>
+#include <omp.h>
+#include <tbb/global_control.h>
 
 #include "engine/error.hpp"
-#include "tools/demo.hpp"
+#include "engine/train/trainer.hpp"
+#include "tools/cli.hpp"
+
+namespace graphrun::cli {
+
+const char* const kUsage =
+    "usage:\n"
+    "  graphrun SPEC                       same as: graphrun train SPEC\n"
+    "  graphrun train SPEC [--set K=V]... [--init CKPT] [--resume] [--out DIR] [--threads N] [--allow-positive-only]\n"
+    "  graphrun check SPEC [--set K=V]...  validate; print the summary table and the data's lengths\n"
+    "  graphrun gradcheck SPEC             each parameter's gradient against finite differences on a small batch\n"
+    "  graphrun predict SPEC --checkpoint CKPT --input NAME=FILE.npy ... --output NODE ... --out DIR\n"
+    "  graphrun --version\n";
 
 namespace {
-constexpr const char* kUsage =
-    "usage: graphrun demo [--epochs N]   train the built-in Siamese LSTM example on synthetic pairs\n"
-    "       graphrun --version\n";
+std::string value_of(int& i, int argc, char** argv) {
+    if (i + 1 >= argc) throw UsageError(fmt::format("{} expects a value", argv[i]));
+    return argv[++i];
 }
 
-int main(int argc, char** argv) {
-    try {
-        if (argc >= 2 && std::strcmp(argv[1], "--version") == 0) {
-            fmt::print("graphrun {}\n", GRAPHRUN_VERSION);
-            return 0;
-        }
-        if (argc >= 2 && std::strcmp(argv[1], "demo") == 0) {
-            int epochs = 5;
-            for (int i = 2; i < argc; ++i) {
-                if (std::strcmp(argv[i], "--epochs") == 0 && i + 1 < argc) {
-                    try {
-                        epochs = std::stoi(argv[++i]);
-                    } catch (const std::exception&) {
-                        epochs = 0;
-                    }
-                    if (epochs < 1) {
-                        fmt::print(stderr, "graphrun demo: --epochs expects a positive whole number, got '{}'\n", argv[i]);
-                        return 2;
-                    }
-                } else {
-                    fmt::print(stderr, "graphrun demo: unknown argument '{}'\n{}", argv[i], kUsage);
-                    return 2;
-                }
+std::pair<std::string, std::string> split_pair(const std::string& flag, const std::string& text) {
+    const auto eq = text.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
+        throw UsageError(fmt::format("{} expects NAME=VALUE, got '{}'", flag, text));
+    return {text.substr(0, eq), text.substr(eq + 1)};
+}
+}  // namespace
+
+Args parse_args(int argc, char** argv) {
+    Args a;
+    int i = 1;
+    if (i < argc && (std::strcmp(argv[i], "train") == 0 || std::strcmp(argv[i], "check") == 0 || std::strcmp(argv[i], "gradcheck") == 0 ||
+                     std::strcmp(argv[i], "predict") == 0))
+        a.command = argv[i++];
+    else
+        a.command = "train";
+    for (; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--set") {
+            const std::string kv = value_of(i, argc, argv);
+            split_pair("--set", kv);
+            a.overrides.push_back(kv);
+        } else if (arg == "--init") a.init = value_of(i, argc, argv);
+        else if (arg == "--checkpoint") a.checkpoint = value_of(i, argc, argv);
+        else if (arg == "--out") a.out = value_of(i, argc, argv);
+        else if (arg == "--resume") a.resume = true;
+        else if (arg == "--allow-positive-only") a.allow_positive_only = true;
+        else if (arg == "--threads") {
+            const std::string v = value_of(i, argc, argv);
+            try {
+                std::size_t used = 0;
+                a.threads = std::stoi(v, &used);
+                if (used != v.size() || a.threads < 1) throw std::invalid_argument(v);
+            } catch (const std::exception&) {
+                throw UsageError(fmt::format("--threads expects a positive whole number, got '{}'", v));
             }
-            return graphrun::run_demo(epochs);
-        }
-        fmt::print(stderr, "{}", kUsage);
+        } else if (arg == "--input") a.inputs.push_back(split_pair("--input", value_of(i, argc, argv)));
+        else if (arg == "--output") a.outputs.push_back(value_of(i, argc, argv));
+        else if (arg.rfind("-", 0) == 0) throw UsageError(fmt::format("unknown option '{}'", arg));
+        else if (a.spec.empty()) a.spec = arg;
+        else throw UsageError(fmt::format("unexpected argument '{}' (the spec is '{}')", arg, a.spec));
+    }
+    if (a.spec.empty()) throw UsageError("no spec given");
+    if (a.resume && !a.init.empty()) throw UsageError("--resume and --init exclude each other: --resume continues from OUT/checkpoint.safetensors");
+    return a;
+}
+
+void limit_threads(int threads) {
+    if (threads < 1) return;
+    // oneDNN's primitives run on OpenMP; the engine's own loops on oneTBB.
+    omp_set_num_threads(threads);
+    static std::unique_ptr<tbb::global_control> control;
+    control = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+}
+
+}  // namespace graphrun::cli
+
+int main(int argc, char** argv) {
+    using namespace graphrun;
+    if (argc >= 2 && (std::strcmp(argv[1], "--version") == 0)) {
+        fmt::print("graphrun {}\n", GRAPHRUN_VERSION);
+        return 0;
+    }
+    if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+        fmt::print("{}", cli::kUsage);
+        return 0;
+    }
+    try {
+        const cli::Args args = cli::parse_args(argc, argv);
+        cli::limit_threads(args.threads);
+        if (args.command == "check") return cli::run_check(args);
+        if (args.command == "gradcheck") return cli::run_gradcheck(args);
+        if (args.command == "predict") return cli::run_predict(args);
+        return cli::run_train(args);
+    } catch (const cli::UsageError& e) {
+        fmt::print(stderr, "graphrun: {}\n{}", e.what(), cli::kUsage);
         return 2;
-    } catch (const graphrun::Error& e) {
+    } catch (const Error& e) {
         fmt::print(stderr, "graphrun: {}\n", e.what());
         return 2;
+    } catch (const train::TrainingFailure& e) {
+        fmt::print(stderr, "graphrun: training failed: {}\n", e.what());
+        return 1;
     } catch (const std::exception& e) {
         fmt::print(stderr, "graphrun: internal error: {}\n", e.what());
         return 1;

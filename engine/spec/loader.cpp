@@ -1,1 +1,503 @@
+// The YAML walk: one read_* function per section of the format, each checking
+// its keys, types and ranges where it reads them, so every error points at the
+// value that caused it. --set overrides are written into the YAML tree first;
+// the walk then reads them like any other value, and a value whose path was
+// overridden reports `--set KEY` as its location.
 #include "engine/spec/loader.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <set>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+namespace graphrun::spec {
+namespace {
+
+namespace fs = std::filesystem;
+using Keys = std::vector<std::string>;
+
+// The keys of the format. They check the file and the --set paths alike.
+const Keys kTopKeys{"name", "inputs", "nodes", "outputs", "loss", "data", "train"};
+const Keys kInputKeys{"name", "shape", "dtype"};
+const Keys kTrainKeys{"epochs", "batch_size", "shuffle", "seed", "negatives", "validation", "optimizer", "clip_norm"};
+const Keys kOptimizerKeys{"type", "lr", "beta1", "beta2", "eps", "momentum"};
+const Keys kDataKeys{"synthetic", "files", "text"};
+const Keys kSyntheticKeys{"samples", "classes", "signal", "min_length", "seed"};
+const Keys kFilesKeys{"inputs", "labels"};
+const Keys kTextKeys{"path"};
+// The maps --set can reach by key, and the keys each one takes (empty: any).
+const std::map<std::string, Keys> kSections{{"", kTopKeys},          {"train", kTrainKeys},
+                                            {"train.optimizer", kOptimizerKeys}, {"data", kDataKeys},
+                                            {"data.synthetic", kSyntheticKeys},  {"data.files", kFilesKeys},
+                                            {"data.files.inputs", {}},          {"data.text", kTextKeys}};
+
+bool contains(const Keys& keys, const std::string& key) { return std::find(keys.begin(), keys.end(), key) != keys.end(); }
+
+// One key: value pair of a YAML map, with its dotted path ("train.epochs").
+struct Entry {
+    std::string key, path;
+    YAML::Node key_node, value;
+};
+
+class Reader {
+public:
+    Reader(std::string file, std::set<std::string> overridden) : file_(std::move(file)), overridden_(std::move(overridden)) {}
+
+    // Where a value is: the --set key that wrote it (or a map containing it), else its mark.
+    Location at(const YAML::Node& node, const std::string& path) const {
+        for (std::string p = path;;) {
+            if (overridden_.count(p)) return Location{file_, 0, 0, p};
+            const auto dot = p.rfind('.');
+            if (dot == std::string::npos) break;
+            p.resize(dot);
+        }
+        if (node.IsDefined() && !node.Mark().is_null()) return Location{file_, node.Mark().line + 1, node.Mark().column + 1, ""};
+        return Location{file_, 0, 0, ""};
+    }
+    // An empty value (`epochs:`) has its mark on the next line; its key's is more useful.
+    Location at(const Entry& e) const { return at(e.value.IsNull() ? e.key_node : e.value, e.path); }
+    Location file_start() const { return Location{file_, 1, 1, ""}; }
+
+    [[noreturn]] void fail(const Location& where, const std::string& message) const { throw SpecError(where, message); }
+
+    static std::string describe(const YAML::Node& n) {
+        if (n.IsMap()) return "a map";
+        if (n.IsSequence()) return "a list";
+        if (!n.IsDefined() || n.IsNull()) return "nothing";
+        return n.Tag() == "!" ? fmt::format("the string \"{}\"", n.Scalar()) : fmt::format("'{}'", n.Scalar());
+    }
+
+    // The entries of a map, checked against `allowed` (empty: any key).
+    std::vector<Entry> map(const YAML::Node& node, const std::string& path, const std::string& what, const Keys& allowed) const {
+        if (!node.IsMap()) fail(at(node, path), fmt::format("{} must be a map, got {}", what, describe(node)));
+        std::vector<Entry> entries;
+        for (auto it = node.begin(); it != node.end(); ++it) {
+            const YAML::Node k = it->first;  // a copy: `it->` returns a temporary proxy
+            if (!k.IsScalar()) fail(at(k, path), fmt::format("{}: a key must be a plain name, got {}", what, describe(k)));
+            const std::string key = k.Scalar();
+            Entry e{key, path.empty() ? key : path + "." + key, k, it->second};
+            for (const auto& seen : entries)
+                if (seen.key == key)
+                    fail(at(k, e.path), fmt::format("{}: key '{}' appears twice (first at {})", what, key, at(seen.key_node, seen.path).str()));
+            if (!allowed.empty() && !contains(allowed, key))
+                fail(at(k, e.path), fmt::format("unknown key '{}' in {} (known: {}){}", key, what, join(allowed), did_you_mean(key, allowed)));
+            entries.push_back(std::move(e));
+        }
+        return entries;
+    }
+
+    std::vector<YAML::Node> list(const YAML::Node& node, const std::string& path, const std::string& what) const {
+        if (!node.IsSequence()) fail(at(node, path), fmt::format("{} must be a list, got {}", what, describe(node)));
+        return {node.begin(), node.end()};
+    }
+
+    // Scalars. A quoted value is always a string: "10" is not a number.
+    std::string string(const YAML::Node& n, const std::string& path, const std::string& what) const {
+        if (!n.IsScalar()) fail(at(n, path), fmt::format("{} must be a string, got {}", what, describe(n)));
+        return n.Scalar();
+    }
+    std::int64_t integer(const YAML::Node& n, const std::string& path, const std::string& what) const {
+        if (auto v = as_integer(n)) return *v;
+        if (as_number(n)) fail(at(n, path), fmt::format("{} must be an integer, got {}", what, n.Scalar()));
+        fail(at(n, path), fmt::format("{} must be an integer, got {}", what, describe(n)));
+    }
+    std::int64_t positive(const YAML::Node& n, const std::string& path, const std::string& what) const {
+        const std::int64_t v = integer(n, path, what);
+        if (v <= 0) fail(at(n, path), fmt::format("{} must be a positive integer, got {}", what, v));
+        return v;
+    }
+    std::int64_t non_negative(const YAML::Node& n, const std::string& path, const std::string& what) const {
+        const std::int64_t v = integer(n, path, what);
+        if (v < 0) fail(at(n, path), fmt::format("{} must be a non-negative integer, got {}", what, v));
+        return v;
+    }
+    double number(const YAML::Node& n, const std::string& path, const std::string& what) const {
+        if (auto v = as_number(n)) return *v;
+        fail(at(n, path), fmt::format("{} must be a number, got {}", what, describe(n)));
+    }
+    // A number between lo and hi, each end open or closed; hi = HUGE_VAL: no upper bound.
+    double in_range(const YAML::Node& n, const std::string& path, const std::string& what, double lo, bool lo_open, double hi,
+                    bool hi_open) const {
+        const double v = number(n, path, what);
+        if (!((lo_open ? v <= lo : v < lo) || (hi_open ? v >= hi : v > hi))) return v;
+        if (std::isinf(hi)) fail(at(n, path), fmt::format("{} must be {} {}, got {}", what, lo_open ? ">" : ">=", lo, v));
+        fail(at(n, path), fmt::format("{} must be in {}{}, {}{}, got {}", what, lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]", v));
+    }
+    bool boolean(const YAML::Node& n, const std::string& path, const std::string& what) const {
+        if (auto v = as_boolean(n)) return *v;
+        fail(at(n, path), fmt::format("{} must be true or false, got {}", what, describe(n)));
+    }
+
+    // A node attribute keeps the type its text has: 64 an integer, 0.5 a number,
+    // true a boolean, anything else a string; the op's schema checks it later.
+    AttrValue attribute(const YAML::Node& n, const std::string& path, const std::string& what) const {
+        if (!n.IsScalar()) fail(at(n, path), fmt::format("{} must be a single value, got {}", what, describe(n)));
+        if (auto v = as_integer(n)) return *v;
+        if (auto v = as_number(n)) return *v;
+        if (auto v = as_boolean(n)) return *v;
+        return n.Scalar();
+    }
+
+private:
+    static bool plain(const YAML::Node& n) { return n.IsScalar() && n.Tag() != "!"; }
+    static std::optional<std::int64_t> as_integer(const YAML::Node& n) {
+        if (!plain(n)) return std::nullopt;
+        const std::string& s = n.Scalar();
+        const char* begin = s.data() + (s.starts_with('+') ? 1 : 0);
+        std::int64_t v = 0;
+        const auto [end, ec] = std::from_chars(begin, s.data() + s.size(), v);
+        if (ec != std::errc() || end != s.data() + s.size() || begin == end) return std::nullopt;
+        return v;
+    }
+    static std::optional<double> as_number(const YAML::Node& n) {
+        if (!plain(n) || n.Scalar().empty()) return std::nullopt;
+        const std::string& s = n.Scalar();
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        // strtod reads "inf", "nan" and hex floats too: a spec has no use for them.
+        if (end != s.c_str() + s.size() || !std::isfinite(v) || s.find_first_of("xXnN") != std::string::npos) return std::nullopt;
+        return v;
+    }
+    static std::optional<bool> as_boolean(const YAML::Node& n) {
+        if (!plain(n)) return std::nullopt;
+        const std::string& s = n.Scalar();
+        if (s == "true" || s == "True" || s == "TRUE") return true;
+        if (s == "false" || s == "False" || s == "FALSE") return false;
+        return std::nullopt;
+    }
+
+    std::string file_;
+    std::set<std::string> overridden_;
+};
+
+const Entry* find(const std::vector<Entry>& entries, const std::string& key) {
+    for (const auto& e : entries)
+        if (e.key == key) return &e;
+    return nullptr;
+}
+
+DType read_dtype(const Reader& r, const Entry& e, const std::string& what) {
+    const std::string s = r.string(e.value, e.path, what);
+    if (s == "int32") return DType::i32;
+    if (s == "int64") return DType::i64;
+    if (s == "float32") return DType::f32;
+    const Keys known{"int32", "int64", "float32"};
+    r.fail(r.at(e), fmt::format("{} must be one of {}, got '{}'{}", what, join(known), s, did_you_mean(s, known)));
+}
+
+InputSpec read_input(const Reader& r, const YAML::Node& n) {
+    InputSpec in;
+    in.loc = r.at(n, "inputs");
+    // The name first: the other keys' paths (for --set) contain it.
+    std::string name;
+    if (n.IsMap() && n["name"]) name = r.string(n["name"], "inputs", "an input's name");
+    const std::string path = "inputs." + name;
+    const auto entries = r.map(n, "inputs", "an input", kInputKeys);
+    const Entry* name_entry = find(entries, "name");
+    if (!name_entry) r.fail(in.loc, "an input needs a name");
+    check_name(r.at(name_entry->value, name_entry->path), "input name", name);
+    in.name = name;
+    const std::string what = fmt::format("input '{}'", name);
+    for (auto e : entries) {
+        e.path = path + "." + e.key;
+        if (e.key == "dtype") in.dtype = read_dtype(r, e, what + ": dtype");
+        if (e.key == "shape") {
+            for (const auto& d : r.list(e.value, e.path, what + ": shape"))
+                in.shape.push_back(r.positive(d, e.path, what + ": every size of the shape"));
+            check_size(r.at(e), what + ": shape", in.shape);
+        }
+    }
+    if (!find(entries, "shape")) r.fail(in.loc, what + " needs a shape (without the batch; [] for one value per sample)");
+    return in;
+}
+
+// A node takes any key as an attribute, so a misspelt `name` or `op` only shows as missing.
+std::string misspelt(const std::vector<Entry>& entries, const std::string& key) {
+    for (const auto& e : entries)
+        if (near_miss(e.key, {key})) return fmt::format(" (is '{}' a misspelt '{}'?)", e.key, key);
+    return "";
+}
+
+NodeSpec read_node(const Reader& r, const YAML::Node& n) {
+    NodeSpec node;
+    node.loc = r.at(n, "nodes");
+    if (n.IsMap() && n["name"]) node.name = r.string(n["name"], "nodes", "a node's name");
+    const std::string path = "nodes." + node.name;
+    const auto entries = r.map(n, "nodes", "a node", {});
+    const Entry* name_entry = find(entries, "name");
+    if (!name_entry) r.fail(node.loc, "a node needs a name" + misspelt(entries, "name"));
+    check_name(r.at(name_entry->value, name_entry->path), "node name", node.name);
+    const std::string what = fmt::format("node '{}'", node.name);
+    for (auto e : entries) {
+        e.path = path + "." + e.key;
+        if (e.key == "name") continue;
+        if (e.key == "op") {
+            node.op = r.string(e.value, e.path, what + ": op");
+        } else if (e.key == "inputs") {
+            for (const auto& i : r.list(e.value, e.path, what + ": inputs")) {
+                node.inputs.push_back(r.string(i, e.path, what + ": an input"));
+                node.input_locs.push_back(r.at(i, e.path));
+            }
+        } else {
+            node.attrs.set(e.key, r.attribute(e.value, e.path, fmt::format("{}: attribute '{}'", what, e.key)));
+            node.attr_locs[e.key] = r.at(e);
+        }
+    }
+    if (!find(entries, "op")) r.fail(node.loc, what + " needs an op" + misspelt(entries, "op"));
+    return node;
+}
+
+OptimizerSpec read_optimizer(const Reader& r, const Entry& section) {
+    OptimizerSpec o;
+    o.loc = r.at(section);
+    const auto entries = r.map(section.value, section.path, "train.optimizer", kOptimizerKeys);
+    if (const Entry* t = find(entries, "type")) {
+        o.type = r.string(t->value, t->path, "train.optimizer.type");
+        const Keys known{"adam", "sgd"};
+        if (!contains(known, o.type))
+            r.fail(r.at(*t), fmt::format("unknown optimizer type '{}' (known: {}){}", o.type, join(known), did_you_mean(o.type, known)));
+    }
+    // A setting of the other optimizer would be ignored without a word: refuse it.
+    const Keys own = o.type == "adam" ? Keys{"type", "lr", "beta1", "beta2", "eps"} : Keys{"type", "lr", "momentum"};
+    for (const auto& e : entries) {
+        const std::string what = "train.optimizer." + e.key;
+        if (!contains(own, e.key))
+            r.fail(r.at(e.key_node, e.path), fmt::format("'{}' is not a setting of {} (it takes {})", e.key, o.type, join(own)));
+        if (e.key == "lr") o.lr = r.in_range(e.value, e.path, what, 0, true, HUGE_VAL, false);
+        if (e.key == "beta1") o.beta1 = r.in_range(e.value, e.path, what, 0, false, 1, true);
+        if (e.key == "beta2") o.beta2 = r.in_range(e.value, e.path, what, 0, false, 1, true);
+        if (e.key == "eps") o.eps = r.in_range(e.value, e.path, what, 0, true, HUGE_VAL, false);
+        if (e.key == "momentum") o.momentum = r.in_range(e.value, e.path, what, 0, false, 1, true);
+    }
+    return o;
+}
+
+TrainSpec read_train(const Reader& r, const Entry& section) {
+    TrainSpec t;
+    for (const auto& e : r.map(section.value, section.path, "train", kTrainKeys)) {
+        const std::string what = e.path;
+        t.locs[e.key] = r.at(e);
+        if (e.key == "epochs") t.epochs = r.positive(e.value, e.path, what);
+        if (e.key == "batch_size") t.batch_size = r.positive(e.value, e.path, what);
+        if (e.key == "shuffle") t.shuffle = r.boolean(e.value, e.path, what);
+        if (e.key == "seed") t.seed = static_cast<std::uint64_t>(r.non_negative(e.value, e.path, what));
+        if (e.key == "negatives") t.negatives = r.non_negative(e.value, e.path, what);
+        if (e.key == "validation") t.validation = r.in_range(e.value, e.path, what, 0, false, 1, true);
+        if (e.key == "clip_norm") t.clip_norm = r.in_range(e.value, e.path, what, 0, false, HUGE_VAL, false);
+        if (e.key == "optimizer") t.optimizer = read_optimizer(r, e);
+    }
+    return t;
+}
+
+// A data path is relative to the spec's folder; it is stored resolved so the
+// trainer can open it from any working directory the spec was loaded from.
+std::string resolve(const fs::path& folder, const std::string& p) {
+    const fs::path path(p);
+    return path.is_absolute() ? p : (folder / path).lexically_normal().string();
+}
+
+DataSpec read_data(const Reader& r, const Entry& section, const std::vector<InputSpec>& inputs, const fs::path& folder) {
+    DataSpec d;
+    d.loc = r.at(section);
+    const auto entries = r.map(section.value, section.path, "data", kDataKeys);
+    if (entries.size() != 1)
+    {
+        std::string got;
+        for (const auto& e : entries) got += (got.empty() ? "" : " and ") + e.key;
+        r.fail(d.loc, fmt::format("data must hold exactly one of synthetic, files, text; got {}", got.empty() ? "none" : got));
+    }
+    const Entry& e = entries[0];
+    if (e.key == "synthetic") {
+        d.kind = DataSpec::Kind::synthetic;
+        for (const auto& s : r.map(e.value, e.path, "data.synthetic", kSyntheticKeys)) {
+            if (s.key == "samples") d.synthetic.samples = r.positive(s.value, s.path, s.path);
+            if (s.key == "classes") d.synthetic.classes = r.positive(s.value, s.path, s.path);
+            if (s.key == "signal") d.synthetic.signal = r.in_range(s.value, s.path, s.path, 0, false, 1, false);
+            if (s.key == "min_length") d.synthetic.min_length = r.in_range(s.value, s.path, s.path, 0, true, 1, false);
+            if (s.key == "seed") d.synthetic.seed = static_cast<std::uint64_t>(r.non_negative(s.value, s.path, s.path));
+        }
+    } else if (e.key == "files") {
+        d.kind = DataSpec::Kind::files;
+        const auto files = r.map(e.value, e.path, "data.files", kFilesKeys);
+        const Entry* in = find(files, "inputs");
+        if (!in) r.fail(r.at(e), "data.files needs `inputs`: a map from input name to .npy file");
+        Keys names;
+        for (const auto& i : inputs) names.push_back(i.name);
+        for (const auto& f : r.map(in->value, in->path, "data.files.inputs", {})) {
+            if (!contains(names, f.key))
+                r.fail(r.at(f.key_node, f.path), fmt::format("data.files.inputs: no input named '{}' (inputs: {}){}", f.key, join(names),
+                                                              did_you_mean(f.key, names)));
+            d.files.inputs[f.key] = resolve(folder, r.string(f.value, f.path, f.path));
+        }
+        if (const Entry* l = find(files, "labels")) d.files.labels = resolve(folder, r.string(l->value, l->path, l->path));
+    } else {
+        d.kind = DataSpec::Kind::text;
+        const auto text = r.map(e.value, e.path, "data.text", kTextKeys);
+        const Entry* p = find(text, "path");
+        if (!p) r.fail(r.at(e), "data.text needs `path`: a TSV file");
+        d.text.path = resolve(folder, r.string(p->value, p->path, p->path));
+    }
+    return d;
+}
+
+Spec read_spec(const Reader& r, const YAML::Node& root, const std::string& path, const std::string& default_name, const fs::path& folder) {
+    Spec spec;
+    spec.path = path;
+    spec.name = default_name;
+    const auto top = r.map(root, "", "the spec", kTopKeys);
+    for (const char* required : {"inputs", "nodes", "loss"})
+        if (!find(top, required)) r.fail(r.file_start(), fmt::format("the spec needs a `{}` key (known keys: {})", required, join(kTopKeys)));
+    // Inputs before data: data.files names inputs.
+    for (const char* key : {"name", "inputs", "nodes", "outputs", "loss", "train", "data"}) {
+        const Entry* e = find(top, key);
+        if (!e) continue;
+        const std::string k = key;
+        if (k == "name") {
+            spec.name = r.string(e->value, e->path, "name");
+            check_name(r.at(*e), "name", spec.name);
+        } else if (k == "inputs") {
+            for (const auto& n : r.list(e->value, e->path, "inputs")) spec.inputs.push_back(read_input(r, n));
+            if (spec.inputs.empty()) r.fail(r.at(*e), "inputs must list at least one input");
+        } else if (k == "nodes") {
+            for (const auto& n : r.list(e->value, e->path, "nodes")) spec.nodes.push_back(read_node(r, n));
+        } else if (k == "outputs") {
+            spec.outputs_loc = r.at(*e);
+            for (const auto& n : r.list(e->value, e->path, "outputs")) spec.outputs.push_back(r.string(n, e->path, "an output"));
+        } else if (k == "loss") {
+            spec.loss_loc = r.at(*e);
+            spec.loss = r.string(e->value, e->path, "loss");
+        } else if (k == "train") {
+            spec.train = read_train(r, *e);
+        } else if (k == "data") {
+            spec.data = read_data(r, *e, spec.inputs, folder);
+        }
+    }
+    check_unique_names(spec);
+    return spec;
+}
+
+// --set KEY=VALUE. KEY is checked against the format's keys (and the spec's
+// input and node names) before VALUE is written, so a typo is an error, never
+// a new key that nothing reads. Returns the keys written.
+std::set<std::string> apply_overrides(YAML::Node& root, const std::vector<std::string>& overrides, const std::string& file) {
+    const Reader r(file, {});
+    std::set<std::string> written;
+    for (const auto& raw : overrides) {
+        const auto eq = raw.find('=');
+        const std::string key = raw.substr(0, eq);
+        const Location where{file, 0, 0, key.empty() ? raw : key};
+        if (eq == std::string::npos || key.empty()) throw SpecError(where, "expected KEY=VALUE, such as train.epochs=5");
+        YAML::Node value;
+        try {
+            value = YAML::Load(raw.substr(eq + 1));
+        } catch (const YAML::ParserException& e) {
+            throw SpecError(where, "the value is not valid YAML: " + e.msg);
+        }
+        Keys seg;
+        for (std::size_t start = 0;;) {
+            const auto dot = key.find('.', start);
+            seg.push_back(key.substr(start, dot - start));
+            if (dot == std::string::npos) break;
+            start = dot + 1;
+        }
+        for (const auto& s : seg)
+            if (s.empty()) throw SpecError(where, "KEY must be a dotted path such as train.optimizer.lr");
+        // An unknown segment i: name the known ones, and the whole corrected key when one is near.
+        const auto unknown = [&](std::size_t i, const Keys& known, const std::string& what) {
+            std::string message = fmt::format("{} '{}' (known: {})", what, seg[i], join(known));
+            if (const auto near = near_miss(seg[i], known)) {
+                Keys fixed = seg;
+                fixed[i] = *near;
+                std::string path;
+                for (const auto& s : fixed) path += (path.empty() ? "" : ".") + s;
+                message += fmt::format(" (did you mean '{}'?)", path);
+            }
+            throw SpecError(where, message);
+        };
+        if (!contains(kTopKeys, seg[0])) unknown(0, kTopKeys, "unknown top-level key");
+        const auto depth = [&](std::size_t n, const char* form) {
+            if (seg.size() != n) throw SpecError(where, fmt::format("expected a key of the form {}", form));
+        };
+        if (seg[0] == "inputs" || seg[0] == "nodes") {
+            // A list addressed by name: nodes.left_lstm.units.
+            const bool nodes = seg[0] == "nodes";
+            depth(3, nodes ? "nodes.<node name>.<key>" : "inputs.<input name>.<key>");
+            if (!nodes && !contains(kInputKeys, seg[2])) unknown(2, kInputKeys, "unknown input key");
+            if (seg[2] == "name") throw SpecError(where, "a name cannot be changed with --set: other nodes refer to it");
+            Keys names;
+            bool found = false;
+            for (YAML::Node item : r.list(static_cast<const YAML::Node&>(root)[seg[0]], seg[0], seg[0])) {
+                const YAML::Node& view = item;
+                if (!view.IsMap() || !view["name"] || !view["name"].IsScalar()) continue;
+                names.push_back(view["name"].Scalar());
+                if (names.back() == seg[1] && !found) {
+                    item[seg[2]] = value;
+                    found = true;
+                }
+            }
+            if (!found) unknown(1, names, nodes ? "no node named" : "no input named");
+        } else {
+            // Maps all the way down; every segment must be a key the format knows.
+            std::string prefix;
+            for (std::size_t i = 0; i < seg.size(); ++i) {
+                const auto it = kSections.find(prefix);
+                if (it == kSections.end()) throw SpecError(where, fmt::format("'{}' is a single value, with no keys below it", prefix));
+                if (!it->second.empty() && !contains(it->second, seg[i]))
+                    unknown(i, it->second, prefix.empty() ? "unknown top-level key" : "unknown " + prefix + " key");
+                prefix += (prefix.empty() ? "" : ".") + seg[i];
+            }
+            // Copies of a Node refer to the same node; assignment would replace its content.
+            std::vector<YAML::Node> chain{root};
+            std::string path;
+            for (std::size_t i = 0; i + 1 < seg.size(); ++i) {
+                path += (path.empty() ? "" : ".") + seg[i];
+                chain.push_back(chain.back()[seg[i]]);
+                const YAML::Node& next = chain.back();
+                if (next.IsDefined() && !next.IsNull() && !next.IsMap()) r.map(next, path, path, {});  // fails: not a map
+            }
+            chain.back()[seg.back()] = value;
+        }
+        written.insert(key);
+    }
+    return written;
+}
+
+Spec load(const std::string& yaml, const std::string& file, const std::string& default_name, const fs::path& folder,
+          const std::vector<std::string>& overrides) {
+    YAML::Node root;
+    try {
+        root = YAML::Load(yaml);
+    } catch (const YAML::ParserException& e) {
+        throw SpecError(Location{file, e.mark.line + 1, e.mark.column + 1, ""}, "not valid YAML: " + e.msg);
+    }
+    const Reader plain(file, {});
+    if (root.IsNull())
+        throw SpecError(plain.file_start(), "the spec is empty (no YAML in it): expected a map with keys " + join(kTopKeys));
+    plain.map(root, "", "the spec", {});  // a spec that is not a map fails here, before --set walks it
+    const Reader r(file, apply_overrides(root, overrides, file));
+    return read_spec(r, root, file, default_name, folder);
+}
+
+}  // namespace
+
+Spec load_spec_file(const std::string& path, const std::vector<std::string>& overrides) {
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) throw SpecError(Location{path, 0, 0, ""}, "no such file");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw SpecError(Location{path, 0, 0, ""}, "cannot open the file");
+    std::stringstream yaml;
+    yaml << in.rdbuf();
+    return load(yaml.str(), path, fs::path(path).stem().string(), fs::path(path).parent_path(), overrides);
+}
+
+Spec load_spec_string(const std::string& yaml, const std::string& name, const std::vector<std::string>& overrides) {
+    return load(yaml, "<string>", name, fs::path(), overrides);
+}
+
+}  // namespace graphrun::spec

@@ -1,0 +1,248 @@
+#include "engine/train/data.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "engine/io/npy.hpp"
+
+namespace graphrun::train {
+
+void PairSet::append(const PairSet& other, std::int64_t row) {
+    left.insert(left.end(), other.left.begin() + row * left_length, other.left.begin() + (row + 1) * left_length);
+    right.insert(right.end(), other.right.begin() + row * right_length, other.right.begin() + (row + 1) * right_length);
+    label.push_back(other.label[static_cast<std::size_t>(row)]);
+}
+
+namespace {
+
+PairSet empty_like(const PairShape& shape) {
+    PairSet p;
+    p.left_length = shape.left_length;
+    p.right_length = shape.right_length;
+    return p;
+}
+
+void draw_sequence(std::mt19937_64& rng, const spec::SyntheticData& config, std::int64_t cls, std::int64_t length, std::int64_t vocab,
+                   std::vector<std::int32_t>& out) {
+    // Real tokens are 1..vocab-1; class `cls` owns an equal slice of them.
+    const std::int64_t usable = vocab - 1;
+    const std::int64_t slice = std::max<std::int64_t>(1, usable / config.classes);
+    const std::int64_t first = 1 + (cls * slice) % usable;
+    std::uniform_int_distribution<std::int64_t> own(0, slice - 1), any(1, usable);
+    std::bernoulli_distribution from_own(config.signal);
+    const auto shortest = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(config.min_length * static_cast<double>(length))));
+    const std::int64_t real = std::uniform_int_distribution<std::int64_t>(std::min(shortest, length), length)(rng);
+    for (std::int64_t t = 0; t < length; ++t) {
+        std::int64_t id = 0;
+        if (t < real) id = from_own(rng) ? std::min(usable, first + own(rng)) : any(rng);
+        out.push_back(static_cast<std::int32_t>(id));
+    }
+}
+
+// The first few ids outside [0, vocab), with their rows and columns.
+void check_vocabulary(const std::string& source, const std::vector<std::int32_t>& ids, std::int64_t length, std::int64_t vocab) {
+    std::string bad;
+    int found = 0;
+    for (std::size_t j = 0; j < ids.size(); ++j)
+        if (ids[j] < 0 || ids[j] >= vocab) {
+            if (found < 5) bad += fmt::format("{}id {} at row {}, column {}", found ? "; " : "", ids[j], static_cast<std::int64_t>(j) / length,
+                                              static_cast<std::int64_t>(j) % length);
+            ++found;
+        }
+    if (found)
+        throw Error(fmt::format("{}: {} token id{} outside the vocabulary [0, {}): {}{}", source, found, found == 1 ? "" : "s", vocab, bad,
+                                found > 5 ? "; ..." : ""));
+}
+
+std::vector<std::int32_t> ids_from(const Tensor& t, const std::string& path, std::int64_t length) {
+    if (t.rank() != 2 || t.dim(1) != length)
+        throw Error(fmt::format("{}: expected token ids of shape (count, {}), got {}", path, length, to_string(t.shape())));
+    if (t.dtype() == DType::f32) throw Error(fmt::format("{}: expected int32 or int64 token ids, got float", path));
+    std::vector<std::int32_t> out(static_cast<std::size_t>(t.numel()));
+    for (std::int64_t j = 0; j < t.numel(); ++j) {
+        const std::int64_t v = t.dtype() == DType::i32 ? t.i32()[j] : t.i64()[j];
+        // Out-of-range values are clamped to -1 here and reported by check_vocabulary with their position.
+        out[static_cast<std::size_t>(j)] = v < 0 || v > INT32_MAX ? -1 : static_cast<std::int32_t>(v);
+    }
+    return out;
+}
+
+bool valid_utf8(const std::string& s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        std::size_t extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : 99;
+        if (extra == 99 || i + extra >= s.size() + (extra ? 0 : 1)) return false;
+        for (std::size_t k = 1; k <= extra; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+        i += extra + 1;
+    }
+    return true;
+}
+
+void append_text(const std::string& text, std::int64_t length, std::vector<std::int32_t>& out) {
+    for (std::int64_t t = 0; t < length; ++t)
+        out.push_back(t < static_cast<std::int64_t>(text.size()) ? static_cast<std::int32_t>(static_cast<unsigned char>(text[static_cast<std::size_t>(t)])) + 1 : 0);
+}
+
+}  // namespace
+
+PairSet make_synthetic(const spec::SyntheticData& config, const PairShape& shape) {
+    if (shape.left_vocab < 2 || shape.right_vocab < 2) throw Error("synthetic data needs a vocabulary of at least 2 ids (0 is padding)");
+    PairSet p = empty_like(shape);
+    std::mt19937_64 rng(config.seed);
+    std::uniform_int_distribution<std::int64_t> cls(0, config.classes - 1);
+    for (std::int64_t i = 0; i < config.samples; ++i) {
+        const std::int64_t c = cls(rng);
+        draw_sequence(rng, config, c, shape.left_length, shape.left_vocab, p.left);
+        draw_sequence(rng, config, c, shape.right_length, shape.right_vocab, p.right);
+        p.label.push_back(1.0f);
+    }
+    return p;
+}
+
+PairSet load_npy_pairs(const spec::FileData& files, const PairShape& shape) {
+    PairSet p = empty_like(shape);
+    for (const auto& name : {shape.left_name, shape.right_name})
+        if (!files.inputs.count(name)) throw Error(fmt::format("data.files.inputs names no .npy file for input '{}'", name));
+    const std::string& left_path = files.inputs.at(shape.left_name);
+    const std::string& right_path = files.inputs.at(shape.right_name);
+    p.left = ids_from(io::read_npy(left_path), left_path, shape.left_length);
+    p.right = ids_from(io::read_npy(right_path), right_path, shape.right_length);
+    check_vocabulary(left_path, p.left, shape.left_length, shape.left_vocab);
+    check_vocabulary(right_path, p.right, shape.right_length, shape.right_vocab);
+    const std::int64_t count = static_cast<std::int64_t>(p.left.size()) / shape.left_length;
+    if (static_cast<std::int64_t>(p.right.size()) / shape.right_length != count)
+        throw Error(fmt::format("{} has {} rows but {} has {}: each row is one pair", left_path, count, right_path,
+                                static_cast<std::int64_t>(p.right.size()) / shape.right_length));
+    if (files.labels.empty()) {
+        p.label.assign(static_cast<std::size_t>(count), 1.0f);
+        return p;
+    }
+    const Tensor labels = io::read_npy(files.labels);
+    if (labels.rank() != 1 || labels.dim(0) != count)
+        throw Error(fmt::format("{}: expected labels of shape ({},), one per pair, got {}", files.labels, count, to_string(labels.shape())));
+    for (std::int64_t j = 0; j < count; ++j) {
+        const double v = labels.dtype() == DType::f32 ? labels.f32()[j] : labels.dtype() == DType::i32 ? labels.i32()[j] : static_cast<double>(labels.i64()[j]);
+        if (!std::isfinite(v) || (v != 0.0 && v != 1.0))
+            throw Error(fmt::format("{}: label {} at row {}: labels must be 0 (dissimilar) or 1 (similar)", files.labels, v, j));
+        p.label.push_back(static_cast<float>(v));
+    }
+    return p;
+}
+
+PairSet load_text_pairs(const std::string& path, const PairShape& shape) {
+    if (shape.left_vocab < 257 || shape.right_vocab < 257)
+        throw Error(fmt::format("{}: text is tokenized as bytes (ids 1..256), so each embedding needs vocab >= 257; got {} and {}", path,
+                                shape.left_vocab, shape.right_vocab));
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(fmt::format("{}: cannot open the text data file", path));
+    PairSet p = empty_like(shape);
+    std::string line;
+    std::int64_t number = 0;
+    while (std::getline(in, line)) {
+        ++number;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty()) continue;
+        if (!valid_utf8(line)) throw Error(fmt::format("{}:{}: the line is not valid UTF-8", path, number));
+        const auto tab1 = line.find('\t');
+        if (tab1 == std::string::npos) throw Error(fmt::format("{}:{}: expected two texts separated by a tab, found no tab", path, number));
+        const auto tab2 = line.find('\t', tab1 + 1);
+        append_text(line.substr(0, tab1), shape.left_length, p.left);
+        append_text(line.substr(tab1 + 1, tab2 == std::string::npos ? std::string::npos : tab2 - tab1 - 1), shape.right_length, p.right);
+        float label = 1.0f;
+        if (tab2 != std::string::npos) {
+            const std::string field = line.substr(tab2 + 1);
+            if (field != "0" && field != "1")
+                throw Error(fmt::format("{}:{}: the third column is the label and must be 0 or 1, got '{}'", path, number, field));
+            label = field == "1" ? 1.0f : 0.0f;
+        }
+        p.label.push_back(label);
+    }
+    if (p.count() == 0) throw Error(fmt::format("{}: the text data file holds no pairs", path));
+    return p;
+}
+
+PairSet load_pairs(const spec::DataSpec& data, const PairShape& shape) {
+    switch (data.kind) {
+        case spec::DataSpec::Kind::synthetic: return make_synthetic(data.synthetic, shape);
+        case spec::DataSpec::Kind::files: return load_npy_pairs(data.files, shape);
+        case spec::DataSpec::Kind::text: return load_text_pairs(data.text.path, shape);
+    }
+    throw Error("unknown data kind");
+}
+
+Split split_validation(const PairSet& pairs, double fraction, std::uint64_t seed) {
+    std::vector<std::int64_t> rows(static_cast<std::size_t>(pairs.count()));
+    std::iota(rows.begin(), rows.end(), 0);
+    std::mt19937_64 rng(seed ^ 0x5eed5eedULL);
+    std::shuffle(rows.begin(), rows.end(), rng);
+    const auto held = static_cast<std::int64_t>(std::llround(fraction * static_cast<double>(pairs.count())));
+    Split split;
+    split.train.left_length = split.validation.left_length = pairs.left_length;
+    split.train.right_length = split.validation.right_length = pairs.right_length;
+    // Keep each part in the data's own order: the split picks rows, not an order.
+    std::vector<char> is_validation(rows.size(), 0);
+    for (std::int64_t k = 0; k < held; ++k) is_validation[static_cast<std::size_t>(rows[static_cast<std::size_t>(k)])] = 1;
+    for (std::int64_t r = 0; r < pairs.count(); ++r) (is_validation[static_cast<std::size_t>(r)] ? split.validation : split.train).append(pairs, r);
+    return split;
+}
+
+std::vector<Sample> plan_epoch(const PairSet& pairs, std::int64_t negatives, bool shuffle, std::mt19937_64& rng) {
+    std::vector<Sample> samples;
+    const std::int64_t count = pairs.count();
+    samples.reserve(static_cast<std::size_t>(count * (1 + negatives)));
+    for (std::int64_t i = 0; i < count; ++i) samples.push_back({i, i, pairs.label[static_cast<std::size_t>(i)]});
+    if (count > 1) {
+        std::uniform_int_distribution<std::int64_t> other(0, count - 2);
+        for (std::int64_t i = 0; i < count; ++i)
+            for (std::int64_t k = 0; k < negatives; ++k) {
+                std::int64_t j = other(rng);
+                if (j >= i) ++j;  // uniform over every row but i
+                samples.push_back({i, j, 0.0f});
+            }
+    }
+    if (shuffle) std::shuffle(samples.begin(), samples.end(), rng);
+    return samples;
+}
+
+LengthStats length_stats(const std::vector<std::int32_t>& ids, std::int64_t length) {
+    std::vector<std::int64_t> lengths;
+    std::int64_t padding = 0;
+    for (std::size_t row = 0; row * static_cast<std::size_t>(length) < ids.size(); ++row) {
+        std::int64_t real = 0;
+        for (std::int64_t t = 0; t < length; ++t)
+            if (ids[row * static_cast<std::size_t>(length) + static_cast<std::size_t>(t)] != 0) real = t + 1;
+        lengths.push_back(real);
+        padding += length - real;
+    }
+    LengthStats s;
+    if (lengths.empty()) return s;
+    std::sort(lengths.begin(), lengths.end());
+    s.min = lengths.front();
+    s.max = lengths.back();
+    s.median = lengths[lengths.size() / 2];
+    s.padding_share = static_cast<double>(padding) / static_cast<double>(ids.size());
+    return s;
+}
+
+void fill_batch(const PairSet& pairs, const std::vector<Sample>& samples, std::int64_t first, std::int64_t count, Tensor& left,
+                Tensor& right, Tensor& label) {
+    auto copy_row = [](const std::vector<std::int32_t>& from, std::int64_t row, std::int64_t length, Tensor& to, std::int64_t at) {
+        const std::int32_t* src = from.data() + row * length;
+        if (to.dtype() == DType::i32) std::copy_n(src, length, to.i32() + at * length);
+        else std::copy_n(src, length, to.i64() + at * length);
+    };
+    for (std::int64_t k = 0; k < count; ++k) {
+        const Sample& s = samples[static_cast<std::size_t>(first + k)];
+        copy_row(pairs.left, s.left_row, pairs.left_length, left, k);
+        copy_row(pairs.right, s.right_row, pairs.right_length, right, k);
+        label.f32()[k] = s.label;
+    }
+}
+
+}  // namespace graphrun::train

@@ -1,0 +1,77 @@
+// Pairs of token sequences with a label (1 = similar, 0 = dissimilar), where
+// they come from (a synthetic generator, .npy files, a TSV of text pairs), the
+// validation split, and each epoch's order with freshly sampled negatives.
+//
+// Sequences are stored padded: id 0 after the real tokens, to the input's length.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/spec/spec.hpp"
+#include "engine/tensor.hpp"
+
+namespace graphrun::train {
+
+struct PairSet {
+    std::int64_t left_length = 0, right_length = 0;  // T of each branch's input
+    std::vector<std::int32_t> left, right;            // (count, T) row-major ids
+    std::vector<float> label;                         // (count)
+
+    std::int64_t count() const { return static_cast<std::int64_t>(label.size()); }
+    void append(const PairSet& other, std::int64_t row);
+};
+
+// What the data must fit: the two id inputs' lengths and their vocabularies.
+struct PairShape {
+    std::string left_name, right_name;
+    std::int64_t left_length = 0, right_length = 0;
+    std::int64_t left_vocab = 0, right_vocab = 0;
+};
+
+// Positive pairs with learnable structure: each pair belongs to one of
+// `classes` latent classes, and each class draws a `signal` share of its tokens
+// from its own slice of the vocabulary (the rest uniformly). Lengths vary,
+// padding fills the rest. Every label is 1: dissimilar pairs come from
+// negative sampling, as they would for real data.
+PairSet make_synthetic(const spec::SyntheticData& config, const PairShape& shape);
+
+// .npy files: one (count, T) int32/int64 array per id input, and an optional
+// (count) label array (float or int, 0 or 1). Ids outside the vocabulary, a
+// count mismatch or a non-finite label is an Error naming the file.
+PairSet load_npy_pairs(const spec::FileData& files, const PairShape& shape);
+
+// A TSV of text pairs, `text1 <tab> text2 [<tab> label]`, tokenized as UTF-8
+// bytes: byte b is id b + 1 (1..256), 0 is padding; longer texts are cut.
+PairSet load_text_pairs(const std::string& path, const PairShape& shape);
+
+PairSet load_pairs(const spec::DataSpec& data, const PairShape& shape);
+
+struct Split {
+    PairSet train, validation;
+};
+// Holds out a `fraction` of the pairs (chosen at random from `seed`), never trained on.
+Split split_validation(const PairSet& pairs, double fraction, std::uint64_t seed);
+
+// One epoch's samples: pair i of `pairs` as given, then `negatives` dissimilar
+// pairs (left[i], right[j]) with j != i drawn at random for each, all shuffled.
+struct Sample {
+    std::int64_t left_row, right_row;
+    float label;
+};
+std::vector<Sample> plan_epoch(const PairSet& pairs, std::int64_t negatives, bool shuffle, std::mt19937_64& rng);
+
+// Length statistics of one side, for `graphrun check`.
+struct LengthStats {
+    std::int64_t min = 0, median = 0, max = 0;
+    double padding_share = 0;  // padding ids / all ids
+};
+LengthStats length_stats(const std::vector<std::int32_t>& ids, std::int64_t length);
+
+// Fills a batch's id tensors and labels from samples [first, first + count).
+void fill_batch(const PairSet& pairs, const std::vector<Sample>& samples, std::int64_t first, std::int64_t count, Tensor& left,
+                Tensor& right, Tensor& label);
+
+}  // namespace graphrun::train

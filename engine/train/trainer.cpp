@@ -1,0 +1,307 @@
+#include "engine/train/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/initializer.hpp"
+#include "engine/io/safetensors.hpp"
+#include "engine/optimizer.hpp"
+#include "engine/train/metrics.hpp"
+
+namespace graphrun::train {
+
+namespace {
+
+// The vocabulary of the embedding that reads an id input.
+std::int64_t vocabulary_of(const Graph& graph, int input) {
+    for (const Node& n : graph.nodes())
+        if (n.op_name == "embedding" && n.inputs[0].node == input) return graph.type(n.inputs[1]).shape[0];
+    throw Error(fmt::format("input '{}' feeds no embedding: token inputs must go into an embedding", graph.node(input).name));
+}
+
+bool finite(const Tensor& t) {
+    if (t.dtype() != DType::f32) return true;
+    for (float v : t.floats())
+        if (!std::isfinite(v)) return false;
+    return true;
+}
+
+std::uint64_t epoch_seed(std::uint64_t seed, int epoch) { return seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(epoch) + 1; }
+
+std::unique_ptr<Optimizer> make_optimizer(const spec::OptimizerSpec& o) {
+    if (o.type == "sgd") return std::make_unique<Sgd>(o.lr, o.momentum);
+    return std::make_unique<Adam>(AdamOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps});
+}
+
+// Sets every parameter from a checkpoint; a missing one is an error, and so is
+// a tensor that is neither a parameter nor optimizer state.
+void load_parameters(Executor& ex, const io::Checkpoint& ckpt, const std::map<std::string, Tensor>& optimizer_state, const std::string& path) {
+    const Graph& g = ex.graph();
+    std::vector<std::string> missing, extra;
+    for (int p : g.parameters()) {
+        const Node& n = g.node(p);
+        auto it = ckpt.tensors.find(n.name);
+        if (it == ckpt.tensors.end()) {
+            missing.push_back(n.name);
+            continue;
+        }
+        if (it->second.type() != n.outputs[0])
+            throw Error(fmt::format("{}: '{}' is {}, the graph's parameter is {}", path, n.name, to_string(it->second.type()), to_string(n.outputs[0])));
+        ex.set(p, it->second.clone());
+    }
+    for (const auto& [name, t] : ckpt.tensors)
+        if (!g.find(name) && !optimizer_state.count(name)) extra.push_back(name);
+    auto list = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+        return s;
+    };
+    if (!missing.empty()) throw Error(fmt::format("{}: the checkpoint lacks parameter(s) of this graph: {}", path, list(missing)));
+    if (!extra.empty()) throw Error(fmt::format("{}: the checkpoint holds tensor(s) this graph does not have: {}", path, list(extra)));
+}
+
+std::map<std::string, Tensor> optimizer_tensors(const io::Checkpoint& ckpt) {
+    std::map<std::string, Tensor> out;
+    for (const auto& [name, t] : ckpt.tensors)
+        if (name.find(".adam_") != std::string::npos || name.find(".sgd_momentum") != std::string::npos) out[name] = t;
+    return out;
+}
+
+struct Batch {
+    Tensor left, right, label;
+};
+
+Batch make_batch(const Graph& g, const SiameseRoles& roles, std::int64_t n) {
+    return {Tensor({n, roles.shape.left_length}, g.node(roles.left_input).outputs[0].dtype),
+            Tensor({n, roles.shape.right_length}, g.node(roles.right_input).outputs[0].dtype), Tensor(Shape{n})};
+}
+
+void feed(Executor& ex, const SiameseRoles& roles, const Batch& b) {
+    ex.set(roles.left_input, b.left);
+    ex.set(roles.right_input, b.right);
+    ex.set(roles.label_input, b.label);
+}
+
+}  // namespace
+
+SiameseRoles find_roles(const Graph& graph) {
+    SiameseRoles r;
+    for (int i : graph.inputs()) {
+        const TensorType& t = graph.node(i).outputs[0];
+        if (t.dtype != DType::f32) {
+            if (r.left_input < 0) r.left_input = i;
+            else if (r.right_input < 0) r.right_input = i;
+            else throw Error("training expects two token inputs (left and right), the graph has more");
+        } else if (r.label_input < 0) {
+            r.label_input = i;
+        } else {
+            throw Error("training expects one float input (the label), the graph has more");
+        }
+    }
+    if (r.left_input < 0 || r.right_input < 0 || r.label_input < 0)
+        throw Error("training expects two token inputs (int32/int64) and one float label input");
+    int cosine = -1;
+    for (std::size_t i = 0; i < graph.nodes().size(); ++i)
+        if (graph.nodes()[i].op_name == "cosine") {
+            if (cosine >= 0) throw Error("training expects one cosine node joining the branches, the graph has more");
+            cosine = static_cast<int>(i);
+        }
+    if (cosine < 0) throw Error("training expects a cosine node joining the two branches");
+    r.similarity = {cosine, 0};
+    r.left_embedding = graph.node(cosine).inputs[0];
+    r.right_embedding = graph.node(cosine).inputs[1];
+    r.shape = {graph.node(r.left_input).name, graph.node(r.right_input).name, graph.node(r.left_input).outputs[0].shape.at(1),
+               graph.node(r.right_input).outputs[0].shape.at(1), vocabulary_of(graph, r.left_input), vocabulary_of(graph, r.right_input)};
+    return r;
+}
+
+std::string EpochMetrics::to_json() const {
+    nlohmann::json j;
+    auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+    j["epoch"] = epoch;
+    j["train_loss"] = train_loss;
+    j["val_loss"] = opt(val_loss);
+    j["val_auc"] = opt(val_auc);
+    j["pos_sim"] = opt(pos_sim);
+    j["neg_sim"] = opt(neg_sim);
+    j["spread"] = opt(spread);
+    j["samples_per_s"] = samples_per_s;
+    return j.dump();
+}
+
+std::string positive_only_message(const spec::Spec& spec) {
+    return fmt::format(
+        "{}: every pair is labelled similar (y = 1) and train.negatives is 0, so there are no dissimilar pairs. "
+        "With positives only, the contrastive loss is minimized by mapping every input to the same point, and the "
+        "embeddings collapse (Hadsell, Chopra and LeCun 2006, section 3). Fix: sample dissimilar pairs with "
+        "`train.negatives: 1` (or --set train.negatives=1), or give labels with dissimilar pairs. "
+        "--allow-positive-only goes on anyway.",
+        spec.path);
+}
+
+std::string first_non_finite_node(const Executor& ex) {
+    const auto& nodes = ex.graph().nodes();
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+        for (std::size_t k = 0; k < nodes[i].outputs.size(); ++k) {
+            const Tensor& t = ex.value(ValueRef{static_cast<int>(i), static_cast<int>(k)});
+            if (t.defined() && !finite(t)) return fmt::format("'{}' ({})", nodes[i].name, nodes[i].op_name);
+        }
+    return "";
+}
+
+std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options) {
+    const Graph& graph = built.graph;
+    const spec::TrainSpec& cfg = spec.train;
+    const SiameseRoles roles = find_roles(graph);
+
+    // Data, the validation split, and the guard against positive-only data.
+    const PairSet pairs = load_pairs(spec.data, roles.shape);
+    const bool all_similar = std::all_of(pairs.label.begin(), pairs.label.end(), [](float y) { return y == 1.0f; });
+    if (all_similar && cfg.negatives == 0 && !options.allow_positive_only) throw Error(positive_only_message(spec));
+    const Split split = split_validation(pairs, cfg.validation, cfg.seed);
+    if (split.train.count() == 0) throw Error(fmt::format("{}: no training pairs left after holding out train.validation = {}", spec.path, cfg.validation));
+    std::mt19937_64 validation_rng(epoch_seed(cfg.seed, -1));
+    const std::vector<Sample> validation = plan_epoch(split.validation, cfg.negatives, false, validation_rng);
+
+    // Where the run's files go; an unwritable folder is found before training.
+    namespace fs = std::filesystem;
+    const fs::path out(options.out_dir);
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    if (ec) throw Error(fmt::format("{}: cannot create the output folder: {}", out.string(), ec.message()));
+    const std::string checkpoint_path = (out / "checkpoint.safetensors").string();
+    const std::string metrics_path = (out / "metrics.jsonl").string();
+
+    Executor ex(graph);
+    initialize_parameters(ex, cfg.seed);
+    std::unique_ptr<Optimizer> optimizer = make_optimizer(cfg.optimizer);
+    int first_epoch = 1;
+    if (options.resume) {
+        if (!fs::exists(checkpoint_path)) throw Error(fmt::format("--resume: {} does not exist; start without --resume", checkpoint_path));
+        const io::Checkpoint ckpt = io::read_safetensors(checkpoint_path);
+        const auto state = optimizer_tensors(ckpt);
+        load_parameters(ex, ckpt, state, checkpoint_path);
+        try {
+            first_epoch = std::stoi(ckpt.metadata.at("epoch")) + 1;
+            optimizer->load_state(state, std::stoll(ckpt.metadata.at("optimizer_steps")));
+        } catch (const std::out_of_range&) {
+            throw Error(fmt::format("{}: not a training checkpoint (no epoch and optimizer_steps in its metadata)", checkpoint_path));
+        }
+    } else if (!options.init_checkpoint.empty()) {
+        const io::Checkpoint ckpt = io::read_safetensors(options.init_checkpoint);
+        load_parameters(ex, ckpt, optimizer_tensors(ckpt), options.init_checkpoint);
+    }
+    {
+        std::ofstream probe(metrics_path, options.resume ? std::ios::app : std::ios::trunc);
+        if (!probe) throw Error(fmt::format("{}: cannot write metrics: {}", metrics_path, std::strerror(errno)));
+    }
+
+    std::vector<EpochMetrics> history;
+    const std::int64_t batch_size = cfg.batch_size;
+    Batch batch = make_batch(graph, roles, batch_size);
+    for (int epoch = first_epoch; epoch <= cfg.epochs; ++epoch) {
+        std::mt19937_64 rng(epoch_seed(cfg.seed, epoch));
+        const std::vector<Sample> samples = plan_epoch(split.train, cfg.negatives, cfg.shuffle, rng);
+        const auto count = static_cast<std::int64_t>(samples.size());
+        const std::int64_t steps = (count + batch_size - 1) / batch_size;
+        EpochMetrics m;
+        m.epoch = epoch;
+        double loss_sum = 0, spread_sum = 0;
+        std::int64_t spread_count = 0;
+        bool warned = false;
+        const auto start = std::chrono::steady_clock::now();
+        for (std::int64_t step = 0; step < steps; ++step) {
+            const std::int64_t first = step * batch_size, n = std::min(batch_size, count - first);
+            if (n != batch.label.numel()) batch = make_batch(graph, roles, n);
+            fill_batch(split.train, samples, first, n, batch.left, batch.right, batch.label);
+            feed(ex, roles, batch);
+            ex.forward();
+            const float loss = ex.value(built.loss).f32()[0];
+            if (!std::isfinite(loss))
+                throw TrainingFailure(fmt::format("epoch {} step {}: the loss is {}; the first non-finite value comes from node {}. "
+                                                  "The last good checkpoint, {}, is kept as it was.",
+                                                  epoch, step + 1, loss, first_non_finite_node(ex), checkpoint_path));
+            ex.backward(built.loss);
+            const double norm = clip_grad_norm(ex, cfg.clip_norm > 0 ? cfg.clip_norm : INFINITY);
+            if (!std::isfinite(norm))
+                throw TrainingFailure(fmt::format("epoch {} step {}: a gradient is not finite (global norm {}). The last good checkpoint, {}, is kept.",
+                                                  epoch, step + 1, norm, checkpoint_path));
+            optimizer->step(ex);
+            loss_sum += loss * static_cast<double>(n);
+            // Embedding spread: collapse shows as every embedding pointing one way.
+            for (ValueRef e : {roles.left_embedding, roles.right_embedding}) {
+                const Tensor& emb = ex.value(e);
+                if (auto s = embedding_spread(emb.f32(), emb.dim(0), emb.numel() / emb.dim(0))) {
+                    spread_sum += *s;
+                    ++spread_count;
+                    if (*s > 0.99 && !warned && options.on_warning) {
+                        warned = true;
+                        options.on_warning(fmt::format("epoch {} step {}: the embeddings have collapsed: the mean cosine between different "
+                                                       "samples' embeddings is {:.4f} (> 0.99); every input maps to nearly the same point",
+                                                       epoch, step + 1, *s));
+                    }
+                }
+            }
+            if (options.on_step) {
+                const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                const double rate = static_cast<double>(first + n) / std::max(elapsed, 1e-9);
+                options.on_step({epoch, static_cast<int>(cfg.epochs), step + 1, steps, loss, rate, static_cast<double>(count - first - n) / rate});
+            }
+        }
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        m.train_loss = loss_sum / static_cast<double>(std::max<std::int64_t>(count, 1));
+        m.samples_per_s = static_cast<double>(count) / std::max(seconds, 1e-9);
+        if (spread_count) m.spread = spread_sum / static_cast<double>(spread_count);
+
+        // Validation: never trained on, the same pairs and negatives every epoch.
+        if (!validation.empty()) {
+            double val_loss = 0, pos = 0, neg = 0, npos = 0, nneg = 0;
+            const auto vcount = static_cast<std::int64_t>(validation.size());
+            for (std::int64_t first = 0; first < vcount; first += batch_size) {
+                const std::int64_t n = std::min(batch_size, vcount - first);
+                if (n != batch.label.numel()) batch = make_batch(graph, roles, n);
+                fill_batch(split.validation, validation, first, n, batch.left, batch.right, batch.label);
+                feed(ex, roles, batch);
+                ex.forward();
+                val_loss += ex.value(built.loss).f32()[0] * static_cast<double>(n);
+                const float* sim = ex.value(roles.similarity).f32();
+                for (std::int64_t k = 0; k < n; ++k) {
+                    const float y = batch.label.f32()[k];
+                    m.val_similarity.push_back(sim[k]);
+                    m.val_label.push_back(y);
+                    (y == 1.0f ? pos : neg) += sim[k];
+                    (y == 1.0f ? npos : nneg) += 1;
+                }
+            }
+            m.val_loss = val_loss / static_cast<double>(vcount);
+            m.val_auc = roc_auc(m.val_similarity, m.val_label);
+            if (npos) m.pos_sim = pos / npos;
+            if (nneg) m.neg_sim = neg / nneg;
+        }
+
+        // The checkpoint: weights, optimizer state, and where the run is.
+        io::Checkpoint ckpt;
+        for (int p : graph.parameters()) ckpt.tensors[graph.node(p).name] = ex.value(ValueRef{p, 0});
+        for (auto& [name, t] : optimizer->state()) ckpt.tensors[name] = t;
+        ckpt.metadata = {{"format", "graphrun"},
+                         {"spec", spec.name},
+                         {"epoch", std::to_string(epoch)},
+                         {"epochs", std::to_string(cfg.epochs)},
+                         {"optimizer", cfg.optimizer.type},
+                         {"optimizer_steps", std::to_string(optimizer->steps())},
+                         {"seed", std::to_string(cfg.seed)}};
+        io::write_safetensors(checkpoint_path, ckpt);
+        std::ofstream(metrics_path, std::ios::app) << m.to_json() << "\n";
+        if (options.on_epoch) options.on_epoch(m);
+        history.push_back(std::move(m));
+    }
+    return history;
+}
+
+}  // namespace graphrun::train

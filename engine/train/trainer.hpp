@@ -1,0 +1,66 @@
+// Training a Siamese graph from a spec: data, negatives, the collapse guard,
+// the loop, validation metrics, checkpoints and resuming.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/executor.hpp"
+#include "engine/spec/builder.hpp"
+#include "engine/train/data.hpp"
+
+namespace graphrun::train {
+
+// A run that failed for a reason other than bad input (a non-finite loss):
+// the CLI exits 1 for it, and 2 for an Error.
+class TrainingFailure : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// The parts of a graph the trainer needs, found by their roles: the two token
+// inputs, the label input, the cosine node whose inputs are the embeddings.
+struct SiameseRoles {
+    int left_input = -1, right_input = -1, label_input = -1;
+    ValueRef similarity, left_embedding, right_embedding;
+    PairShape shape;
+};
+SiameseRoles find_roles(const Graph& graph);
+
+struct EpochMetrics {
+    int epoch = 0;
+    double train_loss = 0;
+    std::optional<double> val_loss, val_auc, pos_sim, neg_sim, spread;
+    double samples_per_s = 0;
+    std::vector<float> val_similarity, val_label;  // for pictures; not in the JSON line
+    std::string to_json() const;                   // one line of metrics.jsonl
+};
+
+struct Progress {
+    int epoch, epochs;
+    std::int64_t step, steps;
+    double loss, samples_per_s, eta_s;
+};
+
+struct TrainOptions {
+    std::string out_dir;               // metrics.jsonl and checkpoint.safetensors go here
+    bool resume = false;               // continue from out_dir/checkpoint.safetensors
+    std::string init_checkpoint;       // start from these weights
+    bool allow_positive_only = false;  // skip the guard against positive-only data
+    std::function<void(const Progress&)> on_step;
+    std::function<void(const EpochMetrics&)> on_epoch;
+    std::function<void(const std::string&)> on_warning;
+};
+
+std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options);
+
+// The message of the guard that stops a run on positive-only data.
+std::string positive_only_message(const spec::Spec& spec);
+
+// Names the first node (in graph order) whose output holds a NaN or an infinity, or "".
+std::string first_non_finite_node(const Executor& executor);
+
+}  // namespace graphrun::train

@@ -1,0 +1,213 @@
+// Training: data sources, negatives, the validation split, metrics, the
+// collapse guard, checkpoints, resuming and repeatability.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "engine/io/safetensors.hpp"
+#include "engine/spec/builder.hpp"
+#include "engine/spec/loader.hpp"
+#include "engine/train/metrics.hpp"
+#include "engine/train/trainer.hpp"
+#include "ops/builtin.hpp"
+
+using namespace graphrun;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+fs::path scratch(const std::string& name) {
+    const fs::path p = fs::temp_directory_path() / fmt::format("graphrun_train_{}_{}", name, getpid());
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p;
+}
+
+std::string read_all(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// A small Siamese model on short sequences, so a run takes well under a second.
+const char* const kSmallSpec = R"(
+inputs:
+  - {name: x1, shape: [6], dtype: int32}
+  - {name: x2, shape: [8], dtype: int64}
+  - {name: y, shape: [], dtype: float32}
+nodes:
+  - {name: left_embedding, op: embedding, inputs: [x1], vocab: 64, dim: 8}
+  - {name: left_lstm, op: lstm, inputs: [left_embedding], units: 12}
+  - {name: left_dense, op: dense, inputs: [left_lstm], units: 16}
+  - {name: right_embedding, op: embedding, inputs: [x2], vocab: 64, dim: 8}
+  - {name: right_lstm, op: lstm, inputs: [right_embedding], units: 12}
+  - {name: right_dense, op: dense, inputs: [right_lstm], units: 16}
+  - {name: similarity, op: cosine, inputs: [left_dense, right_dense]}
+  - {name: one, op: constant, value: 1.0}
+  - {name: distance, op: sub, inputs: [one, similarity]}
+  - {name: loss, op: contrastive_loss, inputs: [distance, y], margin: 1.0}
+outputs: [left_dense, right_dense, similarity]
+loss: loss
+data:
+  synthetic: {samples: 2000, classes: 4, signal: 0.9, min_length: 0.5, seed: 3}
+train: {epochs: 3, batch_size: 32, seed: 5, negatives: 1, validation: 0.2, optimizer: {type: adam, lr: 0.01}}
+)";
+
+train::PairShape small_shape() { return {"x1", "x2", 6, 8, 40, 40}; }
+}  // namespace
+
+TEST_CASE("ROC AUC and embedding spread", "[train]") {
+    const std::vector<float> label{1, 1, 0, 0};
+    CHECK(*train::roc_auc(std::vector<float>{0.9f, 0.8f, 0.1f, 0.2f}, label) == 1.0);
+    CHECK(*train::roc_auc(std::vector<float>{0.1f, 0.2f, 0.9f, 0.8f}, label) == 0.0);
+    CHECK(*train::roc_auc(std::vector<float>{0.5f, 0.5f, 0.5f, 0.5f}, label) == 0.5);  // ties count half
+    CHECK(*train::roc_auc(std::vector<float>{0.9f, 0.3f, 0.5f, 0.1f}, label) == 0.75);
+    CHECK_FALSE(train::roc_auc(std::vector<float>{0.9f, 0.3f}, std::vector<float>{1, 1}).has_value());
+    const float same[] = {1, 2, 2, 4, 0.5f, 1};        // three rows along one direction
+    CHECK(*train::embedding_spread(same, 3, 2) == Approx(1.0));
+    const float opposite[] = {1, 0, -1, 0};
+    CHECK(*train::embedding_spread(opposite, 2, 2) == Approx(-1.0));
+    const float orthogonal[] = {1, 0, 0, 3};
+    CHECK(*train::embedding_spread(orthogonal, 2, 2) == Approx(0.0).margin(1e-12));
+}
+
+TEST_CASE("synthetic pairs are positive, padded after the text, with class structure", "[train]") {
+    const spec::SyntheticData config{.samples = 200, .classes = 4, .signal = 0.8, .min_length = 0.5, .seed = 9};
+    const train::PairSet p = train::make_synthetic(config, small_shape());
+    REQUIRE(p.count() == 200);
+    for (float y : p.label) CHECK(y == 1.0f);
+    for (std::int64_t r = 0; r < p.count(); ++r) {
+        bool padding = false;
+        for (std::int64_t t = 0; t < 6; ++t) {
+            const auto id = p.left[static_cast<std::size_t>(r * 6 + t)];
+            CHECK((id >= 0 && id < 40));
+            if (id == 0) padding = true;
+            else CHECK_FALSE(padding);  // no real token after padding
+        }
+        CHECK(p.left[static_cast<std::size_t>(r * 6)] != 0);  // at least min_length real tokens
+    }
+    const auto stats = train::length_stats(p.left, 6);
+    CHECK(stats.min >= 3);
+    CHECK(stats.max == 6);
+    CHECK(stats.padding_share > 0.0);
+    // Same seed, same pairs.
+    CHECK(train::make_synthetic(config, small_shape()).left == p.left);
+}
+
+TEST_CASE("negatives pair each sample with another, fresh each epoch", "[train]") {
+    const train::PairSet p = train::make_synthetic({.samples = 50, .seed = 1}, small_shape());
+    std::mt19937_64 rng(1);
+    const auto epoch1 = train::plan_epoch(p, 2, true, rng);
+    const auto epoch2 = train::plan_epoch(p, 2, true, rng);
+    REQUIRE(epoch1.size() == 150);
+    int positives = 0;
+    for (const auto& s : epoch1) {
+        if (s.label == 1.0f) {
+            ++positives;
+            CHECK(s.left_row == s.right_row);
+        } else {
+            CHECK(s.left_row != s.right_row);
+        }
+    }
+    CHECK(positives == 50);
+    bool differ = false;
+    for (std::size_t k = 0; k < epoch1.size(); ++k) differ = differ || epoch1[k].right_row != epoch2[k].right_row;
+    CHECK(differ);
+    std::mt19937_64 rng0(1);
+    const auto given = train::plan_epoch(p, 0, false, rng0);
+    REQUIRE(given.size() == 50);
+    CHECK(given[7].left_row == 7);
+}
+
+TEST_CASE("the validation split is held out", "[train]") {
+    train::PairSet p = train::make_synthetic({.samples = 100, .seed = 2}, small_shape());
+    const auto split = train::split_validation(p, 0.1, 4);
+    CHECK(split.validation.count() == 10);
+    CHECK(split.train.count() == 90);
+    CHECK(split.train.left.size() == 90 * 6);
+}
+
+TEST_CASE("text pairs: bytes as ids, and clear errors", "[train]") {
+    const fs::path dir = scratch("text");
+    train::PairShape shape{"x1", "x2", 4, 4, 257, 257};
+    std::ofstream(dir / "ok.tsv") << "ab\tabcdef\t1\nz\ty\t0\n";
+    const auto p = train::load_text_pairs((dir / "ok.tsv").string(), shape);
+    REQUIRE(p.count() == 2);
+    CHECK(p.left[0] == 'a' + 1);
+    CHECK(p.left[2] == 0);               // padded after the text
+    CHECK(p.right[3] == 'd' + 1);        // cut to the input length
+    CHECK(p.label[1] == 0.0f);
+    std::ofstream(dir / "notab.tsv") << "ab\tcd\nno tab here\n";
+    CHECK_THROWS_WITH(train::load_text_pairs((dir / "notab.tsv").string(), shape), Contains("notab.tsv:2: expected two texts separated by a tab"));
+    std::ofstream(dir / "utf8.tsv") << "ok\tok\nbad \xff byte\tx\n";
+    CHECK_THROWS_WITH(train::load_text_pairs((dir / "utf8.tsv").string(), shape), Contains("utf8.tsv:2: the line is not valid UTF-8"));
+    std::ofstream(dir / "empty.tsv") << "";
+    CHECK_THROWS_WITH(train::load_text_pairs((dir / "empty.tsv").string(), shape), Contains("holds no pairs"));
+    std::ofstream(dir / "label.tsv") << "a\tb\tmaybe\n";
+    CHECK_THROWS_WITH(train::load_text_pairs((dir / "label.tsv").string(), shape), Contains("must be 0 or 1"));
+    train::PairShape small_vocab{"x1", "x2", 4, 4, 100, 257};
+    CHECK_THROWS_WITH(train::load_text_pairs((dir / "ok.tsv").string(), small_vocab), Contains("vocab >= 257"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("positive-only data without negatives is stopped by the guard", "[train]") {
+    const auto spec = spec::load_spec_string(kSmallSpec, "small", {"train.negatives=0"});
+    const auto built = build_graph(spec, builtin_ops());
+    const fs::path dir = scratch("guard");
+    train::TrainOptions options;
+    options.out_dir = dir.string();
+    CHECK_THROWS_WITH(train::train(spec, built, options),
+                      Contains("collapse") && Contains("Hadsell") && Contains("train.negatives: 1") && Contains("--allow-positive-only"));
+    CHECK_FALSE(fs::exists(dir / "checkpoint.safetensors"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("training separates the pairs, checkpoints, resumes and repeats bit for bit", "[train]") {
+    const fs::path dir = scratch("run");
+    auto run = [&](const fs::path& out, std::vector<std::string> overrides, bool resume) {
+        const auto spec = spec::load_spec_string(kSmallSpec, "small", overrides);
+        const auto built = build_graph(spec, builtin_ops());
+        train::TrainOptions options;
+        options.out_dir = out.string();
+        options.resume = resume;
+        return train::train(spec, built, options);
+    };
+    const auto history = run(dir / "a", {}, false);
+    REQUIRE(history.size() == 3);
+    REQUIRE(history.back().val_auc.has_value());
+    CHECK(*history.back().val_auc > 0.8);               // it learned
+    CHECK(*history.back().pos_sim > *history.back().neg_sim);
+    CHECK(history.back().train_loss < history.front().train_loss);
+    // metrics.jsonl: one line an epoch with the documented keys.
+    std::ifstream metrics(dir / "a" / "metrics.jsonl");
+    int lines = 0;
+    for (std::string line; std::getline(metrics, line); ++lines)
+        for (const char* key : {"\"epoch\"", "\"train_loss\"", "\"val_loss\"", "\"val_auc\"", "\"pos_sim\"", "\"neg_sim\"", "\"spread\"", "\"samples_per_s\""})
+            CHECK_THAT(line, Contains(key));
+    CHECK(lines == 3);
+    // The checkpoint: PyTorch names, optimizer state, where the run is.
+    const auto ckpt = io::read_safetensors((dir / "a" / "checkpoint.safetensors").string());
+    CHECK(ckpt.tensors.count("left_lstm.weight_ih"));
+    CHECK(ckpt.tensors.at("left_lstm.weight_ih").shape() == Shape{48, 8});
+    CHECK(ckpt.tensors.count("left_lstm.weight_ih.adam_m"));
+    CHECK(ckpt.metadata.at("epoch") == "3");
+
+    // Same seed, same threads: the same bytes.
+    run(dir / "b", {}, false);
+    CHECK(read_all(dir / "a" / "checkpoint.safetensors") == read_all(dir / "b" / "checkpoint.safetensors"));
+    // Stopped after epoch 1, then resumed: the same weights as never stopping.
+    run(dir / "c", {"train.epochs=1"}, false);
+    const auto resumed = run(dir / "c", {}, true);
+    CHECK(resumed.size() == 2);
+    CHECK(read_all(dir / "a" / "checkpoint.safetensors") == read_all(dir / "c" / "checkpoint.safetensors"));
+    // A different seed gives different weights (the comparison above can fail).
+    run(dir / "d", {"train.seed=6"}, false);
+    CHECK(read_all(dir / "a" / "checkpoint.safetensors") != read_all(dir / "d" / "checkpoint.safetensors"));
+    fs::remove_all(dir);
+}

@@ -1,0 +1,144 @@
+// `graphrun check` (the summary table, in the manner of Keras's
+// model.summary, and the data's lengths) and `graphrun gradcheck`.
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "engine/initializer.hpp"
+#include "engine/spec/builder.hpp"
+#include "engine/spec/loader.hpp"
+#include "engine/train/trainer.hpp"
+#include "ops/builtin.hpp"
+#include "tools/cli.hpp"
+
+namespace graphrun::cli {
+
+namespace {
+std::string thousands(std::int64_t n) {
+    std::string digits = std::to_string(n), out;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+        if (i && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return out;
+}
+
+std::string shapes_of(const Node& n) {
+    std::string s;
+    for (const auto& t : n.outputs) s += (s.empty() ? "" : " ") + to_string(t.shape);
+    return s;
+}
+}  // namespace
+
+int run_check(const Args& args) {
+    const spec::Spec spec = spec::load_spec_file(args.spec, args.overrides);
+    const BuiltGraph built = build_graph(spec, builtin_ops());
+    const Graph& g = built.graph;
+
+    fmt::print("{}: {} nodes\n", spec.path, g.nodes().size());
+    fmt::print("{:<28} {:<18} {:<18} {:>10}\n", "node", "op", "output shape", "params");
+    fmt::print("{}\n", std::string(77, '-'));
+    std::set<int> counted;  // a shared parameter counts once, at its first user
+    for (std::size_t i = 0; i < g.nodes().size(); ++i) {
+        const Node& n = g.nodes()[i];
+        if (n.kind == NodeKind::parameter) continue;
+        std::int64_t params = 0;
+        for (const auto& in : n.inputs)
+            if (g.node(in).kind == NodeKind::parameter && counted.insert(in.node).second) params += element_count(g.type(in).shape);
+        const std::string op = n.composite_kind.empty() || n.composite_kind == n.op_name ? n.op_name : n.composite_kind + "/" + n.op_name;
+        fmt::print("{:<28} {:<18} {:<18} {:>10}\n", n.name, op, shapes_of(n), thousands(params));
+    }
+    fmt::print("{}\n", std::string(77, '-'));
+    fmt::print("Total params: {}\nTrainable params: {}\nNon-trainable params: 0\n", thousands(g.parameter_count()), thousands(g.parameter_count()));
+
+    // The data, if the graph is a Siamese pair model: counts, labels, lengths and padding.
+    train::SiameseRoles roles;
+    try {
+        roles = train::find_roles(g);
+    } catch (const Error& e) {
+        fmt::print("data: not checked ({})\n", e.what());
+        return 0;
+    }
+    const train::PairSet pairs = train::load_pairs(spec.data, roles.shape);
+    const auto similar = std::count(pairs.label.begin(), pairs.label.end(), 1.0f);
+    fmt::print("data: {} pairs, {} labelled similar, {} dissimilar; train.negatives {} adds {} dissimilar pairs an epoch\n", pairs.count(), similar,
+               pairs.count() - similar, spec.train.negatives, spec.train.negatives * pairs.count());
+    for (const auto& [name, ids, length] : {std::tuple{roles.shape.left_name, &pairs.left, pairs.left_length},
+                                            std::tuple{roles.shape.right_name, &pairs.right, pairs.right_length}}) {
+        const auto s = train::length_stats(*ids, length);
+        fmt::print("  {}: length min {}, median {}, max {} of {}; padding {:.1f}% of ids\n", name, s.min, s.median, s.max, length, 100 * s.padding_share);
+    }
+    if (similar == pairs.count() && spec.train.negatives == 0) fmt::print("warning: {}\n", train::positive_only_message(spec));
+    return 0;
+}
+
+int run_gradcheck(const Args& args) {
+    const spec::Spec spec = spec::load_spec_file(args.spec, args.overrides);
+    const BuiltGraph built = build_graph(spec, builtin_ops());
+    const Graph& g = built.graph;
+    const train::SiameseRoles roles = train::find_roles(g);
+
+    // A small batch: the first pairs, with one dissimilar pair each.
+    train::PairSet pairs = train::load_pairs(spec.data, roles.shape);
+    train::PairSet few;
+    few.left_length = pairs.left_length;
+    few.right_length = pairs.right_length;
+    for (std::int64_t r = 0; r < std::min<std::int64_t>(2, pairs.count()); ++r) few.append(pairs, r);
+    std::mt19937_64 rng(spec.train.seed);
+    const auto samples = train::plan_epoch(few, 1, false, rng);
+    const auto n = static_cast<std::int64_t>(samples.size());
+    Tensor left({n, few.left_length}, g.node(roles.left_input).outputs[0].dtype), right({n, few.right_length}, g.node(roles.right_input).outputs[0].dtype);
+    Tensor label(Shape{n});
+    train::fill_batch(few, samples, 0, n, left, right, label);
+
+    Executor ex(g);
+    initialize_parameters(ex, spec.train.seed);
+    ex.set(roles.left_input, left);
+    ex.set(roles.right_input, right);
+    ex.set(roles.label_input, label);
+    ex.forward();
+    ex.backward(built.loss);
+
+    // Central differences in float32: h large enough that rounding stays small.
+    const double h = 1e-2, tolerance = 2e-2;
+    fmt::print("gradcheck on {} pairs: central differences, h = {}, error = max|analytic - numeric| / max|analytic| over sampled elements\n", n, h);
+    fmt::print("{:<28} {:>10} {:>14} {:>12}\n", "parameter", "sampled", "max|grad|", "error");
+    bool ok = true;
+    for (int p : g.parameters()) {
+        const Tensor analytic = ex.grad(p).clone();
+        Tensor x = ex.value(ValueRef{p, 0});
+        std::vector<std::int64_t> positions;
+        std::uniform_int_distribution<std::int64_t> pick(0, x.numel() - 1);
+        // Elements with the largest gradients say the most; add a few random ones.
+        std::vector<std::int64_t> order(static_cast<std::size_t>(x.numel()));
+        for (std::int64_t j = 0; j < x.numel(); ++j) order[static_cast<std::size_t>(j)] = j;
+        std::partial_sort(order.begin(), order.begin() + std::min<std::int64_t>(4, x.numel()), order.end(),
+                          [&](auto a, auto b) { return std::abs(analytic.f32()[a]) > std::abs(analytic.f32()[b]); });
+        for (std::int64_t k = 0; k < std::min<std::int64_t>(4, x.numel()); ++k) positions.push_back(order[static_cast<std::size_t>(k)]);
+        for (int k = 0; k < 4; ++k) positions.push_back(pick(rng));
+        double worst = 0, scale = 0;
+        for (float v : analytic.floats()) scale = std::max(scale, static_cast<double>(std::abs(v)));
+        for (auto j : positions) {
+            float* w = x.f32() + j;
+            const float saved = *w;
+            *w = static_cast<float>(saved + h);
+            ex.forward();
+            const double plus = ex.value(built.loss).f32()[0];
+            *w = static_cast<float>(saved - h);
+            ex.forward();
+            const double minus = ex.value(built.loss).f32()[0];
+            *w = saved;
+            worst = std::max(worst, std::abs((plus - minus) / (2 * h) - analytic.f32()[j]));
+        }
+        const double error = scale > 0 ? worst / scale : worst;
+        ok = ok && error <= tolerance;
+        fmt::print("{:<28} {:>10} {:>14.4g} {:>12.2e}{}\n", g.node(p).name, positions.size(), scale, error, error <= tolerance ? "" : "  FAIL");
+    }
+    fmt::print("{}\n", ok ? "gradcheck: every parameter within tolerance" : fmt::format("gradcheck: FAILED (tolerance {})", tolerance));
+    return ok ? 0 : 1;
+}
+
+}  // namespace graphrun::cli
