@@ -16,6 +16,7 @@
 
 #include "engine/error.hpp"
 #include "engine/io/atomic_file.hpp"
+#include "engine/io/input_file.hpp"
 
 namespace graphrun::io {
 
@@ -28,34 +29,6 @@ constexpr char kMagic[] = "\x93NUMPY";
 constexpr std::size_t kMagicSize = 6;
 constexpr const char* kSupported = "'<i4' (int32), '<i8' (int64), '<f4' (float32), '<f8' (float64, read as float32)";
 
-// A regular file read at known offsets, with its size known up front so nothing
-// is allocated before the sizes have been checked against it.
-class InputFile {
-public:
-    explicit InputFile(const std::string& path) : path_(path) {
-        std::error_code ec;
-        if (std::filesystem::is_directory(path, ec)) throw Error(fmt::format("{}: is a folder, expected a .npy file", path));
-        in_.open(path, std::ios::binary);
-        if (!in_) throw Error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-        in_.seekg(0, std::ios::end);
-        const auto end = in_.tellg();
-        if (end < 0) throw Error(fmt::format("{}: cannot determine the file size", path));
-        size_ = static_cast<std::uint64_t>(end);
-    }
-    std::uint64_t size() const { return size_; }
-    void read(std::uint64_t offset, void* out, std::uint64_t count) {
-        in_.clear();
-        in_.seekg(static_cast<std::streamoff>(offset));
-        in_.read(static_cast<char*>(out), static_cast<std::streamsize>(count));
-        if (static_cast<std::uint64_t>(in_.gcount()) != count)
-            throw Error(fmt::format("{}: read {} of {} bytes at offset {} (did the file change while reading?)", path_, in_.gcount(), count, offset));
-    }
-
-private:
-    std::string path_;
-    std::ifstream in_;
-    std::uint64_t size_ = 0;
-};
 
 // The header: a Python dict literal such as
 //   {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
@@ -227,7 +200,7 @@ std::uint32_t little_endian(const unsigned char* p, int bytes) {
 }  // namespace
 
 Tensor read_npy(const std::string& path) {
-    InputFile file(path);
+    InputFile file(path, ".npy file");
     const std::uint64_t size = file.size();
 
     // Preamble: magic, major, minor, then a 2-byte (1.0) or 4-byte (2.0, 3.0) header length.

@@ -18,6 +18,7 @@
 
 #include "engine/error.hpp"
 #include "engine/io/atomic_file.hpp"
+#include "engine/io/input_file.hpp"
 
 namespace graphrun::io {
 
@@ -39,33 +40,6 @@ const char* safetensors_dtype(DType dtype) {
     return "?";
 }
 
-// A regular file read at known offsets; its size is known before anything is allocated.
-class InputFile {
-public:
-    explicit InputFile(const std::string& path) : path_(path) {
-        std::error_code ec;
-        if (std::filesystem::is_directory(path, ec)) throw Error(fmt::format("{}: is a folder, expected a .safetensors file", path));
-        in_.open(path, std::ios::binary);
-        if (!in_) throw Error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-        in_.seekg(0, std::ios::end);
-        const auto end = in_.tellg();
-        if (end < 0) throw Error(fmt::format("{}: cannot determine the file size", path));
-        size_ = static_cast<std::uint64_t>(end);
-    }
-    std::uint64_t size() const { return size_; }
-    void read(std::uint64_t offset, void* out, std::uint64_t count) {
-        in_.clear();
-        in_.seekg(static_cast<std::streamoff>(offset));
-        in_.read(static_cast<char*>(out), static_cast<std::streamsize>(count));
-        if (static_cast<std::uint64_t>(in_.gcount()) != count)
-            throw Error(fmt::format("{}: read {} of {} bytes at offset {} (did the file change while reading?)", path_, in_.gcount(), count, offset));
-    }
-
-private:
-    std::string path_;
-    std::ifstream in_;
-    std::uint64_t size_ = 0;
-};
 
 // nlohmann::json keeps the last of two equal keys; a checkpoint with two values
 // for one tensor is ambiguous, so the parse callback rejects duplicates.
@@ -212,7 +186,7 @@ void write_safetensors(const std::string& path, const Checkpoint& checkpoint) {
 }
 
 Checkpoint read_safetensors(const std::string& path) {
-    InputFile file(path);
+    InputFile file(path, ".safetensors file");
     const std::uint64_t size = file.size();
     if (size < 8)
         throw Error(fmt::format("{}: the file is {} bytes, too short for safetensors (it starts with an 8-byte header length)", path, size));
