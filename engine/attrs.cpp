@@ -32,7 +32,9 @@ const AttrValue& lookup(const std::map<std::string, AttrValue>& values, const st
     return it->second;
 }
 
-bool fits(AttrKind kind, const AttrValue& value) {
+}  // namespace
+
+bool attr_fits(AttrKind kind, const AttrValue& value) {
     switch (kind) {
         case AttrKind::integer: return std::holds_alternative<std::int64_t>(value);
         case AttrKind::number: return std::holds_alternative<double>(value) || std::holds_alternative<std::int64_t>(value);
@@ -41,7 +43,6 @@ bool fits(AttrKind kind, const AttrValue& value) {
     }
     return false;
 }
-}  // namespace
 
 std::int64_t Attrs::integer(const std::string& name) const { return std::get<std::int64_t>(lookup(values_, name)); }
 
@@ -64,7 +65,7 @@ Attrs validate_attrs(const std::string& where, const std::vector<AttrSpec>& sche
         for (const auto& s : schema)
             if (s.name == name) spec = &s;
         if (!spec) throw Error(fmt::format("{}: unknown attribute '{}' (known: {})", where, name, known));
-        if (!fits(spec->kind, value))
+        if (!attr_fits(spec->kind, value))
             throw Error(fmt::format("{}: attribute '{}' must be {} {}, got {}", where, name,
                                     spec->kind == AttrKind::integer ? "an" : "a", attr_kind_name(spec->kind), to_string(value)));
     }

@@ -50,4 +50,7 @@ Attrs validate_attrs(const std::string& where, const std::vector<AttrSpec>& sche
 
 std::string to_string(const AttrValue& value);
 
+// Whether `value` is of `kind`; an integer is a number too.
+bool attr_fits(AttrKind kind, const AttrValue& value);
+
 }  // namespace graphrun

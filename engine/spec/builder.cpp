@@ -61,15 +61,6 @@ struct OpInfo {
 
 const char* article(AttrKind kind) { return kind == AttrKind::integer ? "an" : "a"; }
 
-bool fits(AttrKind kind, const AttrValue& v) {
-    switch (kind) {
-        case AttrKind::integer: return std::holds_alternative<std::int64_t>(v);
-        case AttrKind::number: return std::holds_alternative<double>(v) || std::holds_alternative<std::int64_t>(v);
-        case AttrKind::boolean: return std::holds_alternative<bool>(v);
-        case AttrKind::string: return std::holds_alternative<std::string>(v);
-    }
-    return false;
-}
 
 Location attr_loc(const NodeSpec& n, const std::string& attr) {
     const auto it = n.attr_locs.find(attr);
@@ -87,7 +78,7 @@ Attrs check_attrs(const NodeSpec& n, const std::vector<AttrSpec>& schema) {
         if (s == schema.end())
             throw SpecError(attr_loc(n, name), fmt::format("{}: unknown attribute '{}' (known: {}){}", where, name,
                                                            known.empty() ? "none" : spec::join(known), spec::did_you_mean(name, known)));
-        if (!fits(s->kind, value))
+        if (!attr_fits(s->kind, value))
             throw SpecError(attr_loc(n, name), fmt::format("{}: attribute '{}' must be {} {}, got {}", where, name, article(s->kind),
                                                            attr_kind_name(s->kind), to_string(value)));
         full.set(name, value);
