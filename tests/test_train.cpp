@@ -36,28 +36,9 @@ std::string read_all(const fs::path& p) {
 }
 
 // A small Siamese model on short sequences, so a run takes well under a second.
-const char* const kSmallSpec = R"(
-inputs:
-  - {name: x1, shape: [6], dtype: int32}
-  - {name: x2, shape: [8], dtype: int64}
-  - {name: y, shape: [], dtype: float32}
-nodes:
-  - {name: left_embedding, op: embedding, inputs: [x1], vocab: 64, dim: 8}
-  - {name: left_lstm, op: lstm, inputs: [left_embedding], units: 12}
-  - {name: left_dense, op: dense, inputs: [left_lstm], units: 16}
-  - {name: right_embedding, op: embedding, inputs: [x2], vocab: 64, dim: 8}
-  - {name: right_lstm, op: lstm, inputs: [right_embedding], units: 12}
-  - {name: right_dense, op: dense, inputs: [right_lstm], units: 16}
-  - {name: similarity, op: cosine, inputs: [left_dense, right_dense]}
-  - {name: one, op: constant, value: 1.0}
-  - {name: distance, op: sub, inputs: [one, similarity]}
-  - {name: loss, op: contrastive_loss, inputs: [distance, y], margin: 1.0}
-outputs: [left_dense, right_dense, similarity]
-loss: loss
-data:
-  synthetic: {samples: 2000, classes: 4, signal: 0.9, min_length: 0.5, seed: 3}
-train: {epochs: 3, batch_size: 32, seed: 5, negatives: 1, validation: 0.2, optimizer: {type: adam, lr: 0.01}}
-)";
+spec::Spec small_spec(const std::vector<std::string>& overrides = {}) {
+    return spec::load_spec_file(GRAPHRUN_SOURCE_DIR "/tests/specs/small_siamese.yaml", overrides);
+}
 
 train::PairShape small_shape() { return {"x1", "x2", 6, 8, 40, 40}; }
 }  // namespace
@@ -157,7 +138,7 @@ TEST_CASE("text pairs: bytes as ids, and clear errors", "[train]") {
 }
 
 TEST_CASE("positive-only data without negatives is stopped by the guard", "[train]") {
-    const auto spec = spec::load_spec_string(kSmallSpec, "small", {"train.negatives=0"});
+    const auto spec = small_spec({"train.negatives=0"});
     const auto built = build_graph(spec, builtin_ops());
     const fs::path dir = scratch("guard");
     train::TrainOptions options;
@@ -171,7 +152,7 @@ TEST_CASE("positive-only data without negatives is stopped by the guard", "[trai
 TEST_CASE("training separates the pairs, checkpoints, resumes and repeats bit for bit", "[train]") {
     const fs::path dir = scratch("run");
     auto run = [&](const fs::path& out, std::vector<std::string> overrides, bool resume) {
-        const auto spec = spec::load_spec_string(kSmallSpec, "small", overrides);
+        const auto spec = small_spec(overrides);
         const auto built = build_graph(spec, builtin_ops());
         train::TrainOptions options;
         options.out_dir = out.string();
@@ -209,5 +190,33 @@ TEST_CASE("training separates the pairs, checkpoints, resumes and repeats bit fo
     // A different seed gives different weights (the comparison above can fail).
     run(dir / "d", {"train.seed=6"}, false);
     CHECK(read_all(dir / "a" / "checkpoint.safetensors") != read_all(dir / "d" / "checkpoint.safetensors"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a non-finite loss names the first node that produced it and keeps the last good checkpoint", "[train]") {
+    const fs::path dir = scratch("nan");
+    auto options_for = [&](const std::string& init) {
+        train::TrainOptions options;
+        options.out_dir = dir.string();
+        options.init_checkpoint = init;
+        return options;
+    };
+    const auto spec = small_spec({"train.epochs=1"});
+    const auto built = build_graph(spec, builtin_ops());
+    train::train(spec, built, options_for(""));
+    const std::string good = read_all(dir / "checkpoint.safetensors");
+    REQUIRE_FALSE(good.empty());
+
+    // Start from those weights with one NaN in the right branch's dense layer.
+    auto poisoned = io::read_safetensors((dir / "checkpoint.safetensors").string());
+    Tensor& weight = poisoned.tensors.at("right_dense.weight");
+    weight.f32()[3] = std::numeric_limits<float>::quiet_NaN();
+    io::write_safetensors((dir / "poisoned.safetensors").string(), poisoned);
+
+    const auto built_again = build_graph(spec, builtin_ops());
+    CHECK_THROWS_AS(train::train(spec, built_again, options_for((dir / "poisoned.safetensors").string())), train::TrainingFailure);
+    CHECK_THROWS_WITH(train::train(spec, built_again, options_for((dir / "poisoned.safetensors").string())),
+                      Contains("epoch 1 step 1") && Contains("right_dense") && Contains("is kept"));
+    CHECK(read_all(dir / "checkpoint.safetensors") == good);
     fs::remove_all(dir);
 }

@@ -1,6 +1,7 @@
 // `graphrun predict`: run a trained graph on .npy inputs and write the
 // outputs asked for (branch embeddings, the similarity) as .npy files.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 
@@ -24,6 +25,19 @@ Tensor rows_of(const Tensor& t, std::int64_t first, std::int64_t count) {
     Tensor out(shape, t.dtype());
     const std::size_t row_bytes = t.bytes() / static_cast<std::size_t>(t.dim(0));
     std::memcpy(out.raw(), static_cast<const std::byte*>(t.raw()) + static_cast<std::size_t>(first) * row_bytes, static_cast<std::size_t>(count) * row_bytes);
+    return out;
+}
+
+// Token ids come as int32 or int64 whatever the input declares, as NumPy makes
+// either by default; a value int32 cannot hold is an error, not a wrapped id.
+Tensor ids_as(const Tensor& t, DType want, const std::string& path) {
+    Tensor out(t.shape(), want);
+    for (std::int64_t j = 0; j < t.numel(); ++j) {
+        const std::int64_t v = t.dtype() == DType::i32 ? t.i32()[j] : t.i64()[j];
+        if (want == DType::i64) out.i64()[j] = v;
+        else if (v < INT32_MIN || v > INT32_MAX) throw Error(fmt::format("{}: token id {} at index {} does not fit int32", path, v, j));
+        else out.i32()[j] = static_cast<std::int32_t>(v);
+    }
     return out;
 }
 }  // namespace
@@ -63,6 +77,7 @@ int run_predict(const Args& args) {
         const TensorType& want = g.node(*index).outputs[0];
         if (t.rank() == 0 || !shapes_agree(t.shape(), want.shape))
             throw Error(fmt::format("{}: input '{}' expects shape {}, got {}", path, name, to_string(want.shape), to_string(t.shape())));
+        if (t.dtype() != want.dtype && t.dtype() != DType::f32 && want.dtype != DType::f32) t = ids_as(t, want.dtype, path);
         if (t.dtype() != want.dtype) throw Error(fmt::format("{}: input '{}' expects {}, got {}", path, name, dtype_name(want.dtype), dtype_name(t.dtype())));
         if (rows >= 0 && t.dim(0) != rows) throw Error(fmt::format("{}: {} rows, but another input has {}", path, t.dim(0), rows));
         rows = t.dim(0);

@@ -28,7 +28,7 @@ const Keys kInputKeys{"name", "shape", "dtype"};
 const Keys kTrainKeys{"epochs", "batch_size", "shuffle", "seed", "negatives", "validation", "optimizer", "clip_norm"};
 const Keys kOptimizerKeys{"type", "lr", "beta1", "beta2", "eps", "momentum"};
 const Keys kDataKeys{"synthetic", "files", "text"};
-const Keys kSyntheticKeys{"samples", "classes", "signal", "min_length", "seed"};
+const Keys kSyntheticKeys{"samples", "classes", "class_tokens", "signal", "min_length", "seed"};
 const Keys kFilesKeys{"inputs", "labels"};
 const Keys kTextKeys{"path"};
 // The maps --set can reach by key, and the keys each one takes (empty: any).
@@ -318,6 +318,7 @@ DataSpec read_data(const Reader& r, const Entry& section, const std::vector<Inpu
         for (const auto& s : r.map(e.value, e.path, "data.synthetic", kSyntheticKeys)) {
             if (s.key == "samples") d.synthetic.samples = r.positive(s.value, s.path, s.path);
             if (s.key == "classes") d.synthetic.classes = r.positive(s.value, s.path, s.path);
+            if (s.key == "class_tokens") d.synthetic.class_tokens = r.non_negative(s.value, s.path, s.path);
             if (s.key == "signal") d.synthetic.signal = r.in_range(s.value, s.path, s.path, 0, false, 1, false);
             if (s.key == "min_length") d.synthetic.min_length = r.in_range(s.value, s.path, s.path, 0, true, 1, false);
             if (s.key == "seed") d.synthetic.seed = static_cast<std::uint64_t>(r.non_negative(s.value, s.path, s.path));

@@ -49,8 +49,9 @@ struct NodeSpec {
 
 struct SyntheticData {
     std::int64_t samples = 10000;   // positive pairs
-    std::int64_t classes = 8;       // latent classes; a positive pair shares one
-    double signal = 0.6;            // share of a sequence's tokens drawn from its class's own slice of the vocabulary
+    std::int64_t classes = 16;      // latent classes; a positive pair shares one
+    std::int64_t class_tokens = 8;  // ids each class owns; 0: an equal share of the vocabulary
+    double signal = 0.7;            // share of a sequence's tokens drawn from its class's own ids
     double min_length = 0.5;        // each sequence's length is uniform in [min_length * T, T]; the rest is padding (id 0)
     std::uint64_t seed = 1;
 };

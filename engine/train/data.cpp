@@ -28,9 +28,10 @@ PairSet empty_like(const PairShape& shape) {
 
 void draw_sequence(std::mt19937_64& rng, const spec::SyntheticData& config, std::int64_t cls, std::int64_t length, std::int64_t vocab,
                    std::vector<std::int32_t>& out) {
-    // Real tokens are 1..vocab-1; class `cls` owns an equal slice of them.
+    // Real tokens are 1..vocab-1; class `cls` owns `class_tokens` of them (default: an equal slice).
     const std::int64_t usable = vocab - 1;
-    const std::int64_t slice = std::max<std::int64_t>(1, usable / config.classes);
+    const std::int64_t equal_share = std::max<std::int64_t>(1, usable / config.classes);
+    const std::int64_t slice = config.class_tokens > 0 ? std::min(config.class_tokens, equal_share) : equal_share;
     const std::int64_t first = 1 + (cls * slice) % usable;
     std::uniform_int_distribution<std::int64_t> own(0, slice - 1), any(1, usable);
     std::bernoulli_distribution from_own(config.signal);

@@ -16,6 +16,8 @@
 
 namespace graphrun::train {
 
+namespace fs = std::filesystem;
+
 namespace {
 
 // The vocabulary of the embedding that reads an id input.
@@ -145,6 +147,14 @@ std::string positive_only_message(const spec::Spec& spec) {
         spec.path);
 }
 
+namespace {
+// What a failed run leaves behind: the checkpoint of the last finished epoch, untouched.
+std::string kept_checkpoint(const std::string& path) {
+    if (fs::exists(path)) return fmt::format("The last good checkpoint, {}, is kept as it was.", path);
+    return "No epoch finished, so there is no checkpoint.";
+}
+}  // namespace
+
 std::string first_non_finite_node(const Executor& ex) {
     const auto& nodes = ex.graph().nodes();
     for (std::size_t i = 0; i < nodes.size(); ++i)
@@ -170,7 +180,6 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
     const std::vector<Sample> validation = plan_epoch(split.validation, cfg.negatives, false, validation_rng);
 
     // Where the run's files go; an unwritable folder is found before training.
-    namespace fs = std::filesystem;
     const fs::path out(options.out_dir);
     std::error_code ec;
     fs::create_directories(out, ec);
@@ -190,10 +199,11 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         try {
             first_epoch = std::stoi(ckpt.metadata.at("epoch")) + 1;
             optimizer->load_state(state, std::stoll(ckpt.metadata.at("optimizer_steps")));
-        } catch (const std::out_of_range&) {
-            throw Error(fmt::format("{}: not a training checkpoint (no epoch and optimizer_steps in its metadata)", checkpoint_path));
+        } catch (const std::logic_error&) {  // missing keys (out_of_range) or values that are not numbers (invalid_argument)
+            throw Error(fmt::format("{}: not a training checkpoint (expected whole numbers epoch and optimizer_steps in its metadata)", checkpoint_path));
         }
     } else if (!options.init_checkpoint.empty()) {
+        if (!fs::exists(options.init_checkpoint)) throw Error(fmt::format("--init: {} does not exist", options.init_checkpoint));
         const io::Checkpoint ckpt = io::read_safetensors(options.init_checkpoint);
         load_parameters(ex, ckpt, optimizer_tensors(ckpt), options.init_checkpoint);
     }
@@ -224,14 +234,13 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
             ex.forward();
             const float loss = ex.value(built.loss).f32()[0];
             if (!std::isfinite(loss))
-                throw TrainingFailure(fmt::format("epoch {} step {}: the loss is {}; the first non-finite value comes from node {}. "
-                                                  "The last good checkpoint, {}, is kept as it was.",
-                                                  epoch, step + 1, loss, first_non_finite_node(ex), checkpoint_path));
+                throw TrainingFailure(fmt::format("epoch {} step {}: the loss is {}; the first non-finite value comes from node {}. {}", epoch, step + 1,
+                                                  std::isnan(loss) ? "NaN" : "infinite", first_non_finite_node(ex), kept_checkpoint(checkpoint_path)));
             ex.backward(built.loss);
             const double norm = clip_grad_norm(ex, cfg.clip_norm > 0 ? cfg.clip_norm : INFINITY);
             if (!std::isfinite(norm))
-                throw TrainingFailure(fmt::format("epoch {} step {}: a gradient is not finite (global norm {}). The last good checkpoint, {}, is kept.",
-                                                  epoch, step + 1, norm, checkpoint_path));
+                throw TrainingFailure(fmt::format("epoch {} step {}: a gradient is not finite (global norm {}). {}", epoch, step + 1, norm,
+                                                  kept_checkpoint(checkpoint_path)));
             optimizer->step(ex);
             loss_sum += loss * static_cast<double>(n);
             // Embedding spread: collapse shows as every embedding pointing one way.

@@ -1,0 +1,97 @@
+#!/bin/bash
+# The graphrun command line end to end: exit status (0 success, 2 a bad spec,
+# argument or input file, 1 any other failure) and what the messages say.
+# Usage: tests/cli.sh GRAPHRUN_BINARY SOURCE_DIR   (ctest runs it)
+set -u
+graphrun=$1
+src=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+# expect STATUS 'text that must appear'... -- ARGS...
+expect() {
+    local status=$1; shift
+    local wanted=()
+    while [ "$1" != "--" ]; do wanted+=("$1"); shift; done
+    shift
+    local output got
+    output=$(cd "$src" && "$graphrun" "$@" 2>&1)
+    got=$?
+    if [ "$got" != "$status" ]; then
+        echo "FAIL: graphrun $* exited $got, expected $status; output:"
+        echo "$output" | head -20
+        failures=$((failures + 1))
+        return
+    fi
+    for text in "${wanted[@]}"; do
+        if ! grep -qF -- "$text" <<<"$output"; then
+            echo "FAIL: graphrun $*: output lacks '$text'; output:"
+            echo "$output" | head -20
+            failures=$((failures + 1))
+        fi
+    done
+    echo "ok: graphrun $* -> $status"
+}
+
+small=tests/specs/small_siamese.yaml
+
+# write_ids FILE ROWS COLS: a .npy (version 1.0) of int32 token ids, all 1.
+write_ids() {
+    local header="{'descr': '<i4', 'fortran_order': False, 'shape': ($2, $3), }"
+    while [ $(((10 + ${#header} + 1) % 64)) != 0 ]; do header+=" "; done
+    {
+        printf '\x93NUMPY\x01\x00'
+        printf "\\x$(printf %02x $(((${#header} + 1) % 256)))\\x$(printf %02x $(((${#header} + 1) / 256)))"
+        printf '%s\n' "$header"
+        for ((i = 0; i < $2 * $3; ++i)); do printf '\x01\x00\x00\x00'; done
+    } >"$1"
+}
+
+# Arguments.
+expect 2 "no spec given" "usage:" --
+expect 2 "unknown option '--epochs'" -- $small --epochs 3
+expect 2 "--threads expects a positive whole number, got '0'" -- $small --threads 0
+expect 2 "--set expects NAME=VALUE" -- $small --set train.epochs
+expect 2 "--resume and --init exclude each other" -- $small --resume --init x.safetensors
+expect 2 "unexpected argument" -- $small other.yaml
+
+# Specs.
+expect 2 "missing.yaml" -- check tests/specs/missing.yaml
+expect 2 "cycle.yaml:" "cycle" -- check tests/specs/cycle.yaml
+expect 2 "cosine_as_distance.yaml:" "1 - cosine" -- check tests/specs/cosine_as_distance.yaml
+expect 2 "train.epoch" "epochs" -- check $small --set train.epoch=3
+expect 2 "train.epochs" -- check $small --set train.epochs=many
+expect 0 "146,944" -- check graphs/siamese.yaml
+
+# The collapse guard, and going on anyway.
+expect 2 "collapse" "train.negatives: 1" "--allow-positive-only" -- train $small --set train.negatives=0 --out "$work/guard"
+[ -e "$work/guard/checkpoint.safetensors" ] && { echo "FAIL: the guard left a checkpoint"; failures=$((failures + 1)); }
+expect 0 -- train $small --set train.negatives=0 --set train.epochs=1 --allow-positive-only --out "$work/positive_only"
+
+# A loss that overflows: exit 1, naming the node.
+expect 1 "the loss is" "node 'overflowed' (mul)" "there is no checkpoint" -- tests/specs/overflow.yaml --out "$work/overflow"
+
+# A run, then predict from its checkpoint.
+expect 0 "val_auc" -- $small --out "$work/run" --threads 1
+for f in metrics.jsonl checkpoint.safetensors; do
+    [ -s "$work/run/$f" ] || { echo "FAIL: the run wrote no $f"; failures=$((failures + 1)); }
+done
+expect 2 "--init: $work/none.safetensors does not exist" -- train $small --init "$work/none.safetensors" --out "$work/init"
+expect 2 "does not exist; start without --resume" -- train $small --resume --out "$work/empty"
+expect 2 "--checkpoint" -- predict $small --input x1=tests/io_data/i32_3.npy --output similarity --out "$work/predicted"
+expect 2 "i32_3.npy" -- predict $small --checkpoint "$work/run/checkpoint.safetensors" --input x1=tests/io_data/i32_3.npy \
+    --input x2=tests/io_data/i32_3.npy --output similarity --out "$work/predicted"
+write_ids "$work/left.npy" 2 6
+write_ids "$work/right.npy" 2 8
+expect 0 -- predict $small --checkpoint "$work/run/checkpoint.safetensors" --input x1="$work/left.npy" \
+    --input x2="$work/right.npy" --output similarity --output left_dense --out "$work/predicted"
+for f in similarity.npy left_dense.npy; do
+    [ -s "$work/predicted/$f" ] || { echo "FAIL: predict wrote no $f"; failures=$((failures + 1)); }
+done
+
+if [ "$failures" != 0 ]; then
+    echo "$failures failure(s)"
+    exit 1
+fi
+echo "all passed"
