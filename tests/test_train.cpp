@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "engine/io/npy.hpp"
 #include "engine/io/safetensors.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
@@ -218,5 +219,53 @@ TEST_CASE("a non-finite loss names the first node that produced it and keeps the
     CHECK_THROWS_WITH(train::train(spec, built_again, options_for((dir / "poisoned.safetensors").string())),
                       Contains("epoch 1 step 1") && Contains("right_dense") && Contains("is kept"));
     CHECK(read_all(dir / "checkpoint.safetensors") == good);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("data.files: .npy pairs are read strictly, with clear errors", "[train]") {
+    const fs::path dir = scratch("files");
+    auto ids = [&](const std::string& name, Shape shape, DType dtype, std::int64_t value) {
+        Tensor t(shape, dtype);
+        for (std::int64_t j = 0; j < t.numel(); ++j) {
+            if (dtype == DType::i32) t.i32()[j] = static_cast<std::int32_t>(value);
+            else if (dtype == DType::i64) t.i64()[j] = value;
+            else t.f32()[j] = static_cast<float>(value);
+        }
+        const std::string path = (dir / name).string();
+        io::write_npy(path, t);
+        return path;
+    };
+    const std::string left = ids("left.npy", {3, 6}, DType::i32, 5), right = ids("right.npy", {3, 8}, DType::i64, 7);
+    auto files = [&](const std::string& l, const std::string& r, const std::string& labels = "") {
+        spec::FileData f;
+        f.inputs = {{"x1", l}, {"x2", r}};
+        f.labels = labels;
+        return f;
+    };
+    // Good files: int32 and int64 ids, float or int labels, or none (all similar).
+    const auto p = train::load_npy_pairs(files(left, right, ids("labels.npy", {3}, DType::i64, 0)), small_shape());
+    CHECK(p.count() == 3);
+    CHECK(p.right[0] == 7);
+    CHECK(p.label == std::vector<float>{0, 0, 0});
+    CHECK(train::load_npy_pairs(files(left, right), small_shape()).label == std::vector<float>{1, 1, 1});
+
+    using train::load_npy_pairs;
+    CHECK_THROWS_WITH(load_npy_pairs(files(ids("float.npy", {3, 6}, DType::f32, 1), right), small_shape()),
+                      Contains("float.npy") && Contains("expected int32 or int64 token ids, got float"));
+    CHECK_THROWS_WITH(load_npy_pairs(files(ids("rank1.npy", {6}, DType::i32, 1), right), small_shape()),
+                      Contains("rank1.npy") && Contains("expected token ids of shape (count, 6), got (6,)"));
+    CHECK_THROWS_WITH(load_npy_pairs(files(ids("long.npy", {3, 7}, DType::i32, 1), right), small_shape()),
+                      Contains("expected token ids of shape (count, 6), got (3, 7)"));
+    CHECK_THROWS_WITH(load_npy_pairs(files(ids("two_rows.npy", {2, 6}, DType::i32, 1), right), small_shape()),
+                      Contains("two_rows.npy has 2 rows but") && Contains("has 3"));
+    CHECK_THROWS_WITH(load_npy_pairs(files(ids("big.npy", {3, 6}, DType::i64, 40), right), small_shape()),
+                      Contains("big.npy") && Contains("outside the vocabulary [0, 40)") && Contains("id 40 at row 0, column 0"));
+    CHECK_THROWS_WITH(load_npy_pairs(files(GRAPHRUN_SOURCE_DIR "/tests/io_data/f32_fortran_2x2.npy", right), small_shape()),
+                      Contains("Fortran"));
+    CHECK_THROWS_WITH(load_npy_pairs(files(left, right, ids("two_labels.npy", {2}, DType::f32, 1)), small_shape()),
+                      Contains("expected labels of shape (3,), one per pair, got (2,)"));
+    CHECK_THROWS_WITH(load_npy_pairs(files(left, right, ids("label_two.npy", {3}, DType::i32, 2)), small_shape()),
+                      Contains("label 2 at row 0: labels must be 0 (dissimilar) or 1 (similar)"));
+    CHECK_THROWS_WITH(load_npy_pairs(files(left, (dir / "missing.npy").string()), small_shape()), Contains("missing.npy"));
     fs::remove_all(dir);
 }

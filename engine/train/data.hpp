@@ -33,7 +33,7 @@ struct PairShape {
 
 // Positive pairs with learnable structure: each pair belongs to one of
 // `classes` latent classes, and each class draws a `signal` share of its tokens
-// from its own slice of the vocabulary (the rest uniformly). Lengths vary,
+// from the `class_tokens` ids it owns (the rest uniformly). Lengths vary,
 // padding fills the rest. Every label is 1: dissimilar pairs come from
 // negative sampling, as they would for real data.
 PairSet make_synthetic(const spec::SyntheticData& config, const PairShape& shape);
