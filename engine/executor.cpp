@@ -1,19 +1,114 @@
 #include "engine/executor.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
+#include <omp.h>
+#include <tbb/task_group.h>
+
+#include "engine/threads.hpp"
 
 namespace graphrun {
 
+namespace {
+
+// Runs `run(node)` for every node with participating[node], each once every
+// node it waits for has run: pending[node] counts those, and `next(node)`
+// lists the nodes that wait for it. Exceptions reach the caller once every
+// task has stopped.
+template <class Run, class Next>
+void run_task_graph(const std::vector<char>& participating, std::atomic<int>* pending, Run&& run, Next&& next) {
+    // oneDNN runs on OpenMP; a primitive with several OpenMP threads inside a
+    // task would multiply the threads. Parallelism comes from the tasks, so every
+    // primitive gets one OpenMP thread (the caller's own setting is restored).
+    const int caller_omp_threads = omp_get_max_threads();
+    tbb::task_group group;
+    struct Chain {
+        tbb::task_group& group;
+        const std::vector<char>& participating;
+        std::atomic<int>* pending;
+        Run& run;
+        Next& next;
+        // Runs a node, then one successor that became ready in the same task
+        // (no hand-off), the others as new tasks.
+        void operator()(int node) const {
+            use_one_openmp_thread();
+            while (node >= 0) {
+                run(node);
+                int follow = -1;
+                for (int s : next(node)) {
+                    if (!participating[static_cast<std::size_t>(s)] || pending[s].fetch_sub(1) != 1) continue;
+                    if (follow >= 0) group.run([chain = *this, follow] { chain(follow); });
+                    follow = s;
+                }
+                node = follow;
+            }
+        }
+    };
+    const Chain chain{group, participating, pending, run, next};
+    for (std::size_t i = 0; i < participating.size(); ++i)
+        if (participating[i] && pending[i].load() == 0) group.run([chain, i] { chain(static_cast<int>(i)); });
+    try {
+        group.wait();
+    } catch (...) {
+        omp_set_num_threads(caller_omp_threads);
+        throw;
+    }
+    omp_set_num_threads(caller_omp_threads);
+}
+
+void add_into(Tensor& to, const Tensor& from) {
+    float* d = to.f32();
+    const float* s = from.f32();
+    for (std::int64_t j = 0; j < to.numel(); ++j) d[j] += s[j];
+}
+
+}  // namespace
+
 Executor::Executor(const Graph& graph) : graph_(&graph) {
     const auto& nodes = graph.nodes();
-    values_.resize(nodes.size());
-    grads_.resize(nodes.size());
-    states_.resize(nodes.size());
-    for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const std::size_t count = nodes.size();
+    values_.resize(count);
+    grads_.resize(count);
+    states_.resize(count);
+    consumers_.resize(count);
+    producers_.resize(count);
+    shared_uses_.resize(count);
+    use_grads_.resize(count);
+    inputs_.resize(count);
+    inferred_for_.resize(count);
+    input_grads_.resize(count);
+    pending_ = std::make_unique<std::atomic<int>[]>(count);
+    for (std::size_t i = 0; i < count; ++i) {
         values_[i].resize(nodes[i].outputs.size());
         grads_[i].resize(nodes[i].outputs.size());
+        shared_uses_[i].resize(nodes[i].outputs.size());
         if (nodes[i].op) states_[i] = nodes[i].op->make_state();
+        inputs_[i].resize(nodes[i].inputs.size());
+        input_grads_[i].resize(nodes[i].inputs.size());
+        use_grads_[i].resize(nodes[i].inputs.size());
     }
+    // Every use of every output, in graph order.
+    std::vector<std::vector<std::vector<Use>>> uses(count);
+    for (std::size_t i = 0; i < count; ++i) uses[i].resize(nodes[i].outputs.size());
+    for (std::size_t c = 0; c < count; ++c)
+        for (std::size_t slot = 0; slot < nodes[c].inputs.size(); ++slot) {
+            const ValueRef in = nodes[c].inputs[slot];
+            const auto p = static_cast<std::size_t>(in.node);
+            uses[p][static_cast<std::size_t>(in.output)].push_back({static_cast<int>(c), static_cast<int>(slot)});
+            auto add_once = [](std::vector<int>& list, int x) {
+                if (std::find(list.begin(), list.end(), x) == list.end()) list.push_back(x);
+            };
+            add_once(consumers_[p], static_cast<int>(c));
+            add_once(producers_[c], in.node);
+        }
+    for (std::size_t p = 0; p < count; ++p)
+        for (std::size_t k = 0; k < uses[p].size(); ++k) {
+            std::vector<int> users;
+            for (const Use& u : uses[p][k])
+                if (std::find(users.begin(), users.end(), u.consumer) == users.end()) users.push_back(u.consumer);
+            if (users.size() > 1) shared_uses_[p][k] = uses[p][k];
+        }
 }
 
 void Executor::check_leaf(int node, const Tensor& value) const {
@@ -39,40 +134,55 @@ void Executor::ensure(Tensor& slot, const TensorType& type) {
     if (!slot.defined() || slot.type() != type) slot = Tensor(type);
 }
 
-void Executor::forward() {
-    run_forward(std::vector<char>(graph_->nodes().size(), 1));
-    forward_done_ = true;
+void Executor::forward(Mode mode) {
+    run_forward(std::vector<char>(graph_->nodes().size(), 1), mode);
+    forward_done_ = mode == Mode::training;
 }
 
-void Executor::forward(const std::vector<ValueRef>& targets) {
+void Executor::forward(const std::vector<ValueRef>& targets, Mode mode) {
     const auto& nodes = graph_->nodes();
     std::vector<char> needed(nodes.size(), 0);
     for (const auto& v : targets) needed.at(static_cast<std::size_t>(v.node)) = 1;
     for (std::size_t i = nodes.size(); i-- > 0;)
         if (needed[i])
             for (const auto& in : nodes[i].inputs) needed[static_cast<std::size_t>(in.node)] = 1;
-    run_forward(needed);
+    run_forward(needed, mode);
     forward_done_ = false;  // a partial forward leaves other values stale
 }
 
-void Executor::run_forward(const std::vector<char>& needed) {
+void Executor::run_forward(const std::vector<char>& needed, Mode mode) {
     const auto& nodes = graph_->nodes();
-    std::vector<TensorType> in_types;
-    std::vector<Tensor> inputs;
+    forward_done_ = false;
+    // Leaves first: they are set, not computed.
+    std::vector<char> ops(nodes.size(), 0);
     for (std::size_t i = 0; i < nodes.size(); ++i) {
-        const Node& n = nodes[i];
         if (!needed[i]) continue;
-        if (!n.op) {
-            check_leaf(static_cast<int>(i), values_[i][0]);
-            continue;
-        }
-        in_types.clear();
-        inputs.clear();
-        for (const auto& v : n.inputs) {
-            inputs.push_back(value(v));
-            in_types.push_back(inputs.back().type());
-        }
-        // Re-infer with the concrete shapes: the batch is known only now.
+        if (!nodes[i].op) check_leaf(static_cast<int>(i), values_[i][0]);
+        else ops[i] = 1;
+    }
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        int waits = 0;
+        for (int p : producers_[i]) waits += ops[static_cast<std::size_t>(p)];
+        pending_[i].store(waits);
+    }
+    run_task_graph(
+        ops, pending_.get(), [&](int node) { forward_node(node, mode); },
+        [&](int node) -> const std::vector<int>& { return consumers_[static_cast<std::size_t>(node)]; });
+}
+
+void Executor::forward_node(int node, Mode mode) {
+    const auto i = static_cast<std::size_t>(node);
+    const Node& n = graph_->nodes()[i];
+    auto& inputs = inputs_[i];
+    bool same_types = inferred_for_[i].size() == inputs.size() && values_[i][0].defined();
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
+        inputs[k] = value(n.inputs[k]);
+        same_types = same_types && inferred_for_[i][k] == inputs[k].type();
+    }
+    // Re-infer with the concrete shapes when they change: the batch is known only now.
+    if (!same_types) {
+        std::vector<TensorType> in_types;
+        for (const auto& t : inputs) in_types.push_back(t.type());
         std::vector<TensorType> out_types;
         try {
             out_types = n.op->infer(in_types);
@@ -80,11 +190,13 @@ void Executor::run_forward(const std::vector<char>& needed) {
             throw Error(fmt::format("node '{}' ({}): {}", n.name, n.op_name, e.what()));
         }
         for (std::size_t k = 0; k < out_types.size(); ++k) ensure(values_[i][k], out_types[k]);
-        try {
-            n.op->forward({inputs, values_[i], states_[i].get()});
-        } catch (const Error& e) {
-            throw Error(fmt::format("node '{}' ({}): {}", n.name, n.op_name, e.what()));
-        }
+        inferred_for_[i] = std::move(in_types);
+    }
+    try {
+        n.op->forward({inputs, values_[i], states_[i].get(), mode == Mode::training});
+    } catch (const Error& e) {
+        inferred_for_[i].clear();  // the outputs may not match the inputs now
+        throw Error(fmt::format("node '{}' ({}): {}", n.name, n.op_name, e.what()));
     }
 }
 
@@ -104,7 +216,7 @@ void Executor::backward(ValueRef scalar_loss) {
 }
 
 void Executor::backward(const std::vector<std::pair<ValueRef, Tensor>>& seeds) {
-    if (!forward_done_) throw Error("backward() needs a forward() with the current inputs first");
+    if (!forward_done_) throw Error("backward() needs a forward() in training mode with the current inputs first");
     const auto& nodes = graph_->nodes();
     const std::size_t count = nodes.size();
 
@@ -115,13 +227,21 @@ void Executor::backward(const std::vector<std::pair<ValueRef, Tensor>>& seeds) {
         if (relevant[i])
             for (const auto& in : nodes[i].inputs) relevant[static_cast<std::size_t>(in.node)] = 1;
 
-    // Zero the gradient memory once; every op's backward then accumulates.
+    // The nodes whose gradients are computed. Parameters always get one
+    // (zeros when the loss does not reach them). Their memory is zeroed once;
+    // every op's backward then accumulates.
+    std::vector<char> active(count, 0);
     for (std::size_t i = 0; i < count; ++i) {
-        // Parameters always get a gradient (zeros when the loss does not reach them).
         if (!nodes[i].requires_grad || (!relevant[i] && nodes[i].kind != NodeKind::parameter)) continue;
+        active[i] = 1;
         for (std::size_t k = 0; k < nodes[i].outputs.size(); ++k) {
             ensure(grads_[i][k], values_[i][k].type());
             grads_[i][k].zero();
+            for (const Use& u : shared_uses_[i][k]) {
+                Tensor& g = use_grads_[static_cast<std::size_t>(u.consumer)][static_cast<std::size_t>(u.slot)];
+                ensure(g, values_[i][k].type());
+                g.zero();
+            }
         }
     }
     for (const auto& [v, seed] : seeds) {
@@ -130,28 +250,44 @@ void Executor::backward(const std::vector<std::pair<ValueRef, Tensor>>& seeds) {
         if (seed.type() != g.type())
             throw Error(fmt::format("seed gradient for '{}' is {}, the value is {}", nodes[static_cast<std::size_t>(v.node)].name,
                                     to_string(seed.type()), to_string(g.type())));
-        const float* s = seed.f32();
-        float* d = g.f32();
-        for (std::int64_t j = 0; j < g.numel(); ++j) d[j] += s[j];
+        add_into(g, seed);
     }
 
-    std::vector<Tensor> inputs;
-    std::vector<Tensor*> input_grads;
-    for (std::size_t i = count; i-- > 0;) {
-        const Node& n = nodes[i];
-        if (!n.op || !relevant[i] || !n.requires_grad) continue;
-        inputs.clear();
-        input_grads.clear();
-        for (const auto& in : n.inputs) {
-            inputs.push_back(value(in));
-            const bool wanted = nodes[static_cast<std::size_t>(in.node)].requires_grad;
-            input_grads.push_back(wanted ? &grads_[static_cast<std::size_t>(in.node)][static_cast<std::size_t>(in.output)] : nullptr);
-        }
-        try {
-            n.op->backward({inputs, values_[i], grads_[i], input_grads, states_[i].get()});
-        } catch (const Error& e) {
-            throw Error(fmt::format("node '{}' ({}) backward: {}", n.name, n.op_name, e.what()));
-        }
+    // A node runs backward once every active node that uses it has (they add
+    // into its gradient); a node without an op only gathers its shared uses.
+    std::vector<char> runs(count, 0);
+    for (std::size_t i = 0; i < count; ++i) runs[i] = active[i] && (relevant[i] || !nodes[i].op);
+    for (std::size_t i = 0; i < count; ++i) {
+        int waits = 0;
+        for (int c : consumers_[i]) waits += runs[static_cast<std::size_t>(c)] && nodes[static_cast<std::size_t>(c)].op ? 1 : 0;
+        pending_[i].store(waits);
+    }
+    run_task_graph(
+        runs, pending_.get(), [&](int node) { backward_node(node, active); },
+        [&](int node) -> const std::vector<int>& { return producers_[static_cast<std::size_t>(node)]; });
+}
+
+void Executor::backward_node(int node, const std::vector<char>& active) {
+    const auto i = static_cast<std::size_t>(node);
+    const Node& n = graph_->nodes()[i];
+    // Sum the gradients of a shared value's uses, in graph order, so the result
+    // does not depend on which user finished first.
+    for (std::size_t k = 0; k < shared_uses_[i].size(); ++k)
+        for (const Use& u : shared_uses_[i][k]) add_into(grads_[i][k], use_grads_[static_cast<std::size_t>(u.consumer)][static_cast<std::size_t>(u.slot)]);
+    if (!n.op) return;
+    auto& input_grads = input_grads_[i];
+    for (std::size_t slot = 0; slot < n.inputs.size(); ++slot) {
+        const ValueRef in = n.inputs[slot];
+        const auto p = static_cast<std::size_t>(in.node);
+        const auto k = static_cast<std::size_t>(in.output);
+        if (!active[p]) input_grads[slot] = nullptr;
+        else if (shared_uses_[p][k].empty()) input_grads[slot] = &grads_[p][k];
+        else input_grads[slot] = &use_grads_[i][slot];
+    }
+    try {
+        n.op->backward({inputs_[i], values_[i], grads_[i], input_grads, states_[i].get()});
+    } catch (const Error& e) {
+        throw Error(fmt::format("node '{}' ({}) backward: {}", n.name, n.op_name, e.what()));
     }
 }
 

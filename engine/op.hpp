@@ -33,6 +33,7 @@ struct ForwardArgs {
     std::span<const Tensor> inputs;
     std::span<Tensor> outputs;  // allocated by the executor with the inferred shapes
     OpState* state;             // what make_state() returned, or nullptr
+    bool training = true;       // false: no backward follows (keep nothing for it)
 };
 
 struct BackwardArgs {

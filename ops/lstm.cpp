@@ -13,20 +13,28 @@
 // diff_dst_iter), so the weights get the gradient of the unpadded sequences
 // and x gets exactly 0 at the padding steps.
 // Forward and backward (BPTT) run on oneDNN: ops/lstm_dnnl.hpp.
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
 
+#include "engine/threads.hpp"
 #include "ops/builtin.hpp"
 #include "ops/lstm_dnnl.hpp"
 
 namespace graphrun {
 namespace {
 
-// The oneDNN state, and with lengths, oneDNN's full output and its gradient in
-// our own buffers (allocated once per shape).
+// The batch is cut into parts of consecutive rows, one oneDNN LSTM each, run
+// as parallel tasks with one OpenMP thread each: on a few cores that beats one
+// call with several OpenMP threads (its per-step GEMMs are too small to split
+// well). Rows are contiguous in (N, T, E), so a part reads and writes its rows
+// in place. With lengths, oneDNN's full output and its gradient live in our
+// own buffers (allocated once per shape).
 struct LstmOpState final : OpState {
-    LstmState lstm;
+    std::vector<LstmState> parts;
+    // Each part's weight gradients, summed in part order after backward (with one part, none).
+    std::vector<Tensor> part_grads;  // [part * 3 + k], k: weight_ih, weight_hh, bias
     Tensor y_full;   // (N, T, H) dst_layer: every h_t, padding steps included
     Tensor dy_full;  // (N, T, H) diff_dst_layer: dy at the real steps, 0 elsewhere
 
@@ -36,6 +44,12 @@ struct LstmOpState final : OpState {
         dy_full = Tensor(Shape{N, T, H});
     }
 };
+
+// Rows [first, first + count) of part p of P over N rows: sizes differ by at most one.
+std::pair<std::int64_t, std::int64_t> part_rows(std::int64_t N, int P, int p) {
+    const std::int64_t base = N / P, extra = N % P;
+    return {p * base + std::min<std::int64_t>(p, extra), base + (p < extra ? 1 : 0)};
+}
 
 std::int64_t length_at(const Tensor& lengths, std::int64_t n) {
     return lengths.dtype() == DType::i32 ? lengths.i32()[n] : lengths.i64()[n];
@@ -70,13 +84,23 @@ public:
     void forward(const ForwardArgs& args) const override {
         const Tensor& x = args.inputs[0];
         auto& state = static_cast<LstmOpState&>(*args.state);
-        const std::int64_t N = x.dim(0), T = x.dim(1), H = units_;
+        const std::int64_t N = x.dim(0), T = x.dim(1), E = x.dim(2), H = units_;
         const Tensor* lengths = args.inputs.size() == 5 ? &args.inputs[4] : nullptr;
         if (lengths) {
             check_lengths(*lengths, T);
             state.reserve(N, T, H);
         }
-        state.lstm.forward({N, T, x.dim(2), H}, data(args.inputs, args.outputs[0], state));
+        // The number of parts follows the thread budget only, so a result depends on nothing else.
+        const int P = static_cast<int>(std::clamp<std::int64_t>(parallelism(), 1, N));
+        if (static_cast<int>(state.parts.size()) != P) {
+            state.parts = std::vector<LstmState>(static_cast<std::size_t>(P));
+            state.part_grads.clear();
+        }
+        const LstmForwardData whole = data(args.inputs, args.outputs[0], state);
+        run_parts(P, [&](int p) {
+            const auto [first, count] = part_rows(N, P, p);
+            state.parts[static_cast<std::size_t>(p)].forward({count, T, E, H, args.training}, rows_of(whole, first, T, E));
+        });
         if (!lengths) return;
 
         // Read each row's real steps out of the full sequence.
@@ -100,6 +124,8 @@ public:
     // last h); with lengths, only into diff_dst_layer at each row's real steps.
     void backward(const BackwardArgs& args) const override {
         auto& state = static_cast<LstmOpState&>(*args.state);
+        const Tensor& x = args.inputs[0];
+        const std::int64_t N = x.dim(0), T = x.dim(1), E = x.dim(2);
         const float* dy = args.output_grads[0].f32();
         const auto grad = [&](std::size_t k) { return args.input_grads[k] ? args.input_grads[k]->f32() : nullptr; };
         LstmBackwardData g;
@@ -108,12 +134,43 @@ public:
         g.dw_hh = grad(2);
         g.dbias = grad(3);
         if (args.inputs.size() == 5) {
-            scatter_dy(args.inputs[4], args.inputs[0].dim(1), dy, state.dy_full);
+            scatter_dy(args.inputs[4], T, dy, state.dy_full);
             g.dy = state.dy_full.f32();
         } else {
             (return_sequences_ ? g.dy : g.dh_last) = dy;
         }
-        state.lstm.backward(data(args.inputs, args.outputs[0], state), g);
+        const LstmForwardData whole = data(args.inputs, args.outputs[0], state);
+        const int P = static_cast<int>(state.parts.size());
+        if (P == 1) {
+            state.parts[0].backward(whole, g);
+            return;
+        }
+        // Parts write disjoint rows of dx; their weight gradients go to buffers
+        // of their own, summed in part order so the result does not depend on timing.
+        if (state.part_grads.empty())
+            for (int p = 0; p < P; ++p)
+                for (std::size_t k = 1; k <= 3; ++k) state.part_grads.emplace_back(args.inputs[k].type());
+        run_parts(P, [&](int p) {
+            const auto [first, count] = part_rows(N, P, p);
+            LstmBackwardData part = rows_of(g, first, T, E);
+            float** weight_grads[] = {&part.dw_ih, &part.dw_hh, &part.dbias};
+            for (std::size_t k = 0; k < 3; ++k) {
+                if (!*weight_grads[k]) continue;
+                Tensor& own = state.part_grads[static_cast<std::size_t>(p) * 3 + k];
+                own.zero();
+                *weight_grads[k] = own.f32();
+            }
+            state.parts[static_cast<std::size_t>(p)].backward(rows_of(whole, first, T, E), part);
+        });
+        float* const weight_grads[] = {g.dw_ih, g.dw_hh, g.dbias};
+        for (std::size_t k = 0; k < 3; ++k) {
+            if (!weight_grads[k]) continue;
+            for (int p = 0; p < P; ++p) {
+                const Tensor& own = state.part_grads[static_cast<std::size_t>(p) * 3 + k];
+                const float* from = own.f32();
+                for (std::int64_t j = 0; j < own.numel(); ++j) weight_grads[k][j] += from[j];
+            }
+        }
     }
 
 private:
@@ -136,6 +193,22 @@ private:
             if (return_sequences_) std::memcpy(d + n * T * H, dy + n * T * H, static_cast<std::size_t>(L) * row_bytes);
             else if (L > 0) std::memcpy(d + (n * T + L - 1) * H, dy + n * H, row_bytes);
         }
+    }
+
+    // The rows [first, first + count) of the whole batch's pointers.
+    LstmForwardData rows_of(LstmForwardData d, std::int64_t first, std::int64_t T, std::int64_t E) const {
+        const std::int64_t H = units_;
+        d.x += first * T * E;
+        if (d.y) d.y += first * T * H;
+        if (d.h_last) d.h_last += first * H;
+        return d;
+    }
+    LstmBackwardData rows_of(LstmBackwardData g, std::int64_t first, std::int64_t T, std::int64_t E) const {
+        const std::int64_t H = units_;
+        if (g.dx) g.dx += first * T * E;
+        if (g.dy) g.dy += first * T * H;
+        if (g.dh_last) g.dh_last += first * H;
+        return g;
     }
 
     // Without lengths, the output is oneDNN's dst_layer (N, T, H) or dst_iter

@@ -47,7 +47,7 @@ public:
     void forward(const ForwardArgs& args) const override {
         const Tensor& x = args.inputs[0];
         auto& state = static_cast<LstmState&>(*args.state);
-        state.forward({x.dim(0), 1, x.dim(1), units_}, data(args.inputs, args.outputs));
+        state.forward({x.dim(0), 1, x.dim(1), units_, args.training}, data(args.inputs, args.outputs));
     }
 
     // dh' flows in as oneDNN's diff_dst_layer, dc' as diff_dst_iter_c.

@@ -100,16 +100,14 @@ void LstmState::build(const LstmSizes& s) {
     attr_ = dnnl::primitive_attr();
     attr_.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     const auto dir = dnnl::rnn_direction::unidirectional_left2right;
-    dnnl::lstm_forward::desc fwd_desc(dnnl::prop_kind::forward_training, dir, x_md, state_md, state_md, any_desc(w_ih_dims),
-                                      any_desc(w_hh_dims), any_desc(bias_dims), y_md, state_md, state_md);
+    const auto prop = s.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
+    dnnl::lstm_forward::desc fwd_desc(prop, dir, x_md, state_md, state_md, any_desc(w_ih_dims), any_desc(w_hh_dims), any_desc(bias_dims), y_md,
+                                      state_md, state_md);
     fwd_pd_ = dnnl::lstm_forward::primitive_desc(fwd_desc, attr_, eng);
-    dnnl::lstm_backward::desc bwd_desc(dnnl::prop_kind::backward, dir, x_md, state_md, state_md, any_desc(w_ih_dims),
-                                       any_desc(w_hh_dims), any_desc(bias_dims), y_md, state_md, state_md,  //
-                                       x_md, state_md, state_md, any_desc(w_ih_dims), any_desc(w_hh_dims),
-                                       any_desc(bias_dims), y_md, state_md, state_md);
-    bwd_pd_ = dnnl::lstm_backward::primitive_desc(bwd_desc, attr_, eng, fwd_pd_);
     fwd_ = dnnl::lstm_forward(fwd_pd_);
-    bwd_ = dnnl::lstm_backward(bwd_pd_);
+    fwd_weights_.clear();
+    bwd_weights_.clear();
+    grad_adds_.clear();
 
     // Create views of the caller's tensors, without storage until each call.
     x_ = memory(x_md, eng, nullptr);
@@ -121,6 +119,33 @@ void LstmState::build(const LstmSizes& s) {
     y_ = memory(y_md, eng, nullptr);
     h_last_ = memory(state_md, eng, nullptr);
     c_last_ = memory(state_md, eng, nullptr);
+
+    // Allocate our buffers in graphrun's layouts (zero-filled: the zeros stay zero,
+    // oneDNN never writes a source or a diff_dst).
+    zeros_nh_ = Tensor(Shape{N * H});
+    y_own_ = Tensor(Shape{N * T * H});
+    h_last_own_ = Tensor(Shape{N * H});
+    c_last_own_ = Tensor(Shape{N * H});
+    // Reorder the weights only where the primitive's layout differs from PyTorch's.
+    const auto fwd_w_ih = adopt(w_ih_, fwd_pd_.weights_layer_desc(), fwd_weights_);
+    const auto fwd_w_hh = adopt(w_hh_, fwd_pd_.weights_iter_desc(), fwd_weights_);
+    const auto fwd_bias = adopt(bias_, fwd_pd_.bias_desc(), fwd_weights_);
+    fwd_args_ = {{DNNL_ARG_SRC_LAYER, x_},          {DNNL_ARG_SRC_ITER, h0_},       {DNNL_ARG_SRC_ITER_C, c0_},
+                 {DNNL_ARG_WEIGHTS_LAYER, fwd_w_ih}, {DNNL_ARG_WEIGHTS_ITER, fwd_w_hh}, {DNNL_ARG_BIAS, fwd_bias},
+                 {DNNL_ARG_DST_LAYER, y_},           {DNNL_ARG_DST_ITER, h_last_},  {DNNL_ARG_DST_ITER_C, c_last_}};
+    if (!s.training) {
+        workspace_ = memory();
+        finish_build(s);
+        return;
+    }
+
+    dnnl::lstm_backward::desc bwd_desc(dnnl::prop_kind::backward, dir, x_md, state_md, state_md, any_desc(w_ih_dims),
+                                       any_desc(w_hh_dims), any_desc(bias_dims), y_md, state_md, state_md,  //
+                                       x_md, state_md, state_md, any_desc(w_ih_dims), any_desc(w_hh_dims),
+                                       any_desc(bias_dims), y_md, state_md, state_md);
+    bwd_pd_ = dnnl::lstm_backward::primitive_desc(bwd_desc, attr_, eng, fwd_pd_);
+    bwd_ = dnnl::lstm_backward(bwd_pd_);
+
     dy_ = memory(y_md, eng, nullptr);
     dh_last_ = memory(state_md, eng, nullptr);
     dc_last_ = memory(state_md, eng, nullptr);
@@ -128,13 +153,7 @@ void LstmState::build(const LstmSizes& s) {
     dw_hh_user_ = memory(w_hh_md, eng, nullptr);
     dbias_user_ = memory(bias_md, eng, nullptr);
 
-    // Allocate our buffers in graphrun's layouts (zero-filled: the zeros stay zero,
-    // oneDNN never writes a source or a diff_dst).
-    zeros_nh_ = Tensor(Shape{N * H});
     zeros_nth_ = Tensor(Shape{N * T * H});
-    y_own_ = Tensor(Shape{N * T * H});
-    h_last_own_ = Tensor(Shape{N * H});
-    c_last_own_ = Tensor(Shape{N * H});
     dx_own_ = Tensor(Shape{N * T * E});
     dh0_own_ = Tensor(Shape{N * H});
     dc0_own_ = Tensor(Shape{N * H});
@@ -142,13 +161,6 @@ void LstmState::build(const LstmSizes& s) {
     const auto dh0 = memory(state_md, eng, dh0_own_.raw());
     const auto dc0 = memory(state_md, eng, dc0_own_.raw());
 
-    // Reorder the weights only where a primitive's layout differs from PyTorch's.
-    fwd_weights_.clear();
-    bwd_weights_.clear();
-    grad_adds_.clear();
-    const auto fwd_w_ih = adopt(w_ih_, fwd_pd_.weights_layer_desc(), fwd_weights_);
-    const auto fwd_w_hh = adopt(w_hh_, fwd_pd_.weights_iter_desc(), fwd_weights_);
-    const auto fwd_bias = adopt(bias_, fwd_pd_.bias_desc(), fwd_weights_);
     const auto bwd_w_ih = adopt(w_ih_, bwd_pd_.weights_layer_desc(), bwd_weights_);
     const auto bwd_w_hh = adopt(w_hh_, bwd_pd_.weights_iter_desc(), bwd_weights_);
     const auto bwd_bias = adopt(bias_, bwd_pd_.bias_desc(), bwd_weights_);
@@ -163,10 +175,7 @@ void LstmState::build(const LstmSizes& s) {
     grad_adds_.push_back(make_copy(dw_hh_, dw_hh_user_, true));
     grad_adds_.push_back(make_copy(dbias_, dbias_user_, true));
 
-    fwd_args_ = {{DNNL_ARG_SRC_LAYER, x_},          {DNNL_ARG_SRC_ITER, h0_},       {DNNL_ARG_SRC_ITER_C, c0_},
-                 {DNNL_ARG_WEIGHTS_LAYER, fwd_w_ih}, {DNNL_ARG_WEIGHTS_ITER, fwd_w_hh}, {DNNL_ARG_BIAS, fwd_bias},
-                 {DNNL_ARG_DST_LAYER, y_},           {DNNL_ARG_DST_ITER, h_last_},  {DNNL_ARG_DST_ITER_C, c_last_},
-                 {DNNL_ARG_WORKSPACE, workspace_}};
+    fwd_args_[DNNL_ARG_WORKSPACE] = workspace_;
     bwd_args_ = {{DNNL_ARG_SRC_LAYER, x_},
                  {DNNL_ARG_SRC_ITER, h0_},
                  {DNNL_ARG_SRC_ITER_C, c0_},
@@ -187,16 +196,21 @@ void LstmState::build(const LstmSizes& s) {
                  {DNNL_ARG_DIFF_DST_ITER, dh_last_},
                  {DNNL_ARG_DIFF_DST_ITER_C, dc_last_}};
 
+    finish_build(s);
+}
+
+void LstmState::finish_build(const LstmSizes& s) {
     // Allocate one scratchpad for every primitive: they run one at a time.
-    std::size_t bytes = std::max(fwd_pd_.scratchpad_desc().get_size(), bwd_pd_.scratchpad_desc().get_size());
+    auto& eng = cpu_engine();
+    std::size_t bytes = fwd_pd_.scratchpad_desc().get_size();
+    if (s.training) bytes = std::max(bytes, bwd_pd_.scratchpad_desc().get_size());
     for (const auto* copies : {&fwd_weights_, &bwd_weights_, &grad_adds_})
         for (const auto& c : *copies) bytes = std::max(bytes, c.scratchpad.get_size());
     scratchpad_ = Tensor(Shape{static_cast<std::int64_t>(bytes / sizeof(float) + 1)});
     fwd_args_[DNNL_ARG_SCRATCHPAD] = memory(fwd_pd_.scratchpad_desc(), eng, scratchpad_.raw());
-    bwd_args_[DNNL_ARG_SCRATCHPAD] = memory(bwd_pd_.scratchpad_desc(), eng, scratchpad_.raw());
+    if (s.training) bwd_args_[DNNL_ARG_SCRATCHPAD] = memory(bwd_pd_.scratchpad_desc(), eng, scratchpad_.raw());
     for (auto* copies : {&fwd_weights_, &bwd_weights_, &grad_adds_})
         for (auto& c : *copies) c.args[DNNL_ARG_SCRATCHPAD] = memory(c.scratchpad, eng, scratchpad_.raw());
-
     sizes_ = s;
     built_ = true;
 }
@@ -220,11 +234,11 @@ void LstmState::forward(const LstmSizes& sizes, const LstmForwardData& d) {
     bind(d);
     for (const auto& c : fwd_weights_) run(c.prim, c.args);
     run(fwd_, fwd_args_);
-    forward_done_ = true;
+    forward_done_ = sizes.training;
 }
 
 void LstmState::backward(const LstmForwardData& d, const LstmBackwardData& g) {
-    if (!forward_done_) throw Error("lstm backward needs the forward of the same step first (its oneDNN workspace)");
+    if (!forward_done_) throw Error("lstm backward needs a training forward of the same step first (its oneDNN workspace)");
     bind(d);
     dy_.set_data_handle(g.dy ? handle(g.dy) : zeros_nth_.raw());
     dh_last_.set_data_handle(g.dh_last ? handle(g.dh_last) : zeros_nh_.raw());

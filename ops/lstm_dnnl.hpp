@@ -33,6 +33,7 @@ void expect_lstm_weights(const char* op, std::span<const TensorType> weights, st
 
 struct LstmSizes {
     std::int64_t N = 0, T = 0, E = 0, H = 0;
+    bool training = true;  // false: forward_inference, no workspace, no backward
     bool operator==(const LstmSizes&) const = default;
 };
 
@@ -79,6 +80,7 @@ private:
     };
 
     void build(const LstmSizes& sizes);
+    void finish_build(const LstmSizes& sizes);  // the scratchpad, shared by every primitive
     void bind(const LstmForwardData& data);
     // Memory in the primitive's layout `want`: the user's memory itself when
     // the layouts agree, else a buffer of our own that `copies` fills.

@@ -27,9 +27,6 @@ struct Args {
 Args parse_args(int argc, char** argv);
 extern const char* const kUsage;
 
-// Bounds the threads of oneDNN (OpenMP) and oneTBB together.
-void limit_threads(int threads);
-
 int run_train(const Args& args);
 int run_check(const Args& args);
 int run_gradcheck(const Args& args);

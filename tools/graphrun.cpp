@@ -4,10 +4,9 @@
 #include <string>
 
 #include <fmt/format.h>
-#include <omp.h>
-#include <tbb/global_control.h>
 
 #include "engine/error.hpp"
+#include "engine/threads.hpp"
 #include "engine/train/trainer.hpp"
 #include "tools/cli.hpp"
 
@@ -75,14 +74,6 @@ Args parse_args(int argc, char** argv) {
     return a;
 }
 
-void limit_threads(int threads) {
-    if (threads < 1) return;
-    // oneDNN's primitives run on OpenMP; the engine's own loops on oneTBB.
-    omp_set_num_threads(threads);
-    static std::unique_ptr<tbb::global_control> control;
-    control = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
-}
-
 }  // namespace graphrun::cli
 
 int main(int argc, char** argv) {
@@ -97,7 +88,7 @@ int main(int argc, char** argv) {
     }
     try {
         const cli::Args args = cli::parse_args(argc, argv);
-        cli::limit_threads(args.threads);
+        const ThreadBudget budget(args.threads);
         if (args.command == "check") return cli::run_check(args);
         if (args.command == "gradcheck") return cli::run_gradcheck(args);
         if (args.command == "predict") return cli::run_predict(args);

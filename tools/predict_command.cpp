@@ -90,7 +90,7 @@ int run_predict(const Args& args) {
     for (std::int64_t first = 0; first < rows; first += chunk) {
         const std::int64_t n = std::min(chunk, rows - first);
         for (const auto& [node, t] : feeds) ex.set(node, rows_of(t, first, n));
-        ex.forward(targets);
+        ex.forward(targets, Executor::Mode::inference);
         for (std::size_t k = 0; k < targets.size(); ++k) parts[k].push_back(ex.value(targets[k]).clone());
     }
     std::filesystem::create_directories(args.out);

@@ -277,7 +277,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
                 if (n != batch.label.numel()) batch = make_batch(graph, roles, n);
                 fill_batch(split.validation, validation, first, n, batch.left, batch.right, batch.label);
                 feed(ex, roles, batch);
-                ex.forward();
+                ex.forward(Executor::Mode::inference);
                 val_loss += ex.value(built.loss).f32()[0] * static_cast<double>(n);
                 const float* sim = ex.value(roles.similarity).f32();
                 for (std::int64_t k = 0; k < n; ++k) {

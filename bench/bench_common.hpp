@@ -1,0 +1,62 @@
+// What the benchmark programs share: their arguments, the median, peak memory
+// and the process's thread count.
+#pragma once
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <sys/resource.h>
+
+namespace bench {
+
+struct Args {
+    std::string mode = "train";  // train | infer
+    int threads = 1, steps = 20, warmup = 3;
+    long batch = 0;  // 0: 32 to train, 256 to infer
+    bool training() const { return mode == "train"; }
+};
+
+// --mode train|infer --threads P [--batch N] [--steps S] [--warmup W], from argv[first].
+inline Args parse_args(int argc, char** argv, int first) {
+    Args a;
+    for (int i = first; i < argc; i += 2) {
+        const std::string k = argv[i];
+        if (i + 1 >= argc) throw std::invalid_argument(k + " expects a value");
+        const std::string v = argv[i + 1];
+        if (k == "--mode") a.mode = v;
+        else if (k == "--threads") a.threads = std::atoi(v.c_str());
+        else if (k == "--batch") a.batch = std::atol(v.c_str());
+        else if (k == "--steps") a.steps = std::atoi(v.c_str());
+        else if (k == "--warmup") a.warmup = std::atoi(v.c_str());
+        else throw std::invalid_argument("unknown option " + k);
+    }
+    if ((a.mode != "train" && a.mode != "infer") || a.threads < 1 || a.steps < 1 || a.warmup < 0 || a.batch < 0)
+        throw std::invalid_argument("expected --mode train|infer --threads P>=1 [--batch N] [--steps S>=1] [--warmup W>=0]");
+    if (a.batch == 0) a.batch = a.training() ? 32 : 256;
+    return a;
+}
+
+inline double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+inline double peak_rss_mb() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+// The process's thread count now (Linux /proc), to show there is no oversubscription.
+inline int thread_count() {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+    return -1;
+}
+
+}  // namespace bench

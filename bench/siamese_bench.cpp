@@ -1,0 +1,96 @@
+// graphrun's side of the Siamese benchmark: graphs/siamese.yaml as it stands,
+// trained (batch 32: forward, backward, Adam) and run for inference (batch 256,
+// forward to the similarity only), on random full-length token sequences that
+// are fed again every step: this measures compute, not data loading.
+//
+// usage: bench_siamese SPEC --mode train|infer --threads P [--batch N] [--steps S] [--warmup W]
+// Prints one JSON line: samples/s median over the timed steps, peak RSS, and
+// the most threads the process had at once.
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "engine/executor.hpp"
+#include "engine/initializer.hpp"
+#include "engine/optimizer.hpp"
+#include "engine/spec/builder.hpp"
+#include "engine/spec/loader.hpp"
+#include "engine/threads.hpp"
+#include "ops/builtin.hpp"
+#include "bench/bench_common.hpp"
+
+using namespace graphrun;
+
+namespace {
+
+// Random ids in [1, vocab) for an integer input, labels 0/1 for a float one.
+Tensor random_input(const TensorType& type, std::int64_t batch, std::mt19937& rng) {
+    Shape shape = type.shape;
+    shape[0] = batch;
+    Tensor t(shape, type.dtype);
+    std::uniform_int_distribution<int> id(1, 999), label(0, 1);
+    for (std::int64_t j = 0; j < t.numel(); ++j) {
+        if (type.dtype == DType::f32) t.f32()[j] = static_cast<float>(label(rng));
+        else if (type.dtype == DType::i32) t.i32()[j] = id(rng);
+        else t.i64()[j] = id(rng);
+    }
+    return t;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        fmt::print(stderr, "usage: bench_siamese SPEC --mode train|infer --threads P [--batch N] [--steps S] [--warmup W]\n");
+        return 2;
+    }
+    const std::string spec_path = argv[1];
+    bench::Args args;
+    try {
+        args = bench::parse_args(argc, argv, 2);
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "bench_siamese: {}\n", e.what());
+        return 2;
+    }
+    const bool training = args.training();
+    const std::int64_t batch = args.batch;
+    const int threads = args.threads, steps = args.steps, warmup = args.warmup;
+    const ThreadBudget budget(threads);
+
+    const spec::Spec spec = spec::load_spec_file(spec_path);
+    const BuiltGraph built = build_graph(spec, builtin_ops());
+    const Graph& g = built.graph;
+    Executor ex(g);
+    initialize_parameters(ex, 0);
+    std::mt19937 rng(0);
+    for (int input : g.inputs()) ex.set(input, random_input(g.node(input).outputs[0], batch, rng));
+    Adam adam({.lr = 1e-3});
+    const ValueRef similarity{g.index_of("similarity"), 0};
+
+    std::vector<double> times;
+    int most_threads = bench::thread_count();
+    for (int s = 0; s < warmup + steps; ++s) {
+            const auto start = std::chrono::steady_clock::now();
+            if (training) {
+                ex.forward();
+                ex.backward(built.loss);
+                adam.step(ex);
+            } else {
+                ex.forward({similarity}, Executor::Mode::inference);
+            }
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            if (s >= warmup) times.push_back(seconds);
+            most_threads = std::max(most_threads, bench::thread_count());
+    }
+    const double med = bench::median(times);
+    fmt::print("{{\"framework\": \"graphrun\", \"mode\": \"{}\", \"threads\": {}, \"batch\": {}, \"steps\": {}, \"step_ms_median\": {:.3f}, "
+               "\"samples_per_s_median\": {:.1f}, \"samples_per_s_min\": {:.1f}, \"samples_per_s_max\": {:.1f}, \"peak_rss_mb\": {:.1f}, "
+               "\"process_threads\": {}}}\n",
+               args.mode, threads, batch, steps, med * 1e3, static_cast<double>(batch) / med,
+               static_cast<double>(batch) / *std::max_element(times.begin(), times.end()),
+               static_cast<double>(batch) / *std::min_element(times.begin(), times.end()), bench::peak_rss_mb(),
+               most_threads);
+}

@@ -1,0 +1,39 @@
+#include "engine/threads.hpp"
+
+#include <algorithm>
+
+#include <omp.h>
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+namespace graphrun {
+
+ThreadBudget::ThreadBudget(int threads) {
+    if (threads > 0)
+        control_ = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+}
+
+ThreadBudget::~ThreadBudget() = default;
+
+int parallelism() {
+    const auto limit = tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
+    return std::max(1, std::min(tbb::this_task_arena::max_concurrency(), static_cast<int>(limit)));
+}
+
+void use_one_openmp_thread() {
+    if (omp_get_max_threads() != 1) omp_set_num_threads(1);
+}
+
+void run_parts(int parts, const std::function<void(int)>& part) {
+    if (parts == 1) {
+        part(0);
+        return;
+    }
+    tbb::parallel_for(0, parts, [&](int p) {
+        use_one_openmp_thread();
+        part(p);
+    }, tbb::simple_partitioner());
+}
+
+}  // namespace graphrun

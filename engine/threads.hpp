@@ -1,0 +1,37 @@
+// How many threads graphrun uses. oneDNN's primitives run on OpenMP and the
+// executor's tasks on oneTBB; the executor runs every primitive with one
+// OpenMP thread and gets its parallelism from tasks (independent nodes, and the
+// lstm's batch cut into parts), so the oneTBB limit bounds the whole process.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include <tbb/global_control.h>
+
+namespace graphrun {
+
+// While it lives, graphrun runs on at most `threads` threads (0: every core).
+class ThreadBudget {
+public:
+    explicit ThreadBudget(int threads);
+    ~ThreadBudget();
+    ThreadBudget(const ThreadBudget&) = delete;
+    ThreadBudget& operator=(const ThreadBudget&) = delete;
+
+private:
+    std::unique_ptr<tbb::global_control> control_;
+};
+
+// The threads graphrun may use now: the budget, or every core without one.
+// Ops cut work into this many parts, so a result depends on it (and only on it).
+int parallelism();
+
+// Runs part(0) .. part(parts - 1) as oneTBB tasks, each oneDNN primitive in
+// them with one OpenMP thread; returns when all have finished.
+void run_parts(int parts, const std::function<void(int)>& part);
+
+// Gives the calling thread's oneDNN primitives one OpenMP thread (see above).
+void use_one_openmp_thread();
+
+}  // namespace graphrun

@@ -1,0 +1,150 @@
+// The task-graph executor: independent nodes run at the same time, errors
+// from a task reach the caller, results do not depend on timing, and a
+// different thread count changes results only by rounding.
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "engine/executor.hpp"
+#include "engine/initializer.hpp"
+#include "engine/spec/builder.hpp"
+#include "engine/spec/loader.hpp"
+#include "engine/threads.hpp"
+#include "ops/builtin.hpp"
+
+using namespace graphrun;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// An op that, in forward, announces itself and waits (up to 10 s) until
+// `expected` probes have started: it can only finish quickly if the other
+// probes run at the same time.
+struct Rendezvous {
+    std::atomic<int> started{0};
+    int expected = 2;
+    std::atomic<bool> all_met{true};
+};
+
+class Probe final : public Op {
+public:
+    explicit Probe(Rendezvous* r) : r_(r) {}
+    std::vector<TensorType> infer(std::span<const TensorType> in) const override { return {in[0]}; }
+    void forward(const ForwardArgs& args) const override {
+        r_->started.fetch_add(1);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (r_->started.load() < r_->expected) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                r_->all_met = false;
+                break;
+            }
+            std::this_thread::yield();
+        }
+        std::memcpy(args.outputs[0].raw(), args.inputs[0].raw(), args.inputs[0].bytes());
+    }
+    void backward(const BackwardArgs&) const override {}
+
+private:
+    Rendezvous* r_;
+};
+
+class Fails final : public Op {
+public:
+    std::vector<TensorType> infer(std::span<const TensorType> in) const override { return {in[0]}; }
+    void forward(const ForwardArgs&) const override { throw Error("this op always fails"); }
+    void backward(const BackwardArgs&) const override {}
+};
+
+}  // namespace
+
+TEST_CASE("independent nodes run at the same time, within the thread budget", "[scheduler]") {
+    REQUIRE(parallelism() >= 2);  // the machines this runs on have two cores
+    Rendezvous rendezvous;
+    OpRegistry registry = builtin_ops();
+    registry.add({.name = "probe", .summary = "waits for the other probes", .min_inputs = 1, .max_inputs = 1, .attrs = {}, .make = [&](const Attrs&) { return std::make_unique<Probe>(&rendezvous); }});
+    Graph g(registry);
+    const ValueRef x = g.input("x", {DType::f32, {4}});
+    const ValueRef a = g.add("a", "probe", {x});
+    const ValueRef b = g.add("b", "probe", {x});
+    g.add("both", "add", {a, b});
+    Executor ex(g);
+    ex.set("x", Tensor(Shape{4}));
+    ex.forward();
+    CHECK(rendezvous.all_met);  // a and b overlapped
+
+    // A budget of one thread: the ops cut their work into one part.
+    const ThreadBudget one(1);
+    CHECK(parallelism() == 1);
+}
+
+TEST_CASE("an error in a task names its node and reaches the caller", "[scheduler]") {
+    OpRegistry registry = builtin_ops();
+    registry.add({.name = "fails", .summary = "throws", .min_inputs = 1, .max_inputs = 1, .attrs = {}, .make = [](const Attrs&) { return std::make_unique<Fails>(); }});
+    Graph g(registry);
+    const ValueRef x = g.input("x", {DType::f32, {4}});
+    g.add("fine", "add", {g.add("bad", "fails", {x}), g.add("ok", "relu", {x})});
+    Executor ex(g);
+    ex.set("x", Tensor(Shape{4}));
+    CHECK_THROWS_WITH(ex.forward(), Contains("node 'bad' (fails): this op always fails"));
+    CHECK_THROWS_WITH(ex.forward(), Contains("node 'bad'"));  // and again: the executor is still usable
+}
+
+TEST_CASE("same threads: bit-identical gradients; another thread count: equal to 1e-5", "[scheduler]") {
+    // The Siamese model with shared weights, so two tasks feed one gradient.
+    const char* const spec_text = R"(
+inputs:
+  - {name: x1, shape: [9], dtype: int32}
+  - {name: x2, shape: [23], dtype: int32}
+  - {name: y, shape: [], dtype: float32}
+nodes:
+  - {name: left_embedding, op: embedding, inputs: [x1], vocab: 50, dim: 8}
+  - {name: left_lstm, op: lstm, inputs: [left_embedding], units: 16}
+  - {name: left_dense, op: dense, inputs: [left_lstm], units: 12}
+  - {name: right_embedding, op: embedding, inputs: [x2], vocab: 50, dim: 8, share: left_embedding}
+  - {name: right_lstm, op: lstm, inputs: [right_embedding], units: 16}
+  - {name: right_dense, op: dense, inputs: [right_lstm], units: 12}
+  - {name: similarity, op: cosine, inputs: [left_dense, right_dense]}
+  - {name: one, op: constant, value: 1.0}
+  - {name: distance, op: sub, inputs: [one, similarity]}
+  - {name: loss, op: contrastive_loss, inputs: [distance, y], margin: 1.0}
+loss: loss
+)";
+    const auto built = build_graph(spec::load_spec_string(spec_text, "shared"), builtin_ops());
+    const Graph& g = built.graph;
+    auto gradients = [&](int threads) {
+        const ThreadBudget budget(threads);
+        Executor ex(g);
+        initialize_parameters(ex, 3);
+        std::mt19937 rng(1);
+        std::uniform_int_distribution<int> id(0, 49), label(0, 1);
+        for (const char* name : {"x1", "x2"}) {
+            Tensor t(Shape{7, name[1] == '1' ? 9 : 23}, DType::i32);
+            for (std::int64_t j = 0; j < t.numel(); ++j) t.i32()[j] = id(rng);
+            ex.set(name, t);
+        }
+        Tensor y(Shape{7});
+        for (std::int64_t j = 0; j < 7; ++j) y.f32()[j] = static_cast<float>(label(rng));
+        ex.set("y", y);
+        ex.forward();
+        ex.backward(built.loss);
+        std::vector<Tensor> out;
+        for (int p : g.parameters()) out.push_back(ex.grad(p).clone());
+        return out;
+    };
+    const auto two = gradients(2), again = gradients(2), one = gradients(1);
+    REQUIRE(two.size() == again.size());
+    for (std::size_t k = 0; k < two.size(); ++k) {
+        CHECK(std::memcmp(two[k].raw(), again[k].raw(), two[k].bytes()) == 0);
+        float scale = 0, worst = 0;
+        for (std::int64_t j = 0; j < one[k].numel(); ++j) {
+            scale = std::max(scale, std::abs(one[k].f32()[j]));
+            worst = std::max(worst, std::abs(one[k].f32()[j] - two[k].f32()[j]));
+        }
+        CHECK(scale > 0);  // the loss reaches every parameter
+        CHECK(worst <= 1e-5f * scale);
+    }
+}
