@@ -8,6 +8,7 @@
 // the most threads the process had at once.
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <random>
 #include <string>
 
@@ -83,14 +84,31 @@ int main(int argc, char** argv) {
             }
             const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             if (s >= warmup) times.push_back(seconds);
+            if (s + 1 == warmup) ex.set_profiling(true);
             most_threads = std::max(most_threads, bench::thread_count());
     }
     const double med = bench::median(times);
+    // The LSTM nodes' share of the timed steps; the rest (embedding, dense,
+    // cosine, loss, Adam, scheduling) is 1 minus it. Exact with one thread,
+    // where node times do not overlap.
+    double lstm_s = 0, total_s = 0;
+    for (std::size_t i = 0; i < g.nodes().size(); ++i)
+        if (g.nodes()[i].op_name == "lstm") lstm_s += ex.profile()[i].forward_s + ex.profile()[i].backward_s;
+    for (double t : times) total_s += t;
+    // GRAPHRUN_BENCH_PROFILE=1: each node's time per step, on stderr.
+    if (const char* env = std::getenv("GRAPHRUN_BENCH_PROFILE"); env && std::string(env) == "1")
+        for (std::size_t i = 0; i < g.nodes().size(); ++i) {
+            const auto& t = ex.profile()[i];
+            if (t.forward_calls)
+                fmt::print(stderr, "{:<24} {:<18} forward {:8.3f} ms  backward {:8.3f} ms\n", g.nodes()[i].name, g.nodes()[i].op_name,
+                           1e3 * t.forward_s / static_cast<double>(t.forward_calls),
+                           t.backward_calls ? 1e3 * t.backward_s / static_cast<double>(t.backward_calls) : 0.0);
+        }
     fmt::print("{{\"framework\": \"graphrun\", \"mode\": \"{}\", \"threads\": {}, \"batch\": {}, \"steps\": {}, \"step_ms_median\": {:.3f}, "
                "\"samples_per_s_median\": {:.1f}, \"samples_per_s_min\": {:.1f}, \"samples_per_s_max\": {:.1f}, \"peak_rss_mb\": {:.1f}, "
-               "\"process_threads\": {}}}\n",
+               "\"process_threads\": {}, \"lstm_share\": {:.4f}}}\n",
                args.mode, threads, batch, steps, med * 1e3, static_cast<double>(batch) / med,
                static_cast<double>(batch) / *std::max_element(times.begin(), times.end()),
                static_cast<double>(batch) / *std::min_element(times.begin(), times.end()), bench::peak_rss_mb(),
-               most_threads);
+               most_threads, lstm_s / total_s);
 }

@@ -1,6 +1,7 @@
 #include "engine/executor.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include <fmt/format.h>
 #include <omp.h>
@@ -11,6 +12,8 @@
 namespace graphrun {
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 // Runs `run(node)` for every node with participating[node], each once every
 // node it waits for has run: pending[node] counts those, and `next(node)`
@@ -79,6 +82,7 @@ Executor::Executor(const Graph& graph) : graph_(&graph) {
     inferred_for_.resize(count);
     input_grads_.resize(count);
     pending_ = std::make_unique<std::atomic<int>[]>(count);
+    times_.resize(count);
     for (std::size_t i = 0; i < count; ++i) {
         values_[i].resize(nodes[i].outputs.size());
         grads_[i].resize(nodes[i].outputs.size());
@@ -192,8 +196,13 @@ void Executor::forward_node(int node, Mode mode) {
         for (std::size_t k = 0; k < out_types.size(); ++k) ensure(values_[i][k], out_types[k]);
         inferred_for_[i] = std::move(in_types);
     }
+    const auto start = profiling_ ? Clock::now() : Clock::time_point{};
     try {
         n.op->forward({inputs, values_[i], states_[i].get(), mode == Mode::training});
+        if (profiling_) {
+            times_[i].forward_s += std::chrono::duration<double>(Clock::now() - start).count();
+            ++times_[i].forward_calls;
+        }
     } catch (const Error& e) {
         inferred_for_[i].clear();  // the outputs may not match the inputs now
         throw Error(fmt::format("node '{}' ({}): {}", n.name, n.op_name, e.what()));
@@ -284,11 +293,21 @@ void Executor::backward_node(int node, const std::vector<char>& active) {
         else if (shared_uses_[p][k].empty()) input_grads[slot] = &grads_[p][k];
         else input_grads[slot] = &use_grads_[i][slot];
     }
+    const auto start = profiling_ ? Clock::now() : Clock::time_point{};
     try {
         n.op->backward({inputs_[i], values_[i], grads_[i], input_grads, states_[i].get()});
+        if (profiling_) {
+            times_[i].backward_s += std::chrono::duration<double>(Clock::now() - start).count();
+            ++times_[i].backward_calls;
+        }
     } catch (const Error& e) {
         throw Error(fmt::format("node '{}' ({}) backward: {}", n.name, n.op_name, e.what()));
     }
+}
+
+void Executor::set_profiling(bool on) {
+    profiling_ = on;
+    times_.assign(graph_->nodes().size(), NodeTime{});
 }
 
 const Tensor& Executor::grad(int parameter_node) const {

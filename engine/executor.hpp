@@ -58,6 +58,16 @@ public:
 
     const Graph& graph() const { return *graph_; }
 
+    // Per-node wall time of forward and backward, summed over the calls since
+    // profiling was switched on (each node's own time: with parallel tasks the
+    // times of different nodes overlap). Off by default; costs two clock reads a node.
+    struct NodeTime {
+        double forward_s = 0, backward_s = 0;
+        std::int64_t forward_calls = 0, backward_calls = 0;
+    };
+    void set_profiling(bool on);  // on: starts from zero
+    const std::vector<NodeTime>& profile() const { return times_; }
+
 private:
     // Where the gradient of one use of a value goes: the value's own gradient
     // when it has one user, else a buffer of this use's own.
@@ -87,6 +97,8 @@ private:
     std::vector<std::vector<Tensor*>> input_grads_;
     std::unique_ptr<std::atomic<int>[]> pending_;  // unfinished dependencies of each node during a pass
     bool forward_done_ = false;
+    bool profiling_ = false;
+    std::vector<NodeTime> times_;  // [node], written by each node's own task
 };
 
 }  // namespace graphrun

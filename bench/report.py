@@ -1,0 +1,39 @@
+#!/usr/bin/python3
+"""Prints bench/run's table from its JSON lines: per case (mode, threads), the
+median over rounds of each program's samples/s median, the ratios, peak memory."""
+import json, statistics, sys  # noqa: E401
+from collections import defaultdict
+
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+speed, memory, threads_seen, lstm_share = defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(list)
+for r in rows:
+    who = r["framework"] + ("/" + r["arrangement"] if "arrangement" in r else "")
+    key = (r["mode"], r["threads"], who)
+    speed[key].append(r["samples_per_s_median"])
+    memory[key].append(r["peak_rss_mb"])
+    if "lstm_share" in r:
+        lstm_share[key].append(r["lstm_share"])
+    if "process_threads" in r:
+        threads_seen[key].append(r["process_threads"])
+
+
+def med(d, key):
+    return statistics.median(d[key]) if d.get(key) else None
+
+
+print(f"{'case':<16}{'graphrun':>10}{'pytorch':>10}{'floor':>10} {'(best of)':<14}{'g/pytorch':>10}{'g/floor':>9}"
+      f"{'peak MB g / pt / floor':>26}{'g threads':>11}")
+for mode in ("train", "infer"):
+    for threads in (1, 2):
+        g = med(speed, (mode, threads, "graphrun"))
+        pt = med(speed, (mode, threads, "pytorch"))
+        floors = {a: med(speed, (mode, threads, "onednn-floor/" + a)) for a in ("single", "split")}
+        best = max((v, a) for a, v in floors.items() if v is not None)
+        mem = [med(memory, (mode, threads, w)) for w in ("graphrun", "pytorch", "onednn-floor/" + best[1])]
+        seen = max(threads_seen.get((mode, threads, "graphrun"), [0]))
+        print(f"{mode + f', {threads} thread' + ('s' if threads > 1 else ''):<16}{g:>10.0f}{pt:>10.0f}{best[0]:>10.0f} {'(' + best[1] + ')':<14}"
+              f"{g / pt:>9.1f}x{g / best[0]:>8.2f}x{' / '.join(f'{m:.0f}' for m in mem):>26}{seen:>11}")
+t1, t2 = med(speed, ("train", 1, "graphrun")), med(speed, ("train", 2, "graphrun"))
+print(f"graphrun training, 2 threads / 1 thread: {t2 / t1:.2f}x")
+rest = 1 - med(lstm_share, ("train", 1, "graphrun"))
+print(f"graphrun training, 1 thread: everything but the LSTM nodes (embedding, dense, cosine, loss, Adam, scheduling) is {100 * rest:.1f}% of the step")
