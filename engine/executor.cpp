@@ -202,6 +202,7 @@ void Executor::forward_node(int node, Mode mode) {
         if (profiling_) {
             times_[i].forward_s += std::chrono::duration<double>(Clock::now() - start).count();
             ++times_[i].forward_calls;
+            times_[i].forward_flops += n.op->forward_flops(inferred_for_[i]);
         }
     } catch (const Error& e) {
         inferred_for_[i].clear();  // the outputs may not match the inputs now
@@ -299,16 +300,16 @@ void Executor::backward_node(int node, const std::vector<char>& active) {
         if (profiling_) {
             times_[i].backward_s += std::chrono::duration<double>(Clock::now() - start).count();
             ++times_[i].backward_calls;
+            times_[i].backward_flops += n.op->backward_flops(inferred_for_[i]);
         }
     } catch (const Error& e) {
         throw Error(fmt::format("node '{}' ({}) backward: {}", n.name, n.op_name, e.what()));
     }
 }
 
-void Executor::set_profiling(bool on) {
-    profiling_ = on;
-    times_.assign(graph_->nodes().size(), NodeTime{});
-}
+void Executor::set_profiling(bool on) { profiling_ = on; }
+
+void Executor::reset_profile() { times_.assign(graph_->nodes().size(), NodeTime{}); }
 
 const Tensor& Executor::grad(int parameter_node) const {
     const Node& n = graph_->node(parameter_node);

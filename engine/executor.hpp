@@ -58,14 +58,16 @@ public:
 
     const Graph& graph() const { return *graph_; }
 
-    // Per-node wall time of forward and backward, summed over the calls since
-    // profiling was switched on (each node's own time: with parallel tasks the
+    // Per-node wall time of forward and backward, summed over the calls made
+    // while profiling is on (each node's own time: with parallel tasks the
     // times of different nodes overlap). Off by default; costs two clock reads a node.
     struct NodeTime {
         double forward_s = 0, backward_s = 0;
         std::int64_t forward_calls = 0, backward_calls = 0;
+        double forward_flops = 0, backward_flops = 0;  // as the op counts them (Op::forward_flops)
     };
-    void set_profiling(bool on);  // on: starts from zero
+    void set_profiling(bool on);  // pauses and resumes; the sums stay
+    void reset_profile();
     const std::vector<NodeTime>& profile() const { return times_; }
 
 private:

@@ -54,6 +54,12 @@ public:
     virtual void forward(const ForwardArgs& args) const = 0;
     // Adds (never assigns) into every non-null input gradient.
     virtual void backward(const BackwardArgs& args) const = 0;
+
+    // Floating-point operations of one forward and one backward call on inputs
+    // of these (concrete) types, for the profile's GFLOP/s; 0 when the op does
+    // not say (cheap element-wise ops).
+    virtual double forward_flops(std::span<const TensorType> /*inputs*/) const { return 0; }
+    virtual double backward_flops(std::span<const TensorType> inputs) const { return 2 * forward_flops(inputs); }
 };
 
 struct OpDef {

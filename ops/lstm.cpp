@@ -81,6 +81,12 @@ public:
 
     std::unique_ptr<OpState> make_state() const override { return std::make_unique<LstmOpState>(); }
 
+    // The gate GEMMs, every step (padding steps run too): 2 N T 4H (E + H).
+    double forward_flops(std::span<const TensorType> in) const override {
+        const Shape& x = in[0].shape;
+        return 2.0 * static_cast<double>(x[0] * x[1] * 4 * units_ * (x[2] + units_));
+    }
+
     void forward(const ForwardArgs& args) const override {
         const Tensor& x = args.inputs[0];
         auto& state = static_cast<LstmOpState&>(*args.state);

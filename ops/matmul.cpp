@@ -45,6 +45,13 @@ public:
 
     std::unique_ptr<OpState> make_state() const override { return std::make_unique<MatmulState>(); }
 
+    // 2 rows K M for (rows, K) x (K, M).
+    double forward_flops(std::span<const TensorType> in) const override {
+        double rows = 1;
+        for (std::size_t d = 0; d + 1 < in[0].shape.size(); ++d) rows *= static_cast<double>(in[0].shape[d]);
+        return 2.0 * rows * static_cast<double>(in[1].shape[0] * in[1].shape[1]);
+    }
+
     void forward(const ForwardArgs& args) const override {
         using dt = dnnl::memory::data_type;
         const Tensor &a = args.inputs[0], &b = args.inputs[1];

@@ -7,32 +7,8 @@ graphrun=$1
 src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-
-# expect STATUS 'text that must appear'... -- ARGS...
-expect() {
-    local status=$1; shift
-    local wanted=()
-    while [ "$1" != "--" ]; do wanted+=("$1"); shift; done
-    shift
-    local output got
-    output=$(cd "$src" && "$graphrun" "$@" 2>&1)
-    got=$?
-    if [ "$got" != "$status" ]; then
-        echo "FAIL: graphrun $* exited $got, expected $status; output:"
-        echo "$output" | head -20
-        failures=$((failures + 1))
-        return
-    fi
-    for text in "${wanted[@]}"; do
-        if ! grep -qF -- "$text" <<<"$output"; then
-            echo "FAIL: graphrun $*: output lacks '$text'; output:"
-            echo "$output" | head -20
-            failures=$((failures + 1))
-        fi
-    done
-    echo "ok: graphrun $* -> $status"
-}
+program=$graphrun
+source "$(dirname "$0")/expect.sh"
 
 small=tests/specs/small_siamese.yaml
 
@@ -66,7 +42,7 @@ expect 0 "146,944" -- check graphs/siamese.yaml
 
 # The collapse guard, and going on anyway.
 expect 2 "collapse" "train.negatives: 1" "--allow-positive-only" -- train $small --set train.negatives=0 --out "$work/guard"
-[ -e "$work/guard/checkpoint.safetensors" ] && { echo "FAIL: the guard left a checkpoint"; failures=$((failures + 1)); }
+[ -e "$work/guard/checkpoint.safetensors" ] && fail "the guard left a checkpoint"
 expect 0 -- train $small --set train.negatives=0 --set train.epochs=1 --allow-positive-only --out "$work/positive_only"
 
 # A loss that overflows: exit 1, naming the node.
@@ -75,23 +51,37 @@ expect 1 "the loss is" "node 'overflowed' (mul)" "there is no checkpoint" -- tes
 # A run, then predict from its checkpoint.
 expect 0 "val_auc" -- $small --out "$work/run" --threads 1
 for f in metrics.jsonl checkpoint.safetensors; do
-    [ -s "$work/run/$f" ] || { echo "FAIL: the run wrote no $f"; failures=$((failures + 1)); }
+    [ -s "$work/run/$f" ] || fail "the run wrote no $f"
 done
 expect 2 "--init: $work/none.safetensors does not exist" -- train $small --init "$work/none.safetensors" --out "$work/init"
 expect 2 "does not exist; start without --resume" -- train $small --resume --out "$work/empty"
 expect 2 "--checkpoint" -- predict $small --input x1=tests/io_data/i32_3.npy --output similarity --out "$work/predicted"
 expect 2 "i32_3.npy" -- predict $small --checkpoint "$work/run/checkpoint.safetensors" --input x1=tests/io_data/i32_3.npy \
     --input x2=tests/io_data/i32_3.npy --output similarity --out "$work/predicted"
+# Inspection: the graph as JSON, the profile, the training picture.
+expect 0 -- dump graphs/siamese.yaml -o "$work/graph.json"
+grep -q '"format": "graphrun-graph"' "$work/graph.json" || fail "dump wrote no graph"
+expect 0 '"format": "graphrun-graph"' '"name": "right_lstm"' -- dump $small
+expect 0 "profile of" "lstm forward" "lstm backward" "GFLOP/s" "wrote the graph and its profile" -- \
+    $small --set train.epochs=1 --profile --dump "$work/profiled.json" --out "$work/profiled"
+grep -q '"forward_ms"' "$work/profiled.json" || fail "the dump after --profile has no times"
+if command -v gnuplot >/dev/null; then
+    [ -s "$work/profiled/training.svg" ] || fail "no training.svg after the run"
+    rm -f "$work/profiled/training.svg"
+    expect 0 "training.svg" -- plot "$work/profiled"
+    [ -s "$work/profiled/training.svg" ] || fail "plot wrote no training.svg"
+fi
+expect 2 "not a folder" -- plot "$work/no_such_run"
+expect 2 "no run folder given" -- plot
+mkdir -p "$work/empty_run"
+expect 2 "metrics.jsonl: cannot open" -- plot "$work/empty_run"
+
 write_ids "$work/left.npy" 2 6
 write_ids "$work/right.npy" 2 8
 expect 0 -- predict $small --checkpoint "$work/run/checkpoint.safetensors" --input x1="$work/left.npy" \
     --input x2="$work/right.npy" --output similarity --output left_dense --out "$work/predicted"
 for f in similarity.npy left_dense.npy; do
-    [ -s "$work/predicted/$f" ] || { echo "FAIL: predict wrote no $f"; failures=$((failures + 1)); }
+    [ -s "$work/predicted/$f" ] || fail "predict wrote no $f"
 done
 
-if [ "$failures" != 0 ]; then
-    echo "$failures failure(s)"
-    exit 1
-fi
-echo "all passed"
+finish

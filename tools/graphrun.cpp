@@ -16,9 +16,12 @@ const char* const kUsage =
     "usage:\n"
     "  graphrun SPEC                       same as: graphrun train SPEC\n"
     "  graphrun train SPEC [--set K=V]... [--init CKPT] [--resume] [--out DIR] [--threads N] [--allow-positive-only]\n"
+    "                 [--profile] [--dump FILE]  per-op times after the run; the graph with its times as JSON\n"
     "  graphrun check SPEC [--set K=V]...  validate; print the summary table and the data's lengths\n"
     "  graphrun gradcheck SPEC             each parameter's gradient against finite differences on a small batch\n"
     "  graphrun predict SPEC --checkpoint CKPT --input NAME=FILE.npy ... --output NODE ... --out DIR\n"
+    "  graphrun dump SPEC [-o FILE]        the graph as JSON (docs/graph-dump.md), for tools/graphviz_export\n"
+    "  graphrun plot OUT                   redraw OUT/training.svg from a run's metrics (needs gnuplot)\n"
     "  graphrun --version\n";
 
 namespace {
@@ -39,7 +42,7 @@ Args parse_args(int argc, char** argv) {
     Args a;
     int i = 1;
     if (i < argc && (std::strcmp(argv[i], "train") == 0 || std::strcmp(argv[i], "check") == 0 || std::strcmp(argv[i], "gradcheck") == 0 ||
-                     std::strcmp(argv[i], "predict") == 0))
+                     std::strcmp(argv[i], "predict") == 0 || std::strcmp(argv[i], "dump") == 0 || std::strcmp(argv[i], "plot") == 0))
         a.command = argv[i++];
     else
         a.command = "train";
@@ -51,7 +54,9 @@ Args parse_args(int argc, char** argv) {
             a.overrides.push_back(kv);
         } else if (arg == "--init") a.init = value_of(i, argc, argv);
         else if (arg == "--checkpoint") a.checkpoint = value_of(i, argc, argv);
-        else if (arg == "--out") a.out = value_of(i, argc, argv);
+        else if (arg == "--out" || (arg == "-o" && a.command == "dump")) a.out = value_of(i, argc, argv);
+        else if (arg == "--dump") a.dump = value_of(i, argc, argv);
+        else if (arg == "--profile") a.profile = true;
         else if (arg == "--resume") a.resume = true;
         else if (arg == "--allow-positive-only") a.allow_positive_only = true;
         else if (arg == "--threads") {
@@ -69,7 +74,7 @@ Args parse_args(int argc, char** argv) {
         else if (a.spec.empty()) a.spec = arg;
         else throw UsageError(fmt::format("unexpected argument '{}' (the spec is '{}')", arg, a.spec));
     }
-    if (a.spec.empty()) throw UsageError("no spec given");
+    if (a.spec.empty()) throw UsageError(a.command == "plot" ? "no run folder given (graphrun plot OUT)" : "no spec given");
     if (a.resume && !a.init.empty()) throw UsageError("--resume and --init exclude each other: --resume continues from OUT/checkpoint.safetensors");
     return a;
 }
@@ -92,6 +97,8 @@ int main(int argc, char** argv) {
         if (args.command == "check") return cli::run_check(args);
         if (args.command == "gradcheck") return cli::run_gradcheck(args);
         if (args.command == "predict") return cli::run_predict(args);
+        if (args.command == "dump") return cli::run_dump(args);
+        if (args.command == "plot") return cli::run_plot(args);
         return cli::run_train(args);
     } catch (const cli::UsageError& e) {
         fmt::print(stderr, "graphrun: {}\n{}", e.what(), cli::kUsage);

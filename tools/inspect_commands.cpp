@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include "engine/initializer.hpp"
+#include "engine/inspect/graph_json.hpp"
+#include "engine/io/atomic_file.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
 #include "engine/train/trainer.hpp"
@@ -38,9 +40,11 @@ int run_check(const Args& args) {
     const BuiltGraph built = build_graph(spec, builtin_ops());
     const Graph& g = built.graph;
 
-    fmt::print("{}: {} nodes\n", spec.path, g.nodes().size());
-    fmt::print("{:<28} {:<18} {:<18} {:>10}\n", "node", "op", "output shape", "params");
-    fmt::print("{}\n", std::string(77, '-'));
+    // The rows first, so the columns fit the longest name, op and shape.
+    struct Row {
+        std::string node, op, shape, params;
+    };
+    std::vector<Row> rows{{"node", "op", "output shape", "params"}};
     std::set<int> counted;  // a shared parameter counts once, at its first user
     for (std::size_t i = 0; i < g.nodes().size(); ++i) {
         const Node& n = g.nodes()[i];
@@ -49,9 +53,22 @@ int run_check(const Args& args) {
         for (const auto& in : n.inputs)
             if (g.node(in).kind == NodeKind::parameter && counted.insert(in.node).second) params += element_count(g.type(in).shape);
         const std::string op = n.composite_kind.empty() || n.composite_kind == n.op_name ? n.op_name : n.composite_kind + "/" + n.op_name;
-        fmt::print("{:<28} {:<18} {:<18} {:>10}\n", n.name, op, shapes_of(n), thousands(params));
+        rows.push_back({n.name, op, shapes_of(n), thousands(params)});
     }
-    fmt::print("{}\n", std::string(77, '-'));
+    std::size_t w_node = 0, w_op = 0, w_shape = 0, w_params = 0;
+    for (const Row& r : rows) {
+        w_node = std::max(w_node, r.node.size());
+        w_op = std::max(w_op, r.op.size());
+        w_shape = std::max(w_shape, r.shape.size());
+        w_params = std::max(w_params, r.params.size());
+    }
+    const std::string rule(w_node + w_op + w_shape + w_params + 6, '-');
+    fmt::print("{}: {} nodes\n", spec.path, g.nodes().size());
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+        fmt::print("{:<{}}  {:<{}}  {:<{}}  {:>{}}\n", rows[k].node, w_node, rows[k].op, w_op, rows[k].shape, w_shape, rows[k].params, w_params);
+        if (k == 0) fmt::print("{}\n", rule);
+    }
+    fmt::print("{}\n", rule);
     fmt::print("Total params: {}\nTrainable params: {}\nNon-trainable params: 0\n", thousands(g.parameter_count()), thousands(g.parameter_count()));
 
     // The data, if the graph is a Siamese pair model: counts, labels, lengths and padding.
@@ -72,6 +89,24 @@ int run_check(const Args& args) {
         fmt::print("  {}: length min {}, median {}, max {} of {}; padding {:.1f}% of ids\n", name, s.min, s.median, s.max, length, 100 * s.padding_share);
     }
     if (similar == pairs.count() && spec.train.negatives == 0) fmt::print("warning: {}\n", train::positive_only_message(spec));
+    return 0;
+}
+
+GraphDumpInfo dump_info(const spec::Spec& spec, const BuiltGraph& built) {
+    GraphDumpInfo info;
+    info.name = spec.name;
+    info.spec = spec.path;
+    for (const auto& [name, ref] : built.outputs) info.outputs.push_back(name);
+    if (!spec.loss.empty()) info.loss = spec.loss;
+    return info;
+}
+
+int run_dump(const Args& args) {
+    const spec::Spec spec = spec::load_spec_file(args.spec, args.overrides);
+    const BuiltGraph built = build_graph(spec, builtin_ops());
+    const std::string text = graph_to_json(built.graph, dump_info(spec, built));
+    if (args.out.empty()) fmt::print("{}", text);
+    else io::write_file_atomically(args.out, std::as_bytes(std::span(text)));
     return 0;
 }
 

@@ -1,12 +1,16 @@
 // `graphrun train`: the training run with its progress display.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <cstdio>
 #include <filesystem>
 
 #include <fmt/format.h>
 
+#include "engine/inspect/graph_json.hpp"
+#include "engine/io/atomic_file.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
 #include "engine/train/trainer.hpp"
@@ -20,6 +24,47 @@ std::string clock(double seconds) {
     if (!std::isfinite(seconds) || seconds < 0) return "?";
     const auto s = static_cast<long>(seconds + 0.5);
     return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) : fmt::format("{}:{:02}", s / 60, s % 60);
+}
+
+// The training steps a profile covers: the most calls of any node's backward.
+std::int64_t steps_profiled(const Executor& ex) {
+    std::int64_t steps = 0;
+    for (const auto& t : ex.profile()) steps = std::max(steps, t.backward_calls);
+    return steps;
+}
+
+// The ops by total time over the profiled steps, forward and backward apart,
+// with their share, calls and GFLOP/s where the op counts its FLOPs.
+void print_profile(const Executor& ex) {
+    struct Row {
+        std::string op;
+        double seconds = 0, flops = 0;
+        std::int64_t calls = 0;
+    };
+    std::map<std::string, Row> rows;
+    double total = 0;
+    const auto& nodes = ex.graph().nodes();
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        const auto& t = ex.profile()[i];
+        for (const bool forward : {true, false}) {
+            const std::string key = nodes[i].op_name + (forward ? " forward" : " backward");
+            Row& r = rows[key];
+            r.op = key;
+            r.seconds += forward ? t.forward_s : t.backward_s;
+            r.flops += forward ? t.forward_flops : t.backward_flops;
+            r.calls += forward ? t.forward_calls : t.backward_calls;
+            total += forward ? t.forward_s : t.backward_s;
+        }
+    }
+    std::vector<Row> sorted;
+    for (auto& [key, r] : rows)
+        if (r.calls) sorted.push_back(r);
+    std::sort(sorted.begin(), sorted.end(), [](const Row& a, const Row& b) { return a.seconds > b.seconds; });
+    fmt::print("\nprofile of {} training steps (each node's own time; nodes that ran at once overlap):\n", steps_profiled(ex));
+    fmt::print("{:<28} {:>10} {:>7} {:>9} {:>9}\n", "op", "total s", "share", "calls", "GFLOP/s");
+    for (const Row& r : sorted)
+        fmt::print("{:<28} {:>10.3f} {:>6.1f}% {:>9} {:>9}\n", r.op, r.seconds, total > 0 ? 100 * r.seconds / total : 0.0, r.calls,
+                   r.flops > 0 && r.seconds > 0 ? fmt::format("{:.1f}", r.flops / r.seconds * 1e-9) : std::string("-"));
 }
 
 std::string metric(const std::optional<double>& v, const char* format = "{:.4f}") {
@@ -56,10 +101,26 @@ int run_train(const Args& args) {
     options.on_warning = [&](const std::string& message) { fmt::print(stderr, "{}warning: {}\n", terminal ? "\n" : "", message); };
     options.on_epoch = [&](const train::EpochMetrics& m) {
         if (terminal) fmt::print(stderr, "\n");
+        if (!m.val_similarity.empty()) write_validation_tsv(options.out_dir, m.val_similarity, m.val_label);
         fmt::print("epoch {}  train_loss {:.4f}  val_loss {}  val_auc {}  pos_sim {}  neg_sim {}  spread {}  {:.0f} samples/s\n", m.epoch,
                    m.train_loss, metric(m.val_loss), metric(m.val_auc, "{:.3f}"), metric(m.pos_sim, "{:+.3f}"), metric(m.neg_sim, "{:+.3f}"),
                    metric(m.spread, "{:.3f}"), m.samples_per_s);
         std::fflush(stdout);
+    };
+
+    options.profile = args.profile;
+    options.on_finish = [&](const Executor& ex) {
+        if (args.profile) print_profile(ex);
+        if (!args.dump.empty()) {
+            GraphDumpInfo info = dump_info(spec, built);
+            if (args.profile) {
+                info.profile = &ex.profile();
+                info.steps = ex.profile().empty() ? 0 : steps_profiled(ex);
+            }
+            const std::string text = graph_to_json(built.graph, info);
+            io::write_file_atomically(args.dump, std::as_bytes(std::span(text)));
+            fmt::print("graphrun: wrote the graph{} to {}\n", args.profile ? " and its profile" : "", args.dump);
+        }
     };
 
     fmt::print("graphrun: training {} ({} parameters) -> {}\n", spec.path, built.graph.parameter_count(), options.out_dir);
@@ -70,6 +131,14 @@ int run_train(const Args& args) {
     }
     fmt::print("graphrun: done; final val_auc {}; checkpoint {}/checkpoint.safetensors, metrics {}/metrics.jsonl\n",
                metric(history.back().val_auc, "{:.3f}"), options.out_dir, options.out_dir);
+    // The picture is a convenience: its failure must not fail a finished run.
+    try {
+        const std::string note = draw_training_svg(options.out_dir, spec.name);
+        if (note.empty()) fmt::print("graphrun: picture {}/training.svg\n", options.out_dir);
+        else fmt::print(stderr, "graphrun: {}\n", note);
+    } catch (const Error& e) {
+        fmt::print(stderr, "graphrun: no training picture: {}\n", e.what());
+    }
     return 0;
 }
 

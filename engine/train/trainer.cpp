@@ -177,7 +177,12 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
     const Split split = split_validation(pairs, cfg.validation, cfg.seed);
     if (split.train.count() == 0) throw Error(fmt::format("{}: no training pairs left after holding out train.validation = {}", spec.path, cfg.validation));
     std::mt19937_64 validation_rng(epoch_seed(cfg.seed, -1));
-    const std::vector<Sample> validation = plan_epoch(split.validation, cfg.negatives, false, validation_rng);
+    // Validation measures separation, so it needs dissimilar pairs even when
+    // training goes without them (--allow-positive-only): that is how the collapse shows.
+    const bool validation_all_similar =
+        std::all_of(split.validation.label.begin(), split.validation.label.end(), [](float y) { return y == 1.0f; });
+    const std::int64_t validation_negatives = validation_all_similar ? std::max<std::int64_t>(cfg.negatives, 1) : cfg.negatives;
+    const std::vector<Sample> validation = plan_epoch(split.validation, validation_negatives, false, validation_rng);
 
     // Where the run's files go; an unwritable folder is found before training.
     const fs::path out(options.out_dir);
@@ -188,6 +193,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
     const std::string metrics_path = (out / "metrics.jsonl").string();
 
     Executor ex(graph);
+    ex.set_profiling(options.profile);
     initialize_parameters(ex, cfg.seed);
     std::unique_ptr<Optimizer> optimizer = make_optimizer(cfg.optimizer);
     int first_epoch = 1;
@@ -270,6 +276,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
 
         // Validation: never trained on, the same pairs and negatives every epoch.
         if (!validation.empty()) {
+            ex.set_profiling(false);  // the profile covers the training steps
             double val_loss = 0, pos = 0, neg = 0, npos = 0, nneg = 0;
             const auto vcount = static_cast<std::int64_t>(validation.size());
             for (std::int64_t first = 0; first < vcount; first += batch_size) {
@@ -307,9 +314,11 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
                          {"seed", std::to_string(cfg.seed)}};
         io::write_safetensors(checkpoint_path, ckpt);
         std::ofstream(metrics_path, std::ios::app) << m.to_json() << "\n";
+        ex.set_profiling(options.profile);
         if (options.on_epoch) options.on_epoch(m);
         history.push_back(std::move(m));
     }
+    if (options.on_finish) options.on_finish(ex);
     return history;
 }
 

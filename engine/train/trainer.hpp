@@ -53,6 +53,8 @@ struct TrainOptions {
     std::function<void(const Progress&)> on_step;
     std::function<void(const EpochMetrics&)> on_epoch;
     std::function<void(const std::string&)> on_warning;
+    bool profile = false;                              // time every node's forward and backward in the training steps
+    std::function<void(const Executor&)> on_finish;   // after the last epoch, e.g. to read Executor::profile()
 };
 
 std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options);

@@ -1,0 +1,157 @@
+// Training pictures: OUT/training.svg, drawn by gnuplot from OUT/metrics.jsonl
+// (loss and val_auc per epoch) and OUT/validation.tsv (the last epoch's
+// validation similarities and labels, as histograms of similar and dissimilar
+// pairs: the one picture that shows separation, or collapse). `graphrun plot
+// OUT` redraws it; training writes it after the run.
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/error.hpp"
+#include "engine/io/atomic_file.hpp"
+#include "tools/cli.hpp"
+
+namespace graphrun::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool on_path(const std::string& program) {
+    const char* path = std::getenv("PATH");
+    std::stringstream dirs(path ? path : "");
+    for (std::string dir; std::getline(dirs, dir, ':');)
+        if (!dir.empty() && access((fs::path(dir) / program).c_str(), X_OK) == 0) return true;
+    return false;
+}
+
+// The epochs' lines of metrics.jsonl as a gnuplot data block: epoch train_loss val_loss val_auc.
+std::string epoch_rows(const fs::path& metrics) {
+    std::ifstream in(metrics);
+    if (!in) throw Error(fmt::format("{}: cannot open (is this a graphrun run folder?)", metrics.string()));
+    std::string rows, line;
+    int number = 0;
+    while (std::getline(in, line)) {
+        ++number;
+        if (line.empty()) continue;
+        const auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() || !j.is_object() || !j.contains("epoch") || !j.contains("train_loss"))
+            throw Error(fmt::format("{}:{}: expected a JSON object with epoch and train_loss", metrics.string(), number));
+        auto value = [&](const char* key) {
+            return j.contains(key) && j[key].is_number() ? fmt::format("{}", j[key].get<double>()) : std::string("NaN");
+        };
+        rows += fmt::format("{} {} {} {}\n", value("epoch"), value("train_loss"), value("val_loss"), value("val_auc"));
+    }
+    if (rows.empty()) throw Error(fmt::format("{}: no epochs yet", metrics.string()));
+    return rows;
+}
+
+// Histograms of the validation similarity, bins of 0.05 over [-1, 1]: center similar dissimilar.
+std::string histogram_rows(const fs::path& validation) {
+    constexpr int kBins = 40;
+    std::array<int, kBins> similar{}, dissimilar{};
+    std::ifstream in(validation);
+    if (in) {
+        double sim = 0, label = 0;
+        while (in >> sim >> label) {
+            const int bin = std::clamp(static_cast<int>((sim + 1.0) / 2.0 * kBins), 0, kBins - 1);
+            ++(label == 1.0 ? similar : dissimilar)[static_cast<std::size_t>(bin)];
+        }
+    }
+    std::string rows;
+    for (int b = 0; b < kBins; ++b)
+        rows += fmt::format("{:.3f} {} {}\n", -1.0 + (b + 0.5) * 2.0 / kBins, similar[static_cast<std::size_t>(b)], dissimilar[static_cast<std::size_t>(b)]);
+    return rows;
+}
+
+}  // namespace
+
+void write_validation_tsv(const std::string& out_dir, const std::vector<float>& similarity, const std::vector<float>& label) {
+    std::string text;
+    for (std::size_t k = 0; k < similarity.size(); ++k) text += fmt::format("{}\t{}\n", similarity[k], label[k]);
+    io::write_file_atomically((fs::path(out_dir) / "validation.tsv").string(), std::as_bytes(std::span(text)));
+}
+
+std::string draw_training_svg(const std::string& out_dir, const std::string& title) {
+    const fs::path dir(out_dir);
+    const std::string epochs = epoch_rows(dir / "metrics.jsonl"), histogram = histogram_rows(dir / "validation.tsv");
+    if (!on_path("gnuplot")) return "no training picture: gnuplot is not installed (apt-get install gnuplot-nox), then: graphrun plot " + out_dir;
+    const fs::path svg = dir / "training.svg";
+    const fs::path partial = dir / fmt::format("training.svg.tmp.{}", getpid());
+    // gnuplot reads the script on stdin; single quotes in a path would end its strings.
+    auto quoted = [](const std::string& s) {
+        std::string q;
+        for (char c : s) q += c == '\'' ? std::string("''") : std::string(1, c);
+        return "'" + q + "'";
+    };
+    const std::string script = fmt::format(R"(
+$epochs << EOD
+{}EOD
+$hist << EOD
+{}EOD
+set terminal svg size 1100,420 dynamic noenhanced font "sans,11" background rgb "white"
+set output {}
+set multiplot layout 1,2 title {}
+set title "loss and validation AUC per epoch"
+set xlabel "epoch"
+set xtics 1
+set ylabel "loss"
+set y2label "validation ROC AUC"
+set y2range [0.4:1]
+set ytics nomirror
+set y2tics
+set key bottom left
+set grid
+plot $epochs using 1:2 with linespoints lw 2 title "train loss", \
+     $epochs using 1:3 with linespoints lw 2 title "validation loss", \
+     $epochs using 1:4 axes x1y2 with linespoints lw 2 dt 2 title "validation AUC"
+set title "validation similarity at the last epoch"
+set xlabel "cosine similarity of the two embeddings"
+set ylabel "pairs"
+unset y2label
+unset y2tics
+set ytics mirror
+set xrange [-1:1]
+set xtics auto
+set key top left
+set style fill transparent solid 0.5 noborder
+set boxwidth 0.05
+plot $hist using 1:2 with boxes lc rgb "#1f77b4" title "similar pairs", \
+     $hist using 1:3 with boxes lc rgb "#d62728" title "dissimilar pairs"
+unset multiplot
+)",
+                                           epochs, histogram, quoted(partial.string()), quoted(title));
+    FILE* gnuplot = popen("gnuplot", "w");
+    if (!gnuplot) throw Error("cannot start gnuplot");
+    std::fwrite(script.data(), 1, script.size(), gnuplot);
+    const int status = pclose(gnuplot);
+    std::error_code ec;
+    if (status != 0 || !fs::exists(partial)) {
+        fs::remove(partial, ec);
+        throw Error(fmt::format("gnuplot failed (status {}) drawing {}", status, svg.string()));
+    }
+    fs::rename(partial, svg, ec);
+    if (ec) throw Error(fmt::format("{}: {}", svg.string(), ec.message()));
+    return "";
+}
+
+int run_plot(const Args& args) {
+    const std::string dir = args.spec;  // `graphrun plot OUT`: the run folder
+    if (!fs::is_directory(dir)) throw Error(fmt::format("{}: not a folder; expected a run folder holding metrics.jsonl", dir));
+    const std::string note = draw_training_svg(dir, fs::path(dir).filename().string());
+    if (!note.empty()) {
+        fmt::print(stderr, "graphrun: {}\n", note);
+        return 1;
+    }
+    fmt::print("graphrun: wrote {}\n", (fs::path(dir) / "training.svg").string());
+    return 0;
+}
+
+}  // namespace graphrun::cli
