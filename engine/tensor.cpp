@@ -49,6 +49,18 @@ std::string to_string(const TensorType& type) {
     return std::string(dtype_name(type.dtype)) + to_string(type.shape);
 }
 
+Tensor Tensor::borrow(void* data, TensorType type) {
+    for (auto d : type.shape)
+        if (d < 0) throw Error(fmt::format("cannot borrow memory as a tensor of shape {}: every dimension must be known", to_string(type.shape)));
+    if (!data && element_count(type.shape) > 0) throw Error("cannot borrow a null pointer as a tensor");
+    Tensor t;
+    t.type_ = std::move(type);
+    t.count_ = element_count(t.type_.shape);
+    t.allocated_ = true;
+    t.storage_ = std::shared_ptr<std::byte>(static_cast<std::byte*>(data), [](std::byte*) {});  // the caller owns it
+    return t;
+}
+
 Tensor::Tensor(TensorType type) : type_(std::move(type)) {
     for (auto d : type_.shape)
         if (d < 0) throw Error(fmt::format("cannot allocate a tensor of shape {}: every dimension must be known", to_string(type_.shape)));

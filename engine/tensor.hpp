@@ -41,6 +41,9 @@ public:
     explicit Tensor(TensorType type);
     Tensor(Shape shape, DType dtype = DType::f32) : Tensor(TensorType{dtype, std::move(shape)}) {}
     static Tensor from_floats(Shape shape, std::span<const float> values);
+    // The caller's memory as a tensor, not copied: `data` must hold the
+    // type's bytes (row-major) and outlive every use of the tensor.
+    static Tensor borrow(void* data, TensorType type);
 
     bool defined() const { return allocated_; }
     const TensorType& type() const { return type_; }

@@ -25,6 +25,7 @@ write_ids() {
 }
 
 # Arguments.
+expect 0 "graphrun $(sed -n 's/^project(graphrun VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")" -- --version
 expect 2 "no spec given" "usage:" --
 expect 2 "unknown option '--epochs'" -- $small --epochs 3
 expect 2 "--threads expects a positive whole number, got '0'" -- $small --threads 0

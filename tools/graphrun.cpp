@@ -7,6 +7,7 @@
 
 #include "engine/error.hpp"
 #include "engine/threads.hpp"
+#include "engine/version.hpp"
 #include "engine/train/trainer.hpp"
 #include "tools/cli.hpp"
 
@@ -84,7 +85,7 @@ Args parse_args(int argc, char** argv) {
 int main(int argc, char** argv) {
     using namespace graphrun;
     if (argc >= 2 && (std::strcmp(argv[1], "--version") == 0)) {
-        fmt::print("graphrun {}\n", GRAPHRUN_VERSION);
+        fmt::print("graphrun {}\n", graphrun::version());
         return 0;
     }
     if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
@@ -103,12 +104,12 @@ int main(int argc, char** argv) {
     } catch (const cli::UsageError& e) {
         fmt::print(stderr, "graphrun: {}\n{}", e.what(), cli::kUsage);
         return 2;
+    } catch (const train::TrainingFailure& e) {  // before Error, which it is
+        fmt::print(stderr, "graphrun: training failed: {}\n", e.what());
+        return 1;
     } catch (const Error& e) {
         fmt::print(stderr, "graphrun: {}\n", e.what());
         return 2;
-    } catch (const train::TrainingFailure& e) {
-        fmt::print(stderr, "graphrun: training failed: {}\n", e.what());
-        return 1;
     } catch (const std::exception& e) {
         fmt::print(stderr, "graphrun: internal error: {}\n", e.what());
         return 1;

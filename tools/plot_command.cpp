@@ -102,6 +102,7 @@ set multiplot layout 1,2 title {}
 set title "loss and validation AUC per epoch"
 set xlabel "epoch"
 set xtics 1
+set offsets 0.25, 0.25, 0, 0
 set ylabel "loss"
 set y2label "validation ROC AUC"
 set y2range [0.4:1]
@@ -120,6 +121,7 @@ unset y2tics
 set ytics mirror
 set xrange [-1:1]
 set xtics auto
+set offsets 0, 0, 0, 0
 set key top left
 set style fill transparent solid 0.5 noborder
 set boxwidth 0.05

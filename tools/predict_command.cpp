@@ -4,15 +4,12 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include <fmt/format.h>
 
-#include "engine/executor.hpp"
+#include "engine/model.hpp"
 #include "engine/io/npy.hpp"
-#include "engine/io/safetensors.hpp"
-#include "engine/spec/builder.hpp"
-#include "engine/spec/loader.hpp"
-#include "ops/builtin.hpp"
 #include "tools/cli.hpp"
 
 namespace graphrun::cli {
@@ -47,32 +44,22 @@ int run_predict(const Args& args) {
     if (args.inputs.empty()) throw UsageError("predict needs at least one --input NAME=FILE.npy");
     if (args.outputs.empty()) throw UsageError("predict needs at least one --output NODE");
     if (args.out.empty()) throw UsageError("predict needs --out DIR");
-    const spec::Spec spec = spec::load_spec_file(args.spec, args.overrides);
-    const BuiltGraph built = build_graph(spec, builtin_ops());
-    const Graph& g = built.graph;
-
-    Executor ex(g);
-    const io::Checkpoint ckpt = io::read_safetensors(args.checkpoint);
-    for (int p : g.parameters()) {
-        auto it = ckpt.tensors.find(g.node(p).name);
-        if (it == ckpt.tensors.end()) throw Error(fmt::format("{}: no tensor '{}', a parameter of this graph", args.checkpoint, g.node(p).name));
-        if (it->second.type() != g.node(p).outputs[0])
-            throw Error(fmt::format("{}: '{}' is {}, the graph's parameter is {}", args.checkpoint, g.node(p).name, to_string(it->second.type()),
-                                    to_string(g.node(p).outputs[0])));
-        ex.set(p, it->second);
-    }
+    // Through the library's API, as a user's program would.
+    Model model = Model::from_file(args.spec, args.overrides);
+    model.load(args.checkpoint);
+    const Graph& g = model.graph();
 
     std::vector<ValueRef> targets;
     for (const auto& name : args.outputs) {
         const auto index = g.find(name);
-        if (!index) throw Error(fmt::format("--output {}: no node of that name in {}", name, spec.path));
+        if (!index) throw Error(fmt::format("--output {}: no node of that name in {}", name, args.spec));
         targets.push_back({*index, 0});
     }
-    std::vector<std::pair<int, Tensor>> feeds;
+    std::vector<std::pair<std::string, Tensor>> feeds;
     std::int64_t rows = -1;
     for (const auto& [name, path] : args.inputs) {
         const auto index = g.find(name);
-        if (!index || g.node(*index).kind != NodeKind::input) throw Error(fmt::format("--input {}: {} has no input of that name", name, spec.path));
+        if (!index || g.node(*index).kind != NodeKind::input) throw Error(fmt::format("--input {}: {} has no input of that name", name, args.spec));
         Tensor t = io::read_npy(path);
         const TensorType& want = g.node(*index).outputs[0];
         if (t.rank() == 0 || !shapes_agree(t.shape(), want.shape))
@@ -81,7 +68,7 @@ int run_predict(const Args& args) {
         if (t.dtype() != want.dtype) throw Error(fmt::format("{}: input '{}' expects {}, got {}", path, name, dtype_name(want.dtype), dtype_name(t.dtype())));
         if (rows >= 0 && t.dim(0) != rows) throw Error(fmt::format("{}: {} rows, but another input has {}", path, t.dim(0), rows));
         rows = t.dim(0);
-        feeds.emplace_back(*index, std::move(t));
+        feeds.emplace_back(name, std::move(t));
     }
 
     // In chunks, so a large file does not need all its activations at once.
@@ -89,9 +76,10 @@ int run_predict(const Args& args) {
     std::vector<std::vector<Tensor>> parts(targets.size());
     for (std::int64_t first = 0; first < rows; first += chunk) {
         const std::int64_t n = std::min(chunk, rows - first);
-        for (const auto& [node, t] : feeds) ex.set(node, rows_of(t, first, n));
-        ex.forward(targets, Executor::Mode::inference);
-        for (std::size_t k = 0; k < targets.size(); ++k) parts[k].push_back(ex.value(targets[k]).clone());
+        std::map<std::string, Tensor> inputs;
+        for (const auto& [name, t] : feeds) inputs[name] = rows_of(t, first, n);
+        const auto outputs = model.run(inputs, args.outputs);
+        for (std::size_t k = 0; k < targets.size(); ++k) parts[k].push_back(outputs.at(args.outputs[k]));
     }
     std::filesystem::create_directories(args.out);
     for (std::size_t k = 0; k < targets.size(); ++k) {

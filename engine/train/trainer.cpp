@@ -41,6 +41,23 @@ std::unique_ptr<Optimizer> make_optimizer(const spec::OptimizerSpec& o) {
     return std::make_unique<Adam>(AdamOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps});
 }
 
+struct Batch {
+    Tensor left, right, label;
+};
+
+Batch make_batch(const Graph& g, const SiameseRoles& roles, std::int64_t n) {
+    return {Tensor({n, roles.shape.left_length}, g.node(roles.left_input).outputs[0].dtype),
+            Tensor({n, roles.shape.right_length}, g.node(roles.right_input).outputs[0].dtype), Tensor(Shape{n})};
+}
+
+void feed(Executor& ex, const SiameseRoles& roles, const Batch& b) {
+    ex.set(roles.left_input, b.left);
+    ex.set(roles.right_input, b.right);
+    ex.set(roles.label_input, b.label);
+}
+
+}  // namespace
+
 // Sets every parameter from a checkpoint; a missing one is an error, and so is
 // a tensor that is neither a parameter nor optimizer state.
 void load_parameters(Executor& ex, const io::Checkpoint& ckpt, const std::map<std::string, Tensor>& optimizer_state, const std::string& path) {
@@ -75,22 +92,6 @@ std::map<std::string, Tensor> optimizer_tensors(const io::Checkpoint& ckpt) {
     return out;
 }
 
-struct Batch {
-    Tensor left, right, label;
-};
-
-Batch make_batch(const Graph& g, const SiameseRoles& roles, std::int64_t n) {
-    return {Tensor({n, roles.shape.left_length}, g.node(roles.left_input).outputs[0].dtype),
-            Tensor({n, roles.shape.right_length}, g.node(roles.right_input).outputs[0].dtype), Tensor(Shape{n})};
-}
-
-void feed(Executor& ex, const SiameseRoles& roles, const Batch& b) {
-    ex.set(roles.left_input, b.left);
-    ex.set(roles.right_input, b.right);
-    ex.set(roles.label_input, b.label);
-}
-
-}  // namespace
 
 SiameseRoles find_roles(const Graph& graph) {
     SiameseRoles r;

@@ -8,17 +8,20 @@
 #include <string>
 #include <vector>
 
+#include "engine/error.hpp"
 #include "engine/executor.hpp"
+#include "engine/io/safetensors.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/train/data.hpp"
 
 namespace graphrun::train {
 
-// A run that failed for a reason other than bad input (a non-finite loss):
-// the CLI exits 1 for it, and 2 for an Error.
-class TrainingFailure : public std::runtime_error {
+// A run that failed for a reason other than bad input (a non-finite loss).
+// It is an Error like every other graphrun error; the CLI exits 1 for it and 2
+// for the others (bad input).
+class TrainingFailure : public Error {
 public:
-    using std::runtime_error::runtime_error;
+    using Error::Error;
 };
 
 // The parts of a graph the trainer needs, found by their roles: the two token
@@ -61,6 +64,14 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
 
 // The message of the guard that stops a run on positive-only data.
 std::string positive_only_message(const spec::Spec& spec);
+
+// Sets every parameter of the executor's graph from a checkpoint; a missing
+// parameter, a tensor of another type, or a tensor that is neither a parameter
+// nor optimizer state is an Error naming `path` and listing them.
+void load_parameters(Executor& executor, const io::Checkpoint& checkpoint, const std::map<std::string, Tensor>& optimizer_state,
+                     const std::string& path);
+// The checkpoint's optimizer state (`<param>.adam_m`, `.adam_v`, `.sgd_momentum`).
+std::map<std::string, Tensor> optimizer_tensors(const io::Checkpoint& checkpoint);
 
 // Names the first node (in graph order) whose output holds a NaN or an infinity, or "".
 std::string first_non_finite_node(const Executor& executor);

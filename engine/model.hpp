@@ -1,0 +1,83 @@
+// graphrun as a library: a Model is a graph with its parameters, loaded from a
+// YAML spec or built in C++, that runs inference, trains, and loads and saves
+// checkpoints. See docs/library.md.
+//
+// Errors: every function throws graphrun::Error (engine/error.hpp) with the
+// message the command line would print; training that fails for a reason other
+// than bad input (a non-finite loss) throws train::TrainingFailure, an Error too.
+//
+// Threads: run() and the const functions may be called from several threads
+// at once (each call runs on an executor of its own; they share the
+// parameters). Everything else changes the model: call it while no run() is
+// going on.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/error.hpp"
+#include "engine/executor.hpp"
+#include "engine/graph.hpp"
+#include "engine/optimizer.hpp"
+#include "engine/spec/spec.hpp"
+#include "engine/tensor.hpp"
+#include "engine/train/trainer.hpp"
+#include "engine/version.hpp"
+
+namespace graphrun {
+
+struct ParameterInfo {
+    std::string name;  // "<layer>.<param>", PyTorch's names and layouts, e.g. "left_lstm.weight_ih"
+    Shape shape;
+};
+
+class Model {
+public:
+    // From a YAML spec (docs/spec.md); `overrides` as the CLI's --set K=V.
+    static Model from_file(const std::string& path, const std::vector<std::string>& overrides = {});
+    static Model from_string(const std::string& yaml, const std::string& name = "model");
+    // From a graph built in C++ with the same ops (engine/graph.hpp, ops/composites.hpp).
+    // `loss` names the node to train on, if it will be trained.
+    explicit Model(Graph graph, std::optional<std::string> loss = std::nullopt);
+
+    Model(Model&&) noexcept;
+    Model& operator=(Model&&) noexcept;
+    ~Model();
+
+    const Graph& graph() const;
+    std::vector<ParameterInfo> parameters() const;
+    const Tensor& parameter(const std::string& name) const;
+
+    // Parameters: PyTorch's default initialization (a new model already has it, seed 0).
+    void initialize(std::uint64_t seed);
+    // A safetensors checkpoint with every parameter of the graph, by name
+    // (training checkpoints also hold optimizer state; it is ignored here).
+    void load(const std::string& checkpoint_path);
+    // Writes the parameters as safetensors, atomically.
+    void save(const std::string& checkpoint_path) const;
+
+    // Inference: feeds the named inputs and returns the named outputs (node
+    // names; e.g. one branch's embedding needs only that branch's input).
+    // Inputs may borrow the caller's memory (Tensor::borrow); outputs are the
+    // caller's own copies. Safe from several threads at once.
+    std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs, const std::vector<std::string>& outputs) const;
+
+    // One training step on a batch (every input the loss needs): forward,
+    // backward, the optimizer's update. Returns the loss.
+    float train_step(const std::map<std::string, Tensor>& batch, Optimizer& optimizer);
+
+    // A whole run with the spec's data and train sections, as `graphrun train`
+    // (progress and metrics through options.on_step / on_epoch). Afterwards
+    // the model holds the trained parameters. Needs a model loaded from a spec.
+    std::vector<train::EpochMetrics> fit(train::TrainOptions options);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace graphrun
