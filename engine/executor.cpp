@@ -319,6 +319,11 @@ const Tensor& Executor::grad(int parameter_node) const {
     return g;
 }
 
+const Tensor* Executor::gradient(ValueRef v) const {
+    const Tensor& g = grads_.at(static_cast<std::size_t>(v.node)).at(static_cast<std::size_t>(v.output));
+    return g.defined() ? &g : nullptr;
+}
+
 const Tensor& Executor::grad(const std::string& parameter_name) const { return grad(graph_->index_of(parameter_name)); }
 
 }  // namespace graphrun

@@ -55,6 +55,8 @@ public:
     // not depend on it.
     const Tensor& grad(int parameter_node) const;
     const Tensor& grad(const std::string& parameter_name) const;
+    // The gradient of any value after backward(), or nullptr where none was computed.
+    const Tensor* gradient(ValueRef v) const;
 
     const Graph& graph() const { return *graph_; }
 

@@ -5,8 +5,6 @@
 set -u
 graphrun=$1
 src=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 program=$graphrun
 source "$(dirname "$0")/expect.sh"
 

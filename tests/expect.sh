@@ -1,8 +1,11 @@
 # Sourced by the command-line tests (cli.sh, graphviz_export.sh): runs a program
 # from the source folder and checks its exit status and output.
 # Set before use: program (the binary), src (the source folder); optionally
-# expect_path (the PATH the program runs with). Counts failures in $failures.
+# expect_path (the PATH the program runs with). Counts failures in $failures;
+# $work is a scratch folder, removed on exit.
 failures=0
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
 fail() {
     echo "FAIL: $*"

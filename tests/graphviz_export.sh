@@ -7,8 +7,6 @@ set -u
 exporter=$1
 graphrun=$2
 src=$3
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 program=$exporter
 source "$(dirname "$0")/expect.sh"
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 #include <fmt/format.h>
 
 #include "engine/io/npy.hpp"
@@ -268,4 +269,69 @@ TEST_CASE("data.files: .npy pairs are read strictly, with clear errors", "[train
                       Contains("label 2 at row 0: labels must be 0 (dissimilar) or 1 (similar)"));
     CHECK_THROWS_WITH(load_npy_pairs(files(left, (dir / "missing.npy").string()), small_shape()), Contains("missing.npy"));
     fs::remove_all(dir);
+}
+
+TEST_CASE("a stop request checkpoints mid-epoch, and --resume ends with the weights of a run never stopped", "[train]") {
+    const fs::path dir = scratch("stop");
+    const auto spec = small_spec();
+    const auto built = build_graph(spec, builtin_ops());
+    train::TrainOptions plain;
+    plain.out_dir = (dir / "whole").string();
+    train::train(spec, built, plain);
+
+    for (const auto& [stop_epoch, stop_step] : std::vector<std::pair<int, std::int64_t>>{{2, 5}, {1, 1}, {2, 0}}) {
+        const fs::path out = dir / fmt::format("stopped_{}_{}", stop_epoch, stop_step);
+        std::atomic<bool> stop{false};
+        train::TrainOptions options;
+        options.out_dir = out.string();
+        options.stop = &stop;
+        // Step 0 stands for "at the end of the epoch", after its checkpoint.
+        options.on_step = [&](const train::Progress& p) {
+            if (p.epoch == stop_epoch && p.step == stop_step) stop = true;
+        };
+        options.on_epoch = [&](const train::EpochMetrics& m) {
+            if (m.epoch == stop_epoch && stop_step == 0) stop = true;
+        };
+        CHECK_THROWS_AS(train::train(spec, built, options), train::TrainingInterrupted);
+        const auto ckpt = io::read_safetensors((out / "checkpoint.safetensors").string());
+        CHECK(ckpt.metadata.at("epoch") == std::to_string(stop_step == 0 ? stop_epoch : stop_epoch - 1));
+        CHECK(ckpt.metadata.count("step") == (stop_step == 0 ? 0u : 1u));
+
+        train::TrainOptions resume;
+        resume.out_dir = out.string();
+        resume.resume = true;
+        const auto rest = train::train(spec, built, resume);
+        CHECK(read_all(out / "checkpoint.safetensors") == read_all(dir / "whole" / "checkpoint.safetensors"));
+        // The stopped epoch's train_loss counts its steps from both processes.
+        std::ifstream whole(dir / "whole" / "metrics.jsonl"), stopped(out / "metrics.jsonl");
+        std::string a, b;
+        for (int e = 1; e <= 3; ++e) {
+            std::getline(whole, a);
+            std::getline(stopped, b);
+            auto ja = nlohmann::json::parse(a), jb = nlohmann::json::parse(b);
+            ja.erase("samples_per_s");  // timing differs
+            jb.erase("samples_per_s");
+            CHECK(ja == jb);
+        }
+    }
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a non-finite gradient is traced to the first node, from the loss backward, whose gradient holds it", "[train]") {
+    Graph g(builtin_ops());
+    const ValueRef w = g.parameter("w", {DType::f32, {3}});
+    const ValueRef a = g.add("a", "relu", {w});
+    const ValueRef b = g.add("b", "square", {a});
+    const ValueRef loss = g.add("loss", "sum", {b});
+    Executor ex(g);
+    ex.set("w", Tensor::from_floats({3}, std::vector<float>{1, 2, 3}));
+    ex.forward();
+    ex.backward(loss);
+    CHECK(train::first_non_finite_gradient(ex).empty());
+    // A NaN seeded at b's gradient flows down to a and w; b is where it starts.
+    Tensor seed(Shape{3});
+    seed.f32()[1] = std::numeric_limits<float>::quiet_NaN();
+    ex.forward();
+    ex.backward({{b, seed}});
+    CHECK(train::first_non_finite_gradient(ex) == "'b' (square)");
 }

@@ -104,6 +104,9 @@ int main(int argc, char** argv) {
     } catch (const cli::UsageError& e) {
         fmt::print(stderr, "graphrun: {}\n{}", e.what(), cli::kUsage);
         return 2;
+    } catch (const train::TrainingInterrupted& e) {  // before Error, which it is
+        fmt::print(stderr, "\ngraphrun: interrupted: {}\n", e.what());
+        return 130;  // as a shell reports a process ended by SIGINT
     } catch (const train::TrainingFailure& e) {  // before Error, which it is
         fmt::print(stderr, "graphrun: training failed: {}\n", e.what());
         return 1;

@@ -1,5 +1,8 @@
 // `graphrun train`: the training run with its progress display.
+#include <signal.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include <algorithm>
 #include <cmath>
@@ -72,6 +75,21 @@ std::string metric(const std::optional<double>& v, const char* format = "{:.4f}"
 }
 }  // namespace
 
+namespace {
+// SIGINT (Ctrl-C) asks the run to stop after the current step with a
+// checkpoint; a second one ends the process at once (SA_RESETHAND).
+std::atomic<bool> interrupt_requested{false};
+extern "C" void on_interrupt(int) { interrupt_requested.store(true); }
+
+void catch_interrupts() {
+    struct sigaction action {};
+    action.sa_handler = on_interrupt;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &action, nullptr);
+}
+}  // namespace
+
 int run_train(const Args& args) {
     const spec::Spec spec = spec::load_spec_file(args.spec, args.overrides);
     const BuiltGraph built = build_graph(spec, builtin_ops());
@@ -109,6 +127,8 @@ int run_train(const Args& args) {
     };
 
     options.profile = args.profile;
+    options.stop = &interrupt_requested;
+    catch_interrupts();
     options.on_finish = [&](const Executor& ex) {
         if (args.profile) print_profile(ex);
         if (!args.dump.empty()) {
@@ -124,7 +144,16 @@ int run_train(const Args& args) {
     };
 
     fmt::print("graphrun: training {} ({} parameters) -> {}\n", spec.path, built.graph.parameter_count(), options.out_dir);
-    const auto history = train::train(spec, built, options);
+    std::vector<train::EpochMetrics> history;
+    try {
+        history = train::train(spec, built, options);
+    } catch (const train::TrainingInterrupted& e) {
+        // The same command with --resume continues: the same --set overrides and folder.
+        std::string again = "graphrun train " + args.spec;
+        for (const auto& kv : args.overrides) again += " --set " + kv;
+        if (args.threads > 0) again += fmt::format(" --threads {}", args.threads);
+        throw train::TrainingInterrupted(fmt::format("{}; continue with: {} --resume --out {}", e.what(), again, options.out_dir), e.checkpoint());
+    }
     if (history.empty()) {
         fmt::print("graphrun: nothing to do: the checkpoint in {} has finished all {} epochs\n", options.out_dir, spec.train.epochs);
         return 0;

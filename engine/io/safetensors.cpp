@@ -57,7 +57,10 @@ json parse_header(const std::string& path, const std::string& text) {
     try {
         header = json::parse(text, callback);
     } catch (const json::exception& e) {
-        throw Error(fmt::format("{}: the safetensors header is not valid JSON: {}", path, e.what()));
+        // nlohmann's message starts with its own tag, "[json.exception.parse_error.101] ".
+        std::string what = e.what();
+        if (what.rfind("[json.exception", 0) == 0 && what.find("] ") != std::string::npos) what = what.substr(what.find("] ") + 2);
+        throw Error(fmt::format("{}: the safetensors header is not valid JSON: {}", path, what));
     }
     if (!duplicate.empty()) throw Error(fmt::format("{}: the safetensors header has the key '{}' twice", path, duplicate));
     if (!header.is_object()) throw Error(fmt::format("{}: the safetensors header is not a JSON object, got {}", path, header.type_name()));

@@ -44,31 +44,27 @@ void draw_sequence(std::mt19937_64& rng, const spec::SyntheticData& config, std:
     }
 }
 
-// The first few ids outside [0, vocab), with their rows and columns.
-void check_vocabulary(const std::string& source, const std::vector<std::int32_t>& ids, std::int64_t length, std::int64_t vocab) {
-    std::string bad;
-    int found = 0;
-    for (std::size_t j = 0; j < ids.size(); ++j)
-        if (ids[j] < 0 || ids[j] >= vocab) {
-            if (found < 5) bad += fmt::format("{}id {} at row {}, column {}", found ? "; " : "", ids[j], static_cast<std::int64_t>(j) / length,
-                                              static_cast<std::int64_t>(j) % length);
-            ++found;
-        }
-    if (found)
-        throw Error(fmt::format("{}: {} token id{} outside the vocabulary [0, {}): {}{}", source, found, found == 1 ? "" : "s", vocab, bad,
-                                found > 5 ? "; ..." : ""));
-}
-
-std::vector<std::int32_t> ids_from(const Tensor& t, const std::string& path, std::int64_t length) {
+// Token ids as int32, checked against [0, vocab): the first few outside it are
+// reported with their values, rows and columns.
+std::vector<std::int32_t> ids_from(const Tensor& t, const std::string& path, std::int64_t length, std::int64_t vocab) {
     if (t.rank() != 2 || t.dim(1) != length)
         throw Error(fmt::format("{}: expected token ids of shape (count, {}), got {}", path, length, to_string(t.shape())));
     if (t.dtype() == DType::f32) throw Error(fmt::format("{}: expected int32 or int64 token ids, got float", path));
     std::vector<std::int32_t> out(static_cast<std::size_t>(t.numel()));
+    std::string bad;
+    std::int64_t found = 0;
     for (std::int64_t j = 0; j < t.numel(); ++j) {
         const std::int64_t v = t.dtype() == DType::i32 ? t.i32()[j] : t.i64()[j];
-        // Out-of-range values are clamped to -1 here and reported by check_vocabulary with their position.
-        out[static_cast<std::size_t>(j)] = v < 0 || v > INT32_MAX ? -1 : static_cast<std::int32_t>(v);
+        if (v < 0 || v >= vocab) {
+            if (found < 5) bad += fmt::format("{}id {} at row {}, column {}", found ? "; " : "", v, j / length, j % length);
+            ++found;
+            continue;
+        }
+        out[static_cast<std::size_t>(j)] = static_cast<std::int32_t>(v);
     }
+    if (found)
+        throw Error(fmt::format("{}: {} token id{} outside the vocabulary [0, {}): {}{}", path, found, found == 1 ? "" : "s", vocab, bad,
+                                found > 5 ? "; ..." : ""));
     return out;
 }
 
@@ -113,10 +109,8 @@ PairSet load_npy_pairs(const spec::FileData& files, const PairShape& shape) {
         if (!files.inputs.count(name)) throw Error(fmt::format("data.files.inputs names no .npy file for input '{}'", name));
     const std::string& left_path = files.inputs.at(shape.left_name);
     const std::string& right_path = files.inputs.at(shape.right_name);
-    p.left = ids_from(io::read_npy(left_path), left_path, shape.left_length);
-    p.right = ids_from(io::read_npy(right_path), right_path, shape.right_length);
-    check_vocabulary(left_path, p.left, shape.left_length, shape.left_vocab);
-    check_vocabulary(right_path, p.right, shape.right_length, shape.right_vocab);
+    p.left = ids_from(io::read_npy(left_path), left_path, shape.left_length, shape.left_vocab);
+    p.right = ids_from(io::read_npy(right_path), right_path, shape.right_length, shape.right_vocab);
     const std::int64_t count = static_cast<std::int64_t>(p.left.size()) / shape.left_length;
     if (static_cast<std::int64_t>(p.right.size()) / shape.right_length != count)
         throw Error(fmt::format("{} has {} rows but {} has {}: each row is one pair", left_path, count, right_path,

@@ -156,6 +156,16 @@ std::string kept_checkpoint(const std::string& path) {
 }
 }  // namespace
 
+std::string first_non_finite_gradient(const Executor& ex) {
+    const auto& nodes = ex.graph().nodes();
+    for (std::size_t i = nodes.size(); i-- > 0;)
+        for (std::size_t k = 0; k < nodes[i].outputs.size(); ++k) {
+            const Tensor* g = ex.gradient(ValueRef{static_cast<int>(i), static_cast<int>(k)});
+            if (g && g->dtype() == DType::f32 && !finite(*g)) return fmt::format("'{}' ({})", nodes[i].name, nodes[i].op_name);
+        }
+    return "";
+}
+
 std::string first_non_finite_node(const Executor& ex) {
     const auto& nodes = ex.graph().nodes();
     for (std::size_t i = 0; i < nodes.size(); ++i)
@@ -198,6 +208,10 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
     initialize_parameters(ex, cfg.seed);
     std::unique_ptr<Optimizer> optimizer = make_optimizer(cfg.optimizer);
     int first_epoch = 1;
+    // A checkpoint written mid-epoch (on a stop request) says how far that epoch got.
+    std::int64_t first_step = 0;
+    double resumed_loss_sum = 0, resumed_spread_sum = 0;
+    std::int64_t resumed_spread_count = 0;
     if (options.resume) {
         if (!fs::exists(checkpoint_path)) throw Error(fmt::format("--resume: {} does not exist; start without --resume", checkpoint_path));
         const io::Checkpoint ckpt = io::read_safetensors(checkpoint_path);
@@ -206,8 +220,17 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         try {
             first_epoch = std::stoi(ckpt.metadata.at("epoch")) + 1;
             optimizer->load_state(state, std::stoll(ckpt.metadata.at("optimizer_steps")));
+            if (ckpt.metadata.count("step")) {
+                first_step = std::stoll(ckpt.metadata.at("step"));
+                // Hexadecimal floats: the sums come back bit for bit.
+                resumed_loss_sum = std::stod(ckpt.metadata.at("epoch_loss_sum"));
+                resumed_spread_sum = std::stod(ckpt.metadata.at("epoch_spread_sum"));
+                resumed_spread_count = std::stoll(ckpt.metadata.at("epoch_spread_count"));
+            }
         } catch (const std::logic_error&) {  // missing keys (out_of_range) or values that are not numbers (invalid_argument)
-            throw Error(fmt::format("{}: not a training checkpoint (expected whole numbers epoch and optimizer_steps in its metadata)", checkpoint_path));
+            throw Error(fmt::format("{}: not a training checkpoint (expected whole numbers epoch and optimizer_steps, and for a run stopped "
+                                    "mid-epoch step and the epoch's sums, in its metadata)",
+                                    checkpoint_path));
         }
     } else if (!options.init_checkpoint.empty()) {
         if (!fs::exists(options.init_checkpoint)) throw Error(fmt::format("--init: {} does not exist", options.init_checkpoint));
@@ -219,6 +242,24 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         if (!probe) throw Error(fmt::format("{}: cannot write metrics: {}", metrics_path, std::strerror(errno)));
     }
 
+    // The checkpoint: weights, optimizer state, and where the run is. `partial`
+    // holds the metadata of an epoch stopped after some of its steps.
+    auto write_checkpoint = [&](int completed_epochs, const std::map<std::string, std::string>& partial) {
+        io::Checkpoint ckpt;
+        for (int p : graph.parameters()) ckpt.tensors[graph.node(p).name] = ex.value(ValueRef{p, 0});
+        for (auto& [name, t] : optimizer->state()) ckpt.tensors[name] = t;
+        ckpt.metadata = {{"format", "graphrun"},
+                         {"spec", spec.name},
+                         {"epoch", std::to_string(completed_epochs)},
+                         {"epochs", std::to_string(cfg.epochs)},
+                         {"optimizer", cfg.optimizer.type},
+                         {"optimizer_steps", std::to_string(optimizer->steps())},
+                         {"seed", std::to_string(cfg.seed)}};
+        ckpt.metadata.insert(partial.begin(), partial.end());
+        io::write_safetensors(checkpoint_path, ckpt);
+    };
+    auto stop_requested = [&] { return options.stop && options.stop->load(); };
+
     std::vector<EpochMetrics> history;
     const std::int64_t batch_size = cfg.batch_size;
     Batch batch = make_batch(graph, roles, batch_size);
@@ -229,11 +270,12 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         const std::int64_t steps = (count + batch_size - 1) / batch_size;
         EpochMetrics m;
         m.epoch = epoch;
-        double loss_sum = 0, spread_sum = 0;
-        std::int64_t spread_count = 0;
+        const bool resuming_here = epoch == first_epoch && first_step > 0;
+        double loss_sum = resuming_here ? resumed_loss_sum : 0, spread_sum = resuming_here ? resumed_spread_sum : 0;
+        std::int64_t spread_count = resuming_here ? resumed_spread_count : 0;
         bool warned = false;
         const auto start = std::chrono::steady_clock::now();
-        for (std::int64_t step = 0; step < steps; ++step) {
+        for (std::int64_t step = resuming_here ? first_step : 0; step < steps; ++step) {
             const std::int64_t first = step * batch_size, n = std::min(batch_size, count - first);
             if (n != batch.label.numel()) batch = make_batch(graph, roles, n);
             fill_batch(split.train, samples, first, n, batch.left, batch.right, batch.label);
@@ -246,8 +288,9 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
             ex.backward(built.loss);
             const double norm = clip_grad_norm(ex, cfg.clip_norm > 0 ? cfg.clip_norm : INFINITY);
             if (!std::isfinite(norm))
-                throw TrainingFailure(fmt::format("epoch {} step {}: a gradient is not finite (global norm {}). {}", epoch, step + 1, norm,
-                                                  kept_checkpoint(checkpoint_path)));
+                throw TrainingFailure(fmt::format("epoch {} step {}: a gradient is not finite (global norm {}); the first one, going backward from "
+                                                  "the loss, is the gradient of node {}. {}",
+                                                  epoch, step + 1, norm, first_non_finite_gradient(ex), kept_checkpoint(checkpoint_path)));
             optimizer->step(ex);
             loss_sum += loss * static_cast<double>(n);
             // Embedding spread: collapse shows as every embedding pointing one way.
@@ -266,13 +309,22 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
             }
             if (options.on_step) {
                 const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-                const double rate = static_cast<double>(first + n) / std::max(elapsed, 1e-9);
+                const double rate = static_cast<double>(first + n - (resuming_here ? first_step * batch_size : 0)) / std::max(elapsed, 1e-9);
                 options.on_step({epoch, static_cast<int>(cfg.epochs), step + 1, steps, loss, rate, static_cast<double>(count - first - n) / rate});
+            }
+            if (stop_requested() && step + 1 < steps) {
+                write_checkpoint(epoch - 1, {{"step", std::to_string(step + 1)},
+                                             {"epoch_loss_sum", fmt::format("{:a}", loss_sum)},
+                                             {"epoch_spread_sum", fmt::format("{:a}", spread_sum)},
+                                             {"epoch_spread_count", std::to_string(spread_count)}});
+                throw TrainingInterrupted(fmt::format("stopped at epoch {} step {} of {}; checkpoint {}", epoch, step + 1, steps, checkpoint_path),
+                                          checkpoint_path);
             }
         }
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         m.train_loss = loss_sum / static_cast<double>(std::max<std::int64_t>(count, 1));
-        m.samples_per_s = static_cast<double>(count) / std::max(seconds, 1e-9);
+        const std::int64_t trained_here = count - std::min(count, (resuming_here ? first_step : 0) * batch_size);  // this process's share
+        m.samples_per_s = static_cast<double>(trained_here) / std::max(seconds, 1e-9);
         if (spread_count) m.spread = spread_sum / static_cast<double>(spread_count);
 
         // Validation: never trained on, the same pairs and negatives every epoch.
@@ -302,22 +354,13 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
             if (nneg) m.neg_sim = neg / nneg;
         }
 
-        // The checkpoint: weights, optimizer state, and where the run is.
-        io::Checkpoint ckpt;
-        for (int p : graph.parameters()) ckpt.tensors[graph.node(p).name] = ex.value(ValueRef{p, 0});
-        for (auto& [name, t] : optimizer->state()) ckpt.tensors[name] = t;
-        ckpt.metadata = {{"format", "graphrun"},
-                         {"spec", spec.name},
-                         {"epoch", std::to_string(epoch)},
-                         {"epochs", std::to_string(cfg.epochs)},
-                         {"optimizer", cfg.optimizer.type},
-                         {"optimizer_steps", std::to_string(optimizer->steps())},
-                         {"seed", std::to_string(cfg.seed)}};
-        io::write_safetensors(checkpoint_path, ckpt);
+        write_checkpoint(epoch, {});
         std::ofstream(metrics_path, std::ios::app) << m.to_json() << "\n";
         ex.set_profiling(options.profile);
         if (options.on_epoch) options.on_epoch(m);
         history.push_back(std::move(m));
+        if (stop_requested() && epoch < cfg.epochs)
+            throw TrainingInterrupted(fmt::format("stopped after epoch {}; checkpoint {}", epoch, checkpoint_path), checkpoint_path);
     }
     if (options.on_finish) options.on_finish(ex);
     return history;

@@ -2,6 +2,7 @@
 // the loop, validation metrics, checkpoints and resuming.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -22,6 +23,18 @@ namespace graphrun::train {
 class TrainingFailure : public Error {
 public:
     using Error::Error;
+};
+
+// A run stopped on request (TrainOptions::stop, e.g. SIGINT) after writing a
+// checkpoint that --resume continues from, to the same weights as a run that
+// was never stopped.
+class TrainingInterrupted : public Error {
+public:
+    TrainingInterrupted(const std::string& message, std::string checkpoint) : Error(message), checkpoint_(std::move(checkpoint)) {}
+    const std::string& checkpoint() const { return checkpoint_; }
+
+private:
+    std::string checkpoint_;
 };
 
 // The parts of a graph the trainer needs, found by their roles: the two token
@@ -56,6 +69,9 @@ struct TrainOptions {
     std::function<void(const Progress&)> on_step;
     std::function<void(const EpochMetrics&)> on_epoch;
     std::function<void(const std::string&)> on_warning;
+    // Read after every step: when true, the run writes a checkpoint (mid-epoch
+    // if need be) and throws TrainingInterrupted. The CLI sets it on SIGINT.
+    const std::atomic<bool>* stop = nullptr;
     bool profile = false;                              // time every node's forward and backward in the training steps
     std::function<void(const Executor&)> on_finish;   // after the last epoch, e.g. to read Executor::profile()
 };
@@ -75,5 +91,8 @@ std::map<std::string, Tensor> optimizer_tensors(const io::Checkpoint& checkpoint
 
 // Names the first node (in graph order) whose output holds a NaN or an infinity, or "".
 std::string first_non_finite_node(const Executor& executor);
+// After backward(): the first node, in the order backward runs (from the loss
+// toward the inputs), whose output's gradient holds a NaN or an infinity, or "".
+std::string first_non_finite_gradient(const Executor& executor);
 
 }  // namespace graphrun::train
