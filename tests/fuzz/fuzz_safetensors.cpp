@@ -1,0 +1,12 @@
+// libFuzzer target: the safetensors reader on arbitrary bytes (graphrun::Error only).
+#include "engine/error.hpp"
+#include "engine/io/safetensors.hpp"
+#include "tests/fuzz/fuzz_file.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    try {
+        graphrun::io::read_safetensors(fuzz_input_file(data, size, ".safetensors"));
+    } catch (const graphrun::Error&) {
+    }
+    return 0;
+}
