@@ -7,6 +7,7 @@
 
 #include "engine/inspect/graph_json.hpp"
 #include "engine/spec/builder.hpp"
+#include "engine/train/communicator.hpp"
 
 namespace graphrun::cli {
 
@@ -30,6 +31,9 @@ struct Args {
 };
 
 Args parse_args(int argc, char** argv);
+
+// The ranks of a data-parallel run under mpirun; nullptr for one process.
+inline train::Communicator* communicator = nullptr;
 
 // What a graph dump says of the spec it came from (name, outputs, loss).
 GraphDumpInfo dump_info(const spec::Spec& spec, const BuiltGraph& built);

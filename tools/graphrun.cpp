@@ -8,6 +8,7 @@
 #include "engine/error.hpp"
 #include "engine/threads.hpp"
 #include "engine/version.hpp"
+#include "engine/train/communicator.hpp"
 #include "engine/train/trainer.hpp"
 #include "tools/cli.hpp"
 
@@ -85,13 +86,24 @@ Args parse_args(int argc, char** argv) {
 int main(int argc, char** argv) {
     using namespace graphrun;
     if (argc >= 2 && (std::strcmp(argv[1], "--version") == 0)) {
-        fmt::print("graphrun {}\n", graphrun::version());
+        fmt::print("graphrun {}\n{}\n", graphrun::version(), train::mpi_description());
         return 0;
     }
     if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
         fmt::print("{}", cli::kUsage);
         return 0;
     }
+    // Under mpirun, one of the ranks of a data-parallel run.
+    std::unique_ptr<train::Communicator> ranks;
+    try {
+        ranks = train::start_mpi_if_launched(&argc, &argv);
+    } catch (const Error& e) {
+        fmt::print(stderr, "graphrun: {}\n", e.what());
+        return 1;
+    }
+    const std::string who = ranks && ranks->size() > 1 ? fmt::format("graphrun (rank {} of {})", ranks->rank(), ranks->size()) : "graphrun";
+    cli::communicator = ranks.get();
+    int status = 0;
     try {
         const cli::Args args = cli::parse_args(argc, argv);
         const ThreadBudget budget(args.threads);
@@ -102,19 +114,23 @@ int main(int argc, char** argv) {
         if (args.command == "plot") return cli::run_plot(args);
         return cli::run_train(args);
     } catch (const cli::UsageError& e) {
-        fmt::print(stderr, "graphrun: {}\n{}", e.what(), cli::kUsage);
-        return 2;
+        fmt::print(stderr, "{}: {}\n{}", who, e.what(), cli::kUsage);
+        status = 2;
     } catch (const train::TrainingInterrupted& e) {  // before Error, which it is
-        fmt::print(stderr, "\ngraphrun: interrupted: {}\n", e.what());
-        return 130;  // as a shell reports a process ended by SIGINT
+        fmt::print(stderr, "\n{}: interrupted: {}\n", who, e.what());
+        status = 130;  // as a shell reports a process ended by SIGINT
     } catch (const train::TrainingFailure& e) {  // before Error, which it is
-        fmt::print(stderr, "graphrun: training failed: {}\n", e.what());
-        return 1;
+        fmt::print(stderr, "{}: training failed: {}\n", who, e.what());
+        status = 1;
     } catch (const Error& e) {
-        fmt::print(stderr, "graphrun: {}\n", e.what());
-        return 2;
+        fmt::print(stderr, "{}: {}\n", who, e.what());
+        status = 2;
     } catch (const std::exception& e) {
-        fmt::print(stderr, "graphrun: internal error: {}\n", e.what());
-        return 1;
+        fmt::print(stderr, "{}: internal error: {}\n", who, e.what());
+        status = 1;
     }
+    // A rank that fails ends them all: the others would wait for it forever.
+    std::fflush(stderr);
+    train::abort_all_ranks(ranks.get(), status);
+    return status;
 }

@@ -128,6 +128,8 @@ int run_train(const Args& args) {
 
     options.profile = args.profile;
     options.stop = &interrupt_requested;
+    options.communicator = communicator;
+    const bool lead = !communicator || communicator->rank() == 0;  // rank 0 alone reports
     catch_interrupts();
     options.on_finish = [&](const Executor& ex) {
         if (args.profile) print_profile(ex);
@@ -143,7 +145,9 @@ int run_train(const Args& args) {
         }
     };
 
-    fmt::print("graphrun: training {} ({} parameters) -> {}\n", spec.path, built.graph.parameter_count(), options.out_dir);
+    if (lead)
+        fmt::print("graphrun: training {} ({} parameters) -> {}{}\n", spec.path, built.graph.parameter_count(), options.out_dir,
+                   communicator && communicator->size() > 1 ? fmt::format(" on {} ranks", communicator->size()) : "");
     std::vector<train::EpochMetrics> history;
     try {
         history = train::train(spec, built, options);
@@ -154,6 +158,7 @@ int run_train(const Args& args) {
         if (args.threads > 0) again += fmt::format(" --threads {}", args.threads);
         throw train::TrainingInterrupted(fmt::format("{}; continue with: {} --resume --out {}", e.what(), again, options.out_dir), e.checkpoint());
     }
+    if (!lead) return 0;
     if (history.empty()) {
         fmt::print("graphrun: nothing to do: the checkpoint in {} has finished all {} epochs\n", options.out_dir, spec.train.epochs);
         return 0;

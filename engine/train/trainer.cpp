@@ -34,6 +34,12 @@ bool finite(const Tensor& t) {
     return true;
 }
 
+// Rows [offset, offset + count) of part p of P over n rows; sizes differ by at most one.
+std::pair<std::int64_t, std::int64_t> part_of(std::int64_t n, int P, int p) {
+    const std::int64_t base = n / P, extra = n % P;
+    return {p * base + std::min<std::int64_t>(p, extra), base + (p < extra ? 1 : 0)};
+}
+
 std::uint64_t epoch_seed(std::uint64_t seed, int epoch) { return seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(epoch) + 1; }
 
 std::unique_ptr<Optimizer> make_optimizer(const spec::OptimizerSpec& o) {
@@ -135,6 +141,10 @@ std::string EpochMetrics::to_json() const {
     j["neg_sim"] = opt(neg_sim);
     j["spread"] = opt(spread);
     j["samples_per_s"] = samples_per_s;
+    if (ranks > 1) {
+        j["ranks"] = ranks;
+        j["allreduce_s_per_step"] = allreduce_s_per_step;
+    }
     return j.dump();
 }
 
@@ -180,6 +190,12 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
     const Graph& graph = built.graph;
     const spec::TrainSpec& cfg = spec.train;
     const SiameseRoles roles = find_roles(graph);
+    // Data-parallel over ranks: every rank plans the same epochs and takes its
+    // share of each batch; rank 0 alone writes files and reports.
+    Communicator one_process;
+    Communicator& comm = options.communicator ? *options.communicator : one_process;
+    const int rank = comm.rank(), ranks = comm.size();
+    const bool lead = rank == 0;
 
     // Data, the validation split, and the guard against positive-only data.
     const PairSet pairs = load_pairs(spec.data, roles.shape);
@@ -198,7 +214,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
     // Where the run's files go; an unwritable folder is found before training.
     const fs::path out(options.out_dir);
     std::error_code ec;
-    fs::create_directories(out, ec);
+    if (lead) fs::create_directories(out, ec);
     if (ec) throw Error(fmt::format("{}: cannot create the output folder: {}", out.string(), ec.message()));
     const std::string checkpoint_path = (out / "checkpoint.safetensors").string();
     const std::string metrics_path = (out / "metrics.jsonl").string();
@@ -237,7 +253,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         const io::Checkpoint ckpt = io::read_safetensors(options.init_checkpoint);
         load_parameters(ex, ckpt, optimizer_tensors(ckpt), options.init_checkpoint);
     }
-    {
+    if (lead) {
         std::ofstream probe(metrics_path, options.resume ? std::ios::app : std::ios::trunc);
         if (!probe) throw Error(fmt::format("{}: cannot write metrics: {}", metrics_path, std::strerror(errno)));
     }
@@ -256,9 +272,17 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
                          {"optimizer_steps", std::to_string(optimizer->steps())},
                          {"seed", std::to_string(cfg.seed)}};
         ckpt.metadata.insert(partial.begin(), partial.end());
-        io::write_safetensors(checkpoint_path, ckpt);
+        if (lead) io::write_safetensors(checkpoint_path, ckpt);
     };
-    auto stop_requested = [&] { return options.stop && options.stop->load(); };
+    // Under MPI a stop request is summed with the gradients, so every rank stops at the same step.
+    auto stop_asked_here = [&] { return options.stop && options.stop->load(); };
+    bool stop_agreed = false;
+    auto stop_requested = [&] { return ranks == 1 ? stop_asked_here() : stop_agreed; };
+    // One buffer a step for the allreduce: every parameter's gradient, then the tail below.
+    std::int64_t gradient_elements = 0;
+    for (int p : graph.parameters()) gradient_elements += element_count(graph.node(p).outputs[0].shape);
+    enum Tail { kLoss, kRows, kFailed, kStop, kSpreadSum, kSpreadCount, kTailSize };
+    std::vector<float> fused(ranks > 1 ? static_cast<std::size_t>(gradient_elements) + kTailSize : 0);
 
     std::vector<EpochMetrics> history;
     const std::int64_t batch_size = cfg.batch_size;
@@ -274,18 +298,71 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         double loss_sum = resuming_here ? resumed_loss_sum : 0, spread_sum = resuming_here ? resumed_spread_sum : 0;
         std::int64_t spread_count = resuming_here ? resumed_spread_count : 0;
         bool warned = false;
+        double allreduce_s = 0;  // this epoch's time in MPI_Allreduce
         const auto start = std::chrono::steady_clock::now();
         for (std::int64_t step = resuming_here ? first_step : 0; step < steps; ++step) {
             const std::int64_t first = step * batch_size, n = std::min(batch_size, count - first);
-            if (n != batch.label.numel()) batch = make_batch(graph, roles, n);
-            fill_batch(split.train, samples, first, n, batch.left, batch.right, batch.label);
+            // This rank's rows of the batch. A rank left without rows (a last
+            // batch smaller than the ranks) runs one row and counts it zero times.
+            const auto [offset, mine] = ranks > 1 ? part_of(n, ranks, rank) : std::pair<std::int64_t, std::int64_t>{0, n};
+            const std::int64_t rows = std::max<std::int64_t>(mine, 1);
+            if (rows != batch.label.numel()) batch = make_batch(graph, roles, rows);
+            fill_batch(split.train, samples, std::min(first + offset, count - 1), rows, batch.left, batch.right, batch.label);
             feed(ex, roles, batch);
             ex.forward();
-            const float loss = ex.value(built.loss).f32()[0];
-            if (!std::isfinite(loss))
+            float loss = ex.value(built.loss).f32()[0];
+            const bool finite_here = std::isfinite(loss);
+            if (!finite_here && ranks == 1)
                 throw TrainingFailure(fmt::format("epoch {} step {}: the loss is {}; the first non-finite value comes from node {}. {}", epoch, step + 1,
                                                   std::isnan(loss) ? "NaN" : "infinite", first_non_finite_node(ex), kept_checkpoint(checkpoint_path)));
-            ex.backward(built.loss);
+            if (finite_here) ex.backward(built.loss);
+            double step_spread_sum = 0;
+            std::int64_t step_spread_count = 0;
+            for (ValueRef e : {roles.left_embedding, roles.right_embedding}) {
+                const Tensor& emb = ex.value(e);
+                if (mine < 2) break;
+                if (auto sp = embedding_spread(emb.f32(), emb.dim(0), emb.numel() / emb.dim(0))) {
+                    step_spread_sum += *sp;
+                    ++step_spread_count;
+                }
+            }
+            if (ranks > 1) {
+                // The batch's mean gradient: each rank's mean times its rows, summed, over all rows.
+                std::size_t at = 0;
+                if (finite_here) {
+                    for (int p : graph.parameters()) {
+                        const Tensor& g = ex.grad(p);
+                        for (std::int64_t j = 0; j < g.numel(); ++j) fused[at++] = g.f32()[j] * static_cast<float>(mine);
+                    }
+                } else {
+                    std::fill(fused.begin(), fused.begin() + gradient_elements, 0.0f);
+                }
+                float* tail = fused.data() + gradient_elements;
+                tail[kLoss] = finite_here ? loss * static_cast<float>(mine) : 0.0f;
+                tail[kRows] = static_cast<float>(mine);
+                tail[kFailed] = finite_here ? 0.0f : 1.0f;
+                tail[kStop] = stop_asked_here() ? 1.0f : 0.0f;
+                tail[kSpreadSum] = static_cast<float>(step_spread_sum);
+                tail[kSpreadCount] = static_cast<float>(step_spread_count);
+                const auto reduce_start = std::chrono::steady_clock::now();
+                comm.allreduce_sum(fused);
+                allreduce_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce_start).count();
+                if (tail[kFailed] > 0)
+                    throw TrainingFailure(finite_here ? fmt::format("epoch {} step {}: rank {} stops: another rank's loss is not finite", epoch, step + 1, rank)
+                                                      : fmt::format("epoch {} step {}: rank {}: the loss is {}; the first non-finite value comes from node {}. {}",
+                                                                    epoch, step + 1, rank, std::isnan(loss) ? "NaN" : "infinite", first_non_finite_node(ex),
+                                                                    kept_checkpoint(checkpoint_path)));
+                at = 0;
+                const float scale = 1.0f / tail[kRows];
+                for (int p : graph.parameters()) {
+                    Tensor g = ex.grad(p);  // shares the executor's storage
+                    for (std::int64_t j = 0; j < g.numel(); ++j) g.f32()[j] = fused[at++] * scale;
+                }
+                loss = tail[kLoss] * scale;
+                stop_agreed = tail[kStop] > 0;
+                step_spread_sum = tail[kSpreadSum];
+                step_spread_count = static_cast<std::int64_t>(tail[kSpreadCount]);
+            }
             const double norm = clip_grad_norm(ex, cfg.clip_norm > 0 ? cfg.clip_norm : INFINITY);
             if (!std::isfinite(norm))
                 throw TrainingFailure(fmt::format("epoch {} step {}: a gradient is not finite (global norm {}); the first one, going backward from "
@@ -294,20 +371,18 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
             optimizer->step(ex);
             loss_sum += loss * static_cast<double>(n);
             // Embedding spread: collapse shows as every embedding pointing one way.
-            for (ValueRef e : {roles.left_embedding, roles.right_embedding}) {
-                const Tensor& emb = ex.value(e);
-                if (auto s = embedding_spread(emb.f32(), emb.dim(0), emb.numel() / emb.dim(0))) {
-                    spread_sum += *s;
-                    ++spread_count;
-                    if (*s > 0.99 && !warned && options.on_warning) {
-                        warned = true;
-                        options.on_warning(fmt::format("epoch {} step {}: the embeddings have collapsed: the mean cosine between different "
-                                                       "samples' embeddings is {:.4f} (> 0.99); every input maps to nearly the same point",
-                                                       epoch, step + 1, *s));
-                    }
+            if (step_spread_count) {
+                spread_sum += step_spread_sum;
+                spread_count += step_spread_count;
+                const double s = step_spread_sum / static_cast<double>(step_spread_count);
+                if (s > 0.99 && !warned && options.on_warning && lead) {
+                    warned = true;
+                    options.on_warning(fmt::format("epoch {} step {}: the embeddings have collapsed: the mean cosine between different "
+                                                   "samples' embeddings is {:.4f} (> 0.99); every input maps to nearly the same point",
+                                                   epoch, step + 1, s));
                 }
             }
-            if (options.on_step) {
+            if (options.on_step && lead) {
                 const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
                 const double rate = static_cast<double>(first + n - (resuming_here ? first_step * batch_size : 0)) / std::max(elapsed, 1e-9);
                 options.on_step({epoch, static_cast<int>(cfg.epochs), step + 1, steps, loss, rate, static_cast<double>(count - first - n) / rate});
@@ -326,6 +401,10 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         const std::int64_t trained_here = count - std::min(count, (resuming_here ? first_step : 0) * batch_size);  // this process's share
         m.samples_per_s = static_cast<double>(trained_here) / std::max(seconds, 1e-9);
         if (spread_count) m.spread = spread_sum / static_cast<double>(spread_count);
+        if (ranks > 1) {
+            m.ranks = ranks;
+            m.allreduce_s_per_step = allreduce_s / static_cast<double>(std::max<std::int64_t>(steps - (resuming_here ? first_step : 0), 1));
+        }
 
         // Validation: never trained on, the same pairs and negatives every epoch.
         if (!validation.empty()) {
@@ -333,6 +412,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
             double val_loss = 0, pos = 0, neg = 0, npos = 0, nneg = 0;
             const auto vcount = static_cast<std::int64_t>(validation.size());
             for (std::int64_t first = 0; first < vcount; first += batch_size) {
+                if ((first / batch_size) % ranks != rank) continue;  // the ranks take turns; the sums are reduced below
                 const std::int64_t n = std::min(batch_size, vcount - first);
                 if (n != batch.label.numel()) batch = make_batch(graph, roles, n);
                 fill_batch(split.validation, validation, first, n, batch.left, batch.right, batch.label);
@@ -348,6 +428,13 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
                     (y == 1.0f ? npos : nneg) += 1;
                 }
             }
+            if (ranks > 1) {
+                double sums[] = {val_loss, pos, neg, npos, nneg};
+                comm.allreduce_sum(sums);
+                val_loss = sums[0], pos = sums[1], neg = sums[2], npos = sums[3], nneg = sums[4];
+                comm.allgather(m.val_similarity);
+                comm.allgather(m.val_label);
+            }
             m.val_loss = val_loss / static_cast<double>(vcount);
             m.val_auc = roc_auc(m.val_similarity, m.val_label);
             if (npos) m.pos_sim = pos / npos;
@@ -355,14 +442,14 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         }
 
         write_checkpoint(epoch, {});
-        std::ofstream(metrics_path, std::ios::app) << m.to_json() << "\n";
+        if (lead) std::ofstream(metrics_path, std::ios::app) << m.to_json() << "\n";
         ex.set_profiling(options.profile);
-        if (options.on_epoch) options.on_epoch(m);
+        if (options.on_epoch && lead) options.on_epoch(m);
         history.push_back(std::move(m));
         if (stop_requested() && epoch < cfg.epochs)
             throw TrainingInterrupted(fmt::format("stopped after epoch {}; checkpoint {}", epoch, checkpoint_path), checkpoint_path);
     }
-    if (options.on_finish) options.on_finish(ex);
+    if (options.on_finish && lead) options.on_finish(ex);
     return history;
 }
 

@@ -13,6 +13,7 @@
 #include "engine/executor.hpp"
 #include "engine/io/safetensors.hpp"
 #include "engine/spec/builder.hpp"
+#include "engine/train/communicator.hpp"
 #include "engine/train/data.hpp"
 
 namespace graphrun::train {
@@ -50,7 +51,9 @@ struct EpochMetrics {
     int epoch = 0;
     double train_loss = 0;
     std::optional<double> val_loss, val_auc, pos_sim, neg_sim, spread;
-    double samples_per_s = 0;
+    double samples_per_s = 0;       // training pairs a second, all ranks together
+    int ranks = 1;                   // MPI processes; with more than one, the JSON also has
+    double allreduce_s_per_step = 0; // the time a step spent summing gradients across them
     std::vector<float> val_similarity, val_label;  // for pictures; not in the JSON line
     std::string to_json() const;                   // one line of metrics.jsonl
 };
@@ -72,6 +75,9 @@ struct TrainOptions {
     // Read after every step: when true, the run writes a checkpoint (mid-epoch
     // if need be) and throws TrainingInterrupted. The CLI sets it on SIGINT.
     const std::atomic<bool>* stop = nullptr;
+    // The ranks of a data-parallel run (engine/train/communicator.hpp); nullptr: one process.
+    // Callbacks run on rank 0 only.
+    Communicator* communicator = nullptr;
     bool profile = false;                              // time every node's forward and backward in the training steps
     std::function<void(const Executor&)> on_finish;   // after the last epoch, e.g. to read Executor::profile()
 };
