@@ -39,6 +39,20 @@ status=$?
 [ "$status" != 0 ] && [ "$status" != 124 ] && echo "ok: a failing run ends every rank (status $status)" || fail "a failing 2-rank run gave status $status (124: it hung)"
 grep -q "node 'overflowed' (mul)" "$work/failed.log" || fail "the failing rank's message is missing: $(tail -3 "$work/failed.log")"
 
+# SIGUSR1 to mpirun: every rank stops after the same step, rank 0 checkpoints, and --resume ends as never stopped.
+timeout 120 "${mpirun[@]}" "$graphrun" "${run[@]}" --set train.epochs=40 --out "$work/usr1_whole" >/dev/null 2>&1 || fail "the 40-epoch run failed"
+# (mpirun itself in the background: `timeout` would not pass SIGUSR1 on; ctest's timeout guards this one.)
+"${mpirun[@]}" "$graphrun" "${run[@]}" --set train.epochs=40 --out "$work/usr1" >"$work/usr1.log" 2>&1 &
+mpirun_pid=$!
+sleep 1.5
+kill -USR1 "$mpirun_pid"
+wait "$mpirun_pid"
+grep -q "interrupted: stopped" "$work/usr1.log" && grep -q "mpirun -np 2 graphrun train" "$work/usr1.log" ||
+    fail "SIGUSR1 did not stop the ranks with a checkpoint: $(tail -3 "$work/usr1.log")"
+timeout 120 "${mpirun[@]}" "$graphrun" "${run[@]}" --set train.epochs=40 --resume --out "$work/usr1" >/dev/null 2>&1 || fail "--resume after SIGUSR1 failed"
+cmp -s "$work/usr1_whole/checkpoint.safetensors" "$work/usr1/checkpoint.safetensors" && echo "ok: SIGUSR1 under mpirun, then --resume" ||
+    fail "after SIGUSR1 and --resume the checkpoint differs from the uninterrupted run's"
+
 # One rank alone fails before training (its data file is missing) while rank 0
 # waits in the first allreduce: the failing rank's abort ends rank 0 too.
 one_rank=(--oversubscribe)

@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "{}: {}\n{}", who, e.what(), cli::kUsage);
         status = 2;
     } catch (const train::TrainingInterrupted& e) {  // before Error, which it is
-        fmt::print(stderr, "\n{}: interrupted: {}\n", who, e.what());
+        if (!ranks || ranks->rank() == 0) fmt::print(stderr, "\n{}: interrupted: {}\n", who, e.what());  // the ranks agree: one says it
         status = 130;  // as a shell reports a process ended by SIGINT
     } catch (const train::TrainingFailure& e) {  // before Error, which it is
         fmt::print(stderr, "{}: training failed: {}\n", who, e.what());
@@ -130,7 +130,9 @@ int main(int argc, char** argv) {
         status = 1;
     }
     // A rank that fails ends them all: the others would wait for it forever.
+    // Not after an interrupt: every rank stopped at the same step, and rank 0
+    // may still be writing the checkpoint.
     std::fflush(stderr);
-    train::abort_all_ranks(ranks.get(), status);
+    if (status != 130) train::abort_all_ranks(ranks.get(), status);
     return status;
 }

@@ -77,7 +77,8 @@ std::string metric(const std::optional<double>& v, const char* format = "{:.4f}"
 
 namespace {
 // SIGINT (Ctrl-C) asks the run to stop after the current step with a
-// checkpoint; a second one ends the process at once (SA_RESETHAND).
+// checkpoint; a second one ends the process at once (SA_RESETHAND). SIGUSR1
+// does the same: mpirun passes SIGUSR1 on to the ranks, not SIGINT.
 std::atomic<bool> interrupt_requested{false};
 extern "C" void on_interrupt(int) { interrupt_requested.store(true); }
 
@@ -87,6 +88,7 @@ void catch_interrupts() {
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGUSR1, &action, nullptr);
 }
 }  // namespace
 
@@ -153,7 +155,7 @@ int run_train(const Args& args) {
         history = train::train(spec, built, options);
     } catch (const train::TrainingInterrupted& e) {
         // The same command with --resume continues: the same --set overrides and folder.
-        std::string again = "graphrun train " + args.spec;
+        std::string again = (communicator && communicator->size() > 1 ? fmt::format("mpirun -np {} ", communicator->size()) : "") + "graphrun train " + args.spec;
         for (const auto& kv : args.overrides) again += " --set " + kv;
         if (args.threads > 0) again += fmt::format(" --threads {}", args.threads);
         throw train::TrainingInterrupted(fmt::format("{}; continue with: {} --resume --out {}", e.what(), again, options.out_dir), e.checkpoint());
