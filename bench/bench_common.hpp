@@ -17,6 +17,7 @@ struct Args {
     std::string mode = "train";  // train | infer
     int threads = 1, steps = 20, warmup = 3;
     long batch = 0;  // 0: 32 to train, 256 to infer
+    std::string precision = "f32";  // graphrun's lstm: f32 | bf16
     bool training() const { return mode == "train"; }
 };
 
@@ -32,6 +33,7 @@ inline Args parse_args(int argc, char** argv, int first) {
         else if (k == "--batch") a.batch = std::atol(v.c_str());
         else if (k == "--steps") a.steps = std::atoi(v.c_str());
         else if (k == "--warmup") a.warmup = std::atoi(v.c_str());
+        else if (k == "--precision") a.precision = v;
         else throw std::invalid_argument("unknown option " + k);
     }
     if ((a.mode != "train" && a.mode != "infer") || a.threads < 1 || a.steps < 1 || a.warmup < 0 || a.batch < 0)

@@ -35,5 +35,11 @@ for mode in ("train", "infer"):
               f"{g / pt:>9.1f}x{g / best[0]:>8.2f}x{' / '.join(f'{m:.0f}' for m in mem):>26}{seen:>11}")
 t1, t2 = med(speed, ("train", 1, "graphrun")), med(speed, ("train", 2, "graphrun"))
 print(f"graphrun training, 2 threads / 1 thread: {t2 / t1:.2f}x")
+for mode in ("train", "infer"):
+    for threads in (1, 2):
+        f32, bf16 = med(speed, (mode, threads, "graphrun")), med(speed, (mode, threads, "graphrun-bf16"))
+        if bf16:
+            print(f"graphrun {mode}, {threads} thread{'s' if threads > 1 else ''}, lstm in bf16: {bf16:.0f} samples/s, "
+                  f"{bf16 / f32:.2f}x float32, {bf16 / med(speed, (mode, threads, 'pytorch')):.1f}x PyTorch")
 rest = 1 - med(lstm_share, ("train", 1, "graphrun"))
 print(f"graphrun training, 1 thread: everything but the LSTM nodes (embedding, dense, cosine, loss, Adam, scheduling) is {100 * rest:.1f}% of the step")

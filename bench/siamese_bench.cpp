@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
     const int threads = args.threads, steps = args.steps, warmup = args.warmup;
     const ThreadBudget budget(threads);
 
-    const spec::Spec spec = spec::load_spec_file(spec_path);
+    const spec::Spec spec = spec::load_spec_file(
+        spec_path, {"nodes.left_lstm.precision=" + args.precision, "nodes.right_lstm.precision=" + args.precision});
     const BuiltGraph built = build_graph(spec, builtin_ops());
     const Graph& g = built.graph;
     Executor ex(g);
@@ -104,10 +105,10 @@ int main(int argc, char** argv) {
                            1e3 * t.forward_s / static_cast<double>(t.forward_calls),
                            t.backward_calls ? 1e3 * t.backward_s / static_cast<double>(t.backward_calls) : 0.0);
         }
-    fmt::print("{{\"framework\": \"graphrun\", \"mode\": \"{}\", \"threads\": {}, \"batch\": {}, \"steps\": {}, \"step_ms_median\": {:.3f}, "
+    fmt::print("{{\"framework\": \"graphrun{}\", \"mode\": \"{}\", \"threads\": {}, \"batch\": {}, \"steps\": {}, \"step_ms_median\": {:.3f}, "
                "\"samples_per_s_median\": {:.1f}, \"samples_per_s_min\": {:.1f}, \"samples_per_s_max\": {:.1f}, \"peak_rss_mb\": {:.1f}, "
                "\"process_threads\": {}, \"lstm_share\": {:.4f}}}\n",
-               args.mode, threads, batch, steps, med * 1e3, static_cast<double>(batch) / med,
+               args.precision == "f32" ? "" : "-" + args.precision, args.mode, threads, batch, steps, med * 1e3, static_cast<double>(batch) / med,
                static_cast<double>(batch) / *std::max_element(times.begin(), times.end()),
                static_cast<double>(batch) / *std::min_element(times.begin(), times.end()), bench::peak_rss_mb(),
                most_threads, lstm_s / total_s);

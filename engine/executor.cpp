@@ -49,8 +49,12 @@ void run_task_graph(const std::vector<char>& participating, std::atomic<int>* pe
         }
     };
     const Chain chain{group, participating, pending, run, next};
+    // Find every root before starting any: once one runs, it can bring another
+    // node's count to zero, and that node must not be started twice.
+    std::vector<int> roots;
     for (std::size_t i = 0; i < participating.size(); ++i)
-        if (participating[i] && pending[i].load() == 0) group.run([chain, i] { chain(static_cast<int>(i)); });
+        if (participating[i] && pending[i].load() == 0) roots.push_back(static_cast<int>(i));
+    for (int root : roots) group.run([chain, root] { chain(root); });
     try {
         group.wait();
     } catch (...) {

@@ -46,7 +46,7 @@ ValueRef embedding_layer(Graph& graph, const std::string& name, ValueRef ids, st
 }
 
 ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences,
-                    std::optional<ValueRef> lengths, const std::string& share_from) {
+                    std::optional<ValueRef> lengths, const std::string& share_from, const std::string& precision) {
     const std::int64_t in = last_dim(graph, x);
     // nn.LSTM draws every weight from U(-1/sqrt(H), 1/sqrt(H)); its bias is the
     // sum of two such draws, which we keep as one draw of the same bound.
@@ -56,7 +56,7 @@ ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int6
     const ValueRef bias = layer_parameter(graph, name, share_from, "bias", {4 * units}, init);
     std::vector<ValueRef> inputs{x, w_ih, w_hh, bias};
     if (lengths) inputs.push_back(*lengths);
-    return graph.add(name, "lstm", inputs, {{"units", units}, {"return_sequences", return_sequences}});
+    return graph.add(name, "lstm", inputs, {{"units", units}, {"return_sequences", return_sequences}, {"precision", precision}});
 }
 
 ValueRef dense_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, const std::string& share_from) {

@@ -27,7 +27,7 @@ ValueRef embedding_layer(Graph& graph, const std::string& name, ValueRef ids, st
 // Parameters: <name>.weight_ih (4*units, E), <name>.weight_hh (4*units, units),
 // <name>.bias (4*units) = PyTorch's bias_ih + bias_hh. Gate order i, f, g, o.
 ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences = false,
-                    std::optional<ValueRef> lengths = std::nullopt, const std::string& share_from = "");
+                    std::optional<ValueRef> lengths = std::nullopt, const std::string& share_from = "", const std::string& precision = "f32");
 
 // nn.Linear(D, units): (N, D) -> (N, units). Parameters: <name>.weight (units, D), <name>.bias (units).
 // One `matmul` node named <name>, part of composite `dense`.

@@ -57,7 +57,7 @@ std::int64_t length_at(const Tensor& lengths, std::int64_t n) {
 
 class Lstm final : public Op {
 public:
-    Lstm(std::int64_t units, bool return_sequences) : units_(units), return_sequences_(return_sequences) {}
+    Lstm(std::int64_t units, bool return_sequences, bool bf16) : units_(units), return_sequences_(return_sequences), bf16_(bf16) {}
 
     // x (N, T, E), W_ih (4H, E), W_hh (4H, H), b (4H) with H = units; lengths (N) integer.
     std::vector<TensorType> infer(std::span<const TensorType> in) const override {
@@ -105,7 +105,7 @@ public:
         const LstmForwardData whole = data(args.inputs, args.outputs[0], state);
         run_parts(P, [&](int p) {
             const auto [first, count] = part_rows(N, P, p);
-            state.parts[static_cast<std::size_t>(p)].forward({count, T, E, H, args.training}, rows_of(whole, first, T, E));
+            state.parts[static_cast<std::size_t>(p)].forward({count, T, E, H, args.training, bf16_}, rows_of(whole, first, T, E));
         });
         if (!lengths) return;
 
@@ -238,6 +238,7 @@ private:
 
     std::int64_t units_;
     bool return_sequences_;
+    bool bf16_;  // bfloat16 compute (oneDNN's brgemm LSTM); float32 data and gradients outside
 };
 
 }  // namespace
@@ -248,8 +249,15 @@ void register_lstm(OpRegistry& registry) {
                   .min_inputs = 4,
                   .max_inputs = 5,
                   .attrs = {{"units", AttrKind::integer, std::nullopt, "hidden size H; the weights must be (4H, E), (4H, H), (4H)"},
-                            {"return_sequences", AttrKind::boolean, false, "output every hidden state (N, T, H), not just the last (N, H)"}},
-                  .make = [](const Attrs& a) { return std::make_unique<Lstm>(a.integer("units"), a.boolean("return_sequences")); }});
+                            {"return_sequences", AttrKind::boolean, false, "output every hidden state (N, T, H), not just the last (N, H)"},
+                            {"precision", AttrKind::string, std::string("f32"),
+                             "f32, or bf16: inputs, weights and states rounded to bfloat16 inside (float32 accumulation, cell state "
+                             "and gradients); several times faster where the CPU has AVX512-BF16"}},
+                  .make = [](const Attrs& a) {
+                      const std::string& precision = a.string("precision");
+                      if (precision != "f32" && precision != "bf16") throw Error(fmt::format("lstm: precision must be f32 or bf16, got '{}'", precision));
+                      return std::make_unique<Lstm>(a.integer("units"), a.boolean("return_sequences"), precision == "bf16");
+                  }});
 }
 
 }  // namespace graphrun

@@ -34,6 +34,7 @@ void expect_lstm_weights(const char* op, std::span<const TensorType> weights, st
 struct LstmSizes {
     std::int64_t N = 0, T = 0, E = 0, H = 0;
     bool training = true;  // false: forward_inference, no workspace, no backward
+    bool bf16 = false;     // bfloat16 sources, weights and hidden states inside; f32 for everything the caller sees
     bool operator==(const LstmSizes&) const = default;
 };
 
@@ -115,6 +116,8 @@ private:
     std::vector<Copy> fwd_weights_;  // user weights -> forward layouts (when they differ)
     std::vector<Copy> bwd_weights_;  // user weights -> backward layouts (when they differ)
     std::vector<Copy> grad_adds_;    // dW_ih, dW_hh, db: oneDNN layouts -> += user grads
+    std::vector<Copy> to_low_;       // bf16: x, h0 -> the primitive's bfloat16 copies, before forward
+    std::vector<Copy> from_low_;     // bf16: the primitive's y, h_last -> the caller's f32, after forward
 };
 
 }  // namespace graphrun

@@ -21,7 +21,12 @@ const nlohmann::json* find_node(const nlohmann::json& doc, const std::string& na
 TEST_CASE("the dump of graphs/siamese.yaml has every node with its shapes, counts and composite", "[inspect]") {
     const auto spec = spec::load_spec_file(GRAPHRUN_SOURCE_DIR "/graphs/siamese.yaml");
     const auto built = build_graph(spec, builtin_ops());
-    const auto doc = nlohmann::json::parse(graph_to_json(built.graph, {.name = spec.name, .spec = spec.path, .outputs = {"left_dense", "right_dense", "similarity"}, .loss = "loss"}));
+    GraphDumpInfo info;
+    info.name = spec.name;
+    info.spec = spec.path;
+    info.outputs = {"left_dense", "right_dense", "similarity"};
+    info.loss = "loss";
+    const auto doc = nlohmann::json::parse(graph_to_json(built.graph, info));
     CHECK(doc["format"] == "graphrun-graph");
     CHECK(doc["version"] == kGraphDumpVersion);
     CHECK(doc["name"] == "siamese");
@@ -84,7 +89,10 @@ TEST_CASE("the profile times every node that ran and counts the lstm's and matmu
     CHECK(dense.forward_flops == Approx(3 * 2.0 * 4 * 12 * 16));
     CHECK(ex.profile()[static_cast<std::size_t>(g.index_of("x1"))].forward_calls == 0);  // leaves do not run
 
-    GraphDumpInfo info{.name = spec.name, .profile = &ex.profile(), .steps = 3};
+    GraphDumpInfo info;
+    info.name = spec.name;
+    info.profile = &ex.profile();
+    info.steps = 3;
     const auto doc = nlohmann::json::parse(graph_to_json(g, info));
     CHECK(doc["profile"]["steps"] == 3);
     CHECK((*find_node(doc, "right_lstm"))["profile"]["forward_calls"] == 3);

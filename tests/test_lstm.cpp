@@ -1,7 +1,9 @@
 // lstm and lstm_cell: finite-difference gradient checks, `lstm` against
 // `lstm_cell` unrolled in a graph, and both against a double-precision loop
 // (forward, and backward by BPTT) written here.
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -10,6 +12,7 @@
 
 #include "engine/executor.hpp"
 #include "ops/builtin.hpp"
+#include "ops/composites.hpp"
 #include "tests/fixtures.hpp"
 #include "tests/gradcheck.hpp"
 
@@ -344,4 +347,43 @@ TEST_CASE("lstm shape errors say what was expected", "[lstm]") {
     const ValueRef ok = g.add("ok", "lstm", {g.input("x3", {DType::f32, {kAnyDim, 5, 64}}), w_ih, w_hh, bias},
                               lstm_attrs(64, true));
     CHECK(g.type(ok).shape == Shape{kAnyDim, 5, 64});
+}
+
+TEST_CASE("lstm in bf16 agrees with f32 to bfloat16's precision, forward and backward", "[lstm]") {
+    const std::int64_t N = 5, T = 9, E = 6, H = 7;
+    auto run = [&](const std::string& precision) {
+        Graph g(builtin_ops());
+        const ValueRef x = g.parameter("x", {DType::f32, {N, T, E}});
+        const ValueRef w_ih = g.parameter("w_ih", {DType::f32, {4 * H, E}});
+        const ValueRef w_hh = g.parameter("w_hh", {DType::f32, {4 * H, H}});
+        const ValueRef b = g.parameter("b", {DType::f32, {4 * H}});
+        const ValueRef y = g.add("lstm", "lstm", {x, w_ih, w_hh, b}, {{"units", H}, {"precision", precision}});
+        const ValueRef loss = g.add("loss", "sum", {g.add("sq", "square", {y})});
+        Executor ex(g);
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+        for (int p : g.parameters()) {
+            Tensor t(g.node(p).outputs[0]);
+            for (float& v : t.floats()) v = u(rng);
+            ex.set(p, t);
+        }
+        ex.forward();
+        ex.backward(loss);
+        std::vector<Tensor> out{ex.value(y).clone()};
+        for (int p : g.parameters()) out.push_back(ex.grad(p).clone());
+        return out;
+    };
+    const auto f32 = run("f32"), bf16 = run("bf16");
+    for (std::size_t k = 0; k < f32.size(); ++k) {
+        float scale = 0, worst = 0;
+        for (std::int64_t j = 0; j < f32[k].numel(); ++j) {
+            scale = std::max(scale, std::abs(f32[k].f32()[j]));
+            worst = std::max(worst, std::abs(f32[k].f32()[j] - bf16[k].f32()[j]));
+        }
+        CHECK(worst > 0);                 // it really ran in bfloat16
+        CHECK(worst <= 0.03f * scale);    // bfloat16 keeps 8 bits of mantissa
+    }
+    Graph g(builtin_ops());
+    const ValueRef x = g.input("x", {DType::f32, {kAnyDim, T, E}});
+    CHECK_THROWS_WITH(lstm_layer(g, "l", x, H, false, std::nullopt, "", "fp8"), Catch::Matchers::Contains("precision must be f32 or bf16, got 'fp8'"));
 }
