@@ -38,8 +38,9 @@ print(f"graphrun training, 2 threads / 1 thread: {t2 / t1:.2f}x")
 for mode in ("train", "infer"):
     for threads in (1, 2):
         f32, bf16 = med(speed, (mode, threads, "graphrun")), med(speed, (mode, threads, "graphrun-bf16"))
+        floor = max(v for v in (med(speed, (mode, threads, "onednn-floor-bf16/" + a)) for a in ("single", "split")) if v)
         if bf16:
             print(f"graphrun {mode}, {threads} thread{'s' if threads > 1 else ''}, lstm in bf16: {bf16:.0f} samples/s, "
-                  f"{bf16 / f32:.2f}x float32, {bf16 / med(speed, (mode, threads, 'pytorch')):.1f}x PyTorch")
+                  f"{bf16 / f32:.2f}x float32, {bf16 / med(speed, (mode, threads, 'pytorch')):.1f}x PyTorch, {bf16 / floor:.2f}x the bf16 floor ({floor:.0f})")
 rest = 1 - med(lstm_share, ("train", 1, "graphrun"))
 print(f"graphrun training, 1 thread: everything but the LSTM nodes (embedding, dense, cosine, loss, Adam, scheduling) is {100 * rest:.1f}% of the step")
