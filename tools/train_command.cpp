@@ -134,6 +134,7 @@ int run_train(const Args& args) {
     const bool lead = !communicator || communicator->rank() == 0;  // rank 0 alone reports
     catch_interrupts();
     options.on_finish = [&](const Executor& ex) {
+        if (!lead) return;
         if (args.profile) print_profile(ex);
         if (!args.dump.empty()) {
             GraphDumpInfo info = dump_info(spec, built);

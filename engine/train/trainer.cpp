@@ -449,7 +449,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         if (stop_requested() && epoch < cfg.epochs)
             throw TrainingInterrupted(fmt::format("stopped after epoch {}; checkpoint {}", epoch, checkpoint_path), checkpoint_path);
     }
-    if (options.on_finish && lead) options.on_finish(ex);
+    if (options.on_finish) options.on_finish(ex);  // every rank: each holds the trained weights
     return history;
 }
 

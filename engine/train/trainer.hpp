@@ -76,7 +76,7 @@ struct TrainOptions {
     // if need be) and throws TrainingInterrupted. The CLI sets it on SIGINT.
     const std::atomic<bool>* stop = nullptr;
     // The ranks of a data-parallel run (engine/train/communicator.hpp); nullptr: one process.
-    // Callbacks run on rank 0 only.
+    // on_step, on_epoch and on_warning run on rank 0 only; on_finish on every rank.
     Communicator* communicator = nullptr;
     bool profile = false;                              // time every node's forward and backward in the training steps
     std::function<void(const Executor&)> on_finish;   // after the last epoch, e.g. to read Executor::profile()
