@@ -36,6 +36,16 @@ expect() {
     echo "ok: $name $* -> $status"
 }
 
+# wait_for FILE TEXT: waits (up to 60 s) until FILE holds TEXT, so a signal is
+# sent to a run that has really started and has not finished yet.
+wait_for() {
+    for ((i = 0; i < 1200; ++i)); do
+        grep -qF -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    fail "waited 60 s for '$2' in $1"
+}
+
 # Ends the test: the failures' count, and the exit status.
 finish() {
     if [ "$failures" != 0 ]; then

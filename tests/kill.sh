@@ -41,7 +41,7 @@ cmp -s "$work/whole/checkpoint.safetensors" "$work/killed/checkpoint.safetensors
 # SIGINT: a checkpoint after the current step, exit 130, and how to go on.
 "$graphrun" "${run[@]}" --out "$work/interrupted" >"$work/sigint.log" 2>&1 &
 pid=$!
-sleep 0.5
+wait_for "$work/sigint.log" "epoch 2/60 step"  # training has begun, 58 epochs to go
 kill -INT "$pid"
 wait "$pid"
 status=$?

@@ -44,7 +44,7 @@ timeout 120 "${mpirun[@]}" "$graphrun" "${run[@]}" --set train.epochs=40 --out "
 # (mpirun itself in the background: `timeout` would not pass SIGUSR1 on; ctest's timeout guards this one.)
 "${mpirun[@]}" "$graphrun" "${run[@]}" --set train.epochs=40 --out "$work/usr1" >"$work/usr1.log" 2>&1 &
 mpirun_pid=$!
-sleep 1.5
+wait_for "$work/usr1.log" "epoch 2/40 step"  # rank 0's progress: training has begun, 38 epochs to go
 kill -USR1 "$mpirun_pid"
 wait "$mpirun_pid"
 grep -q "interrupted: stopped" "$work/usr1.log" && grep -q "mpirun -np 2 graphrun train" "$work/usr1.log" ||
