@@ -21,6 +21,11 @@ int parallelism() {
     return std::max(1, std::min(tbb::this_task_arena::max_concurrency(), static_cast<int>(limit)));
 }
 
+std::pair<std::int64_t, std::int64_t> split_rows(std::int64_t n, int parts, int p) {
+    const std::int64_t base = n / parts, extra = n % parts;
+    return {p * base + std::min<std::int64_t>(p, extra), base + (p < extra ? 1 : 0)};
+}
+
 void use_one_openmp_thread() {
     if (omp_get_max_threads() != 1) omp_set_num_threads(1);
 }

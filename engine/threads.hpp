@@ -4,8 +4,10 @@
 // lstm's batch cut into parts), so the oneTBB limit bounds the whole process.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <utility>
 
 #include <tbb/global_control.h>
 
@@ -30,6 +32,11 @@ int parallelism();
 // Runs part(0) .. part(parts - 1) as oneTBB tasks, each oneDNN primitive in
 // them with one OpenMP thread; returns when all have finished.
 void run_parts(int parts, const std::function<void(int)>& part);
+
+// Rows [first, first + count) of part p when n rows are cut into `parts`
+// consecutive parts whose sizes differ by at most one (the lstm's batch parts,
+// an MPI rank's share of a batch).
+std::pair<std::int64_t, std::int64_t> split_rows(std::int64_t n, int parts, int p);
 
 // Gives the calling thread's oneDNN primitives one OpenMP thread (see above).
 void use_one_openmp_thread();

@@ -45,12 +45,6 @@ struct LstmOpState final : OpState {
     }
 };
 
-// Rows [first, first + count) of part p of P over N rows: sizes differ by at most one.
-std::pair<std::int64_t, std::int64_t> part_rows(std::int64_t N, int P, int p) {
-    const std::int64_t base = N / P, extra = N % P;
-    return {p * base + std::min<std::int64_t>(p, extra), base + (p < extra ? 1 : 0)};
-}
-
 std::int64_t length_at(const Tensor& lengths, std::int64_t n) {
     return lengths.dtype() == DType::i32 ? lengths.i32()[n] : lengths.i64()[n];
 }
@@ -104,7 +98,7 @@ public:
         }
         const LstmForwardData whole = data(args.inputs, args.outputs[0], state);
         run_parts(P, [&](int p) {
-            const auto [first, count] = part_rows(N, P, p);
+            const auto [first, count] = split_rows(N, P, p);
             state.parts[static_cast<std::size_t>(p)].forward({count, T, E, H, args.training, bf16_}, rows_of(whole, first, T, E));
         });
         if (!lengths) return;
@@ -157,7 +151,7 @@ public:
             for (int p = 0; p < P; ++p)
                 for (std::size_t k = 1; k <= 3; ++k) state.part_grads.emplace_back(args.inputs[k].type());
         run_parts(P, [&](int p) {
-            const auto [first, count] = part_rows(N, P, p);
+            const auto [first, count] = split_rows(N, P, p);
             LstmBackwardData part = rows_of(g, first, T, E);
             float** weight_grads[] = {&part.dw_ih, &part.dw_hh, &part.dbias};
             for (std::size_t k = 0; k < 3; ++k) {

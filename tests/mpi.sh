@@ -11,7 +11,12 @@ program=$graphrun
 source "$(dirname "$0")/expect.sh"
 cd "$src"
 if ! "$graphrun" --version | grep -q "^MPI: Open MPI"; then
-    echo "graphrun was built without MPI: nothing to test"
+    # Without Open MPI on the machine there is nothing to test; with it, a build without MPI is a fault.
+    if command -v mpirun >/dev/null; then
+        echo "FAIL: mpirun is installed but graphrun was built without MPI: $("$graphrun" --version | tail -1)"
+        exit 1
+    fi
+    echo "no mpirun and graphrun was built without MPI: nothing to test"
     exit 0
 fi
 mpirun=(mpirun --oversubscribe -np 2)

@@ -12,6 +12,7 @@
 #include "engine/initializer.hpp"
 #include "engine/io/safetensors.hpp"
 #include "engine/optimizer.hpp"
+#include "engine/threads.hpp"
 #include "engine/train/metrics.hpp"
 
 namespace graphrun::train {
@@ -32,12 +33,6 @@ bool finite(const Tensor& t) {
     for (float v : t.floats())
         if (!std::isfinite(v)) return false;
     return true;
-}
-
-// Rows [offset, offset + count) of part p of P over n rows; sizes differ by at most one.
-std::pair<std::int64_t, std::int64_t> part_of(std::int64_t n, int P, int p) {
-    const std::int64_t base = n / P, extra = n % P;
-    return {p * base + std::min<std::int64_t>(p, extra), base + (p < extra ? 1 : 0)};
 }
 
 std::uint64_t epoch_seed(std::uint64_t seed, int epoch) { return seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(epoch) + 1; }
@@ -304,7 +299,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
             const std::int64_t first = step * batch_size, n = std::min(batch_size, count - first);
             // This rank's rows of the batch. A rank left without rows (a last
             // batch smaller than the ranks) runs one row and counts it zero times.
-            const auto [offset, mine] = ranks > 1 ? part_of(n, ranks, rank) : std::pair<std::int64_t, std::int64_t>{0, n};
+            const auto [offset, mine] = split_rows(n, ranks, rank);
             const std::int64_t rows = std::max<std::int64_t>(mine, 1);
             if (rows != batch.label.numel()) batch = make_batch(graph, roles, rows);
             fill_batch(split.train, samples, std::min(first + offset, count - 1), rows, batch.left, batch.right, batch.label);
@@ -320,7 +315,6 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
             std::int64_t step_spread_count = 0;
             for (ValueRef e : {roles.left_embedding, roles.right_embedding}) {
                 const Tensor& emb = ex.value(e);
-                if (mine < 2) break;
                 if (auto sp = embedding_spread(emb.f32(), emb.dim(0), emb.numel() / emb.dim(0))) {
                     step_spread_sum += *sp;
                     ++step_spread_count;
