@@ -63,7 +63,17 @@ expect 0 "usage:" -- --help
 expect 2 "unknown option '--format'" "usage:" -- "$work/odd_names.json" --format svg
 expect 2 "no graph given" -- 
 expect 2 "-T expects dot, svg or png" -- "$work/odd_names.json" -T pdf
-expect 2 "-T svg needs -o OUT" -- "$work/odd_names.json" -T svg
+# Without -o the drawing goes to standard output, an image too (`-T svg > graph.svg`).
+expect 0 "digraph" -- "$work/odd_names.json"
+if $have_dot; then
+    expect 0 "<svg" "</svg>" -- "$work/odd_names.json" -T svg
+    (cd "$src" && "$exporter" "$work/odd_names.json" -T png 2>/dev/null | head -c 8 | grep -q PNG) && echo "ok: -T png to stdout" || fail "-T png wrote no PNG to stdout"
+fi
+# The documented path, tools/graphviz_export: a launcher of the program in build/.
+if [ -x "$src/build/graphviz_export" ]; then
+    program=$src/tools/graphviz_export expect 0 "usage: graphviz_export" -- --help
+    program=$src/tools/graphviz_export expect 0 "digraph" -- "$work/odd_names.json"
+fi
 
 # Bad files: exit 2, one line saying what, where and what was expected.
 printf '{"format": "graphrun-graph", "version": 99, "name": "g", "nodes": []}' >"$work/v99.json"

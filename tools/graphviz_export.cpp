@@ -24,6 +24,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "tools/shell_word.hpp"
+
 namespace {
 
 using nlohmann::json;
@@ -302,12 +304,6 @@ std::string read_file(const std::string& path) {
     return text;
 }
 
-std::string shell_quoted(const std::string& text) {
-    std::string out = "'";
-    for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
-
 // Writes OUT through a temporary file next to it, so a failed render leaves no half file.
 void write_output(const std::string& out, const std::string& dot_text, const std::string& format) {
     std::string temp = out + ".XXXXXX";
@@ -325,7 +321,7 @@ void write_output(const std::string& out, const std::string& dot_text, const std
             }
             if (::fsync(fd) != 0) throw std::runtime_error(fmt::format("cannot write {}: {}", temp, std::strerror(errno)));
         } else {
-            const std::string command = fmt::format("dot -T{} -o {}", format, shell_quoted(temp));
+            const std::string command = fmt::format("dot -T{} -o {}", format, graphrun::cli::shell_word(temp));
             std::FILE* dot = ::popen(command.c_str(), "w");
             if (!dot) throw std::runtime_error(fmt::format("cannot run dot: {}", std::strerror(errno)));
             const bool sent = std::fwrite(dot_text.data(), 1, dot_text.size(), dot) == dot_text.size();
@@ -352,7 +348,7 @@ int main(int argc, char** argv) {
         for (int i = 1; i < argc; ++i) {
             const std::string arg = argv[i];
             if (arg == "-h" || arg == "--help") {
-                std::cout << usage_text << "\n  -o OUT   write to OUT (needed for svg and png; default: DOT on stdout)\n"
+                std::cout << usage_text << "\n  -o OUT   write to OUT (default: standard output)\n"
                           << "  -T FMT   dot (default), svg or png; svg and png need Graphviz's `dot`\n";
                 return 0;
             }
@@ -365,15 +361,28 @@ int main(int argc, char** argv) {
         }
         if (graph_path.empty()) throw InputError(std::string("no graph given\n") + usage_text);
         if (format != "dot" && format != "svg" && format != "png") throw InputError(fmt::format("-T expects dot, svg or png, got '{}'", format));
-        if (format != "dot" && out_path.empty()) throw InputError(fmt::format("-T {} needs -o OUT (the image is binary)", format));
         if (format != "dot" && std::system("command -v dot >/dev/null 2>&1") != 0)
             throw InputError(fmt::format("-T {} needs Graphviz's `dot`, which is not installed: apt-get install graphviz (or use -T dot)", format));
 
         const std::string dot_text = to_dot(Reader(graph_path).read(read_file(graph_path)));
         if (!out_path.empty()) {
             write_output(out_path, dot_text, format);
-        } else if (!(std::cout << dot_text << std::flush)) {
-            throw std::runtime_error("cannot write to stdout");
+        } else if (format == "dot") {
+            if (!(std::cout << dot_text << std::flush)) throw std::runtime_error("cannot write to stdout");
+        } else {
+            // An image on stdout (`-T svg > graph.svg`, or a pipe): rendered into a
+            // temporary file first, so a failed render writes nothing at all.
+            const char* tmpdir = std::getenv("TMPDIR");
+            const std::string temp = fmt::format("{}/graphviz_export.{}.{}", tmpdir && *tmpdir ? tmpdir : "/tmp", ::getpid(), format);
+            write_output(temp, dot_text, format);
+            std::FILE* image = std::fopen(temp.c_str(), "rb");
+            ::unlink(temp.c_str());
+            if (!image) throw std::runtime_error(fmt::format("cannot read back {}: {}", temp, std::strerror(errno)));
+            char buffer[1 << 16];
+            bool ok = true;
+            for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, image)) > 0;) ok = ok && std::fwrite(buffer, 1, n, stdout) == n;
+            std::fclose(image);
+            if (!ok || std::fflush(stdout) != 0) throw std::runtime_error("cannot write to stdout");
         }
         return 0;
     } catch (const InputError& e) {

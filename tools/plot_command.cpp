@@ -17,6 +17,7 @@
 #include "engine/error.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "tools/cli.hpp"
+#include "tools/shell_word.hpp"
 
 namespace graphrun::cli {
 
@@ -130,14 +131,23 @@ plot $hist using 1:2 with boxes lc rgb "#1f77b4" title "similar pairs", \
 unset multiplot
 )",
                                            epochs, histogram, quoted(partial.string()), quoted(title));
-    FILE* gnuplot = popen("gnuplot", "w");
+    // gnuplot's own output (font warnings and the like) goes to a file, not
+    // into the run's output; when it fails, its first line says why.
+    const fs::path log = dir / fmt::format("training.svg.log.{}", getpid());
+    FILE* gnuplot = popen(fmt::format("gnuplot >{} 2>&1", shell_word(log.string())).c_str(), "w");
     if (!gnuplot) throw Error("cannot start gnuplot");
     std::fwrite(script.data(), 1, script.size(), gnuplot);
     const int status = pclose(gnuplot);
+    std::string said;
+    {
+        std::ifstream in(log);
+        while (said.empty() && std::getline(in, said)) {}
+    }
     std::error_code ec;
+    fs::remove(log, ec);
     if (status != 0 || !fs::exists(partial)) {
         fs::remove(partial, ec);
-        throw Error(fmt::format("gnuplot failed (status {}) drawing {}", status, svg.string()));
+        throw Error(fmt::format("gnuplot failed (status {}) drawing {}{}", status, svg.string(), said.empty() ? "" : ": " + said));
     }
     fs::rename(partial, svg, ec);
     if (ec) throw Error(fmt::format("{}: {}", svg.string(), ec.message()));

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "engine/inspect/graph_json.hpp"
 #include "engine/io/atomic_file.hpp"
@@ -92,12 +93,39 @@ void catch_interrupts() {
 }
 }  // namespace
 
+namespace {
+// A folder that already holds a run is the user's earlier work: training into
+// it again must be asked for. A run is a checkpoint or a metrics.jsonl with an
+// epoch in it (a run stopped before its first epoch leaves an empty one).
+// --overwrite removes the run's own files, so a failed new run leaves no mix of
+// the two; anything else in the folder stays. Under MPI rank 0 decides: it alone
+// writes there, and the other ranks would see the files it starts writing.
+const char* const kRunFiles[] = {"checkpoint.safetensors", "metrics.jsonl", "validation.tsv", "training.svg"};
+
+void refuse_to_overwrite(const std::string& out_dir, const Args& args) {
+    namespace fs = std::filesystem;
+    if (args.resume || (communicator && communicator->rank() != 0)) return;
+    std::vector<std::string> found;
+    std::error_code ec;
+    const fs::path dir(out_dir);
+    if (fs::exists(dir / "checkpoint.safetensors", ec)) found.push_back("checkpoint.safetensors");
+    if (fs::file_size(dir / "metrics.jsonl", ec) > 0 && !ec) found.push_back("metrics.jsonl");
+    if (found.empty()) return;
+    if (!args.overwrite)
+        throw UsageError(fmt::format("{} already holds a run ({}); continue it with --resume, replace it with --overwrite, or choose another --out",
+                                     out_dir, fmt::join(found, ", ")));
+    for (const char* name : kRunFiles) fs::remove(dir / name, ec);
+    fmt::print(stderr, "graphrun: --overwrite: replacing the run in {}\n", out_dir);
+}
+}  // namespace
+
 int run_train(const Args& args) {
     const spec::Spec spec = spec::load_spec_file(args.spec, args.overrides);
     const BuiltGraph built = build_graph(spec, builtin_ops());
     train::TrainOptions options;
     options.out_dir = args.out.empty() ? (std::filesystem::path("runs") / spec.name).string() : args.out;
     options.resume = args.resume;
+    refuse_to_overwrite(options.out_dir, args);
     options.init_checkpoint = args.init;
     options.allow_positive_only = args.allow_positive_only;
 
@@ -148,8 +176,8 @@ int run_train(const Args& args) {
         }
     };
 
-    if (lead)
-        fmt::print("graphrun: training {} ({} parameters) -> {}{}\n", spec.path, built.graph.parameter_count(), options.out_dir,
+    if (lead)  // progress, not a result: on stderr, so it comes before the bar
+        fmt::print(stderr, "graphrun: training {} ({} parameters) -> {}{}\n", spec.path, built.graph.parameter_count(), options.out_dir,
                    communicator && communicator->size() > 1 ? fmt::format(" on {} ranks", communicator->size()) : "");
     std::vector<train::EpochMetrics> history;
     try {
