@@ -23,13 +23,82 @@ write_ids() {
 }
 
 # Arguments.
-expect 0 "graphrun $(sed -n 's/^project(graphrun VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")" -- --version
+expect 0 "graphrun $(sed -n 's/^project(graphrun VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")" "oneDNN 2." "instruction set" "oneTBB 20" \
+    "threads: " "MPI: " -- --version
 expect 2 "no spec given" "usage:" --
 expect 2 "unknown option '--epochs'" -- $small --epochs 3
 expect 2 "--threads expects a positive whole number, got '0'" -- $small --threads 0
 expect 2 "--set expects NAME=VALUE" -- $small --set train.epochs
 expect 2 "--resume and --init exclude each other" -- $small --resume --init x.safetensors
 expect 2 "unexpected argument" -- $small other.yaml
+
+
+# Help: the commands, then each command's options with their defaults; exit 0.
+expect 0 "commands:" "train " "predict " "graphrun help COMMAND" -- --help
+expect 0 "commands:" "completion" -- help
+expect 0 "usage: graphrun train SPEC" "--overwrite" "--resume" "threads to run on (default: every core)" -- help train
+expect 0 "usage: graphrun train SPEC" "--allow-positive-only" -- train --help
+expect 0 "usage: graphrun predict SPEC" "--checkpoint CKPT" "--input NAME=FILE.npy" -- predict --help
+expect 0 "usage: graphrun dump" "(default: standard output)" -- dump -h
+expect 0 "usage: graphrun train" -- $small --checkpoint x --help  # help wins over a bad option
+expect 2 "help: no command 'trian'" "did you mean 'train'" -- help trian
+expect 2 "unknown command 'trian'" "did you mean 'train'" -- trian $small
+
+# An option of another command, and a typo: exit 2 naming the command or the option meant.
+expect 2 "--checkpoint belongs to 'predict'" -- train $small --checkpoint x.safetensors
+expect 2 "--checkpoint belongs to 'predict'" -- $small --checkpoint=x.safetensors
+expect 2 "--resume belongs to 'train'" -- predict $small --resume
+expect 2 "--out belongs to 'train', 'predict', 'dump'" -- check $small --out x
+expect 2 "unknown option '--thread' for 'train'" "did you mean '--threads'" -- $small --thread 2
+expect 2 "unknown option '--chekpoint' for 'predict'" "did you mean '--checkpoint'" -- predict $small --chekpoint x
+expect 2 "--threads expects a positive whole number, got 'two'" -- $small --threads=two
+expect 2 "--out expects a value" -- $small --out
+expect 2 "--resume and --overwrite exclude each other" -- $small --resume --overwrite
+
+# --opt=value and --opt value alike.
+expect 0 "epoch 1  train_loss" -- train $small --set=train.epochs=1 --threads=1 --out="$work/equals"
+[ -s "$work/equals/checkpoint.safetensors" ] || fail "--out=DIR wrote no checkpoint in DIR"
+
+# A folder holding a run is not trained into again unless asked; the old run stays as it was.
+cp "$work/equals/checkpoint.safetensors" "$work/before.safetensors"
+expect 2 "already holds a run" "--resume" "--overwrite" -- train $small --set train.epochs=1 --out "$work/equals"
+cmp -s "$work/before.safetensors" "$work/equals/checkpoint.safetensors" || fail "a refused run changed the earlier checkpoint"
+expect 0 "--overwrite: replacing the run in $work/equals" "epoch 1  train_loss" -- train $small --set train.epochs=1 --set train.seed=9 --out "$work/equals" --overwrite
+cmp -s "$work/before.safetensors" "$work/equals/checkpoint.safetensors" && fail "--overwrite kept the old checkpoint"
+[ "$(grep -c '"epoch"' "$work/equals/metrics.jsonl")" = 1 ] || fail "--overwrite left the old run's metrics in metrics.jsonl"
+mkdir -p "$work/stopped_early" && : >"$work/stopped_early/metrics.jsonl"  # a run killed before its first epoch
+expect 0 -- train $small --set train.epochs=1 --out "$work/stopped_early"
+
+# Results on stdout, progress and diagnostics on stderr, the announcement first.
+(cd "$src" && "$graphrun" train $small --set train.epochs=1 --out "$work/streams" >"$work/stdout" 2>"$work/stderr")
+grep -q "^epoch 1  train_loss" "$work/stdout" && grep -q "^graphrun: done" "$work/stdout" || fail "the results are not on stdout: $(cat "$work/stdout")"
+grep -q "step" "$work/stdout" && fail "progress lines on stdout"
+head -1 "$work/stderr" | grep -q "^graphrun: training $small" || fail "stderr does not start with the training line: $(head -2 "$work/stderr")"
+grep -q "^epoch 1/1 step" "$work/stderr" || fail "no progress on stderr"
+echo "ok: results on stdout, progress on stderr"
+
+# gnuplot's own output stays out of the run's; its failure is one line and the run still succeeds.
+mkdir -p "$work/noisy_gnuplot"
+printf '#!/bin/sh\ncat >/dev/null\necho "gnuplot: no font sans" >&2\necho "second line of noise" >&2\nexit 1\n' >"$work/noisy_gnuplot/gnuplot"
+chmod +x "$work/noisy_gnuplot/gnuplot"
+expect_path="$work/noisy_gnuplot:$PATH" expect 0 "no training picture: gnuplot failed" "gnuplot: no font sans" -- train $small --set train.epochs=1 --out "$work/noisy"
+output=$(cd "$src" && PATH="$work/noisy_gnuplot:$PATH" "$graphrun" plot "$work/noisy" 2>&1)
+grep -q "second line of noise" <<<"$output" && fail "gnuplot's output leaked: $output"
+ls "$work/noisy" | grep -q "training.svg" && fail "a failed gnuplot left a file: $(ls "$work/noisy")"
+
+# Bash completion from the parser: commands, then the options of the command typed.
+expect 0 "complete -o filenames" "_graphrun" -- completion bash
+expect 2 "expected the shell, bash" -- completion zsh
+(cd "$src" && "$graphrun" completion bash) >"$work/completion.bash"
+complete_words() {  # the words bash would offer after the command line "$@" (the last word is being typed)
+    bash -c 'source "$1"; shift; COMP_WORDS=(graphrun "$@"); COMP_CWORD=$#; _graphrun; echo "${COMPREPLY[*]}"' _ "$work/completion.bash" "$@"
+}
+[[ " $(complete_words tr) " == *" train "* ]] && echo "ok: completes the command" || fail "no 'train' for 'graphrun tr': $(complete_words tr)"
+[[ " $(complete_words predict x.yaml --che) " == *" --checkpoint "* ]] && echo "ok: completes predict's options" ||
+    fail "no --checkpoint for 'graphrun predict x.yaml --che': $(complete_words predict x.yaml --che)"
+[[ " $(complete_words train x.yaml --over) " == *" --overwrite "* ]] || fail "no --overwrite for train"
+[[ " $(complete_words x.yaml --ove) " == *" --overwrite "* ]] || fail "the short form (graphrun SPEC) completes no train option"
+[[ " $(complete_words check x.yaml --) " == *" --checkpoint "* ]] && fail "check offered predict's --checkpoint"
 
 # Specs.
 expect 2 "missing.yaml" -- check tests/specs/missing.yaml

@@ -55,7 +55,7 @@ public:
         return c ? fmt::format("usage: graphrun {} {}\n", c->name, c->usage) : "usage: graphrun COMMAND [options]\n";
     }
     std::string make_option_opts(const CLI::Option* o) const override {
-        if (o->get_type_size() == 0) return "";
+        if (o->get_expected_min() == 0) return "";  // a flag
         return " " + o->get_type_name() + (o->get_expected_max() > 1 ? " ..." : "");
     }
     std::string make_option_desc(const CLI::Option* o) const override {
@@ -159,7 +159,7 @@ struct Parser {
 
     static bool takes_value(const CLI::App& c, const std::string& name) {
         for (const CLI::Option* o : c.get_options())
-            if (!o->get_positional() && o->check_name(name)) return o->get_type_size() != 0;
+            if (!o->get_positional() && o->check_name(name)) return o->get_expected_min() > 0;  // a flag expects none
         return false;
     }
 

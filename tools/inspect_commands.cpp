@@ -6,6 +6,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "engine/initializer.hpp"
 #include "engine/inspect/graph_json.hpp"
@@ -29,9 +30,9 @@ std::string thousands(std::int64_t n) {
 }
 
 std::string shapes_of(const Node& n) {
-    std::string s;
-    for (const auto& t : n.outputs) s += (s.empty() ? "" : " ") + to_string(t.shape);
-    return s;
+    std::vector<std::string> shapes;
+    for (const auto& t : n.outputs) shapes.push_back(to_string(t.shape));
+    return fmt::format("{}", fmt::join(shapes, " "));
 }
 }  // namespace
 
