@@ -10,13 +10,15 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
-for f in include/graphrun/graphrun.hpp include/graphrun/engine/model.hpp lib/cmake/graphrun/graphrunConfig.cmake lib/pkgconfig/graphrun.pc bin/graphrun; do
+for f in include/graphrun/graphrun.hpp include/graphrun/engine/model.hpp lib/cmake/graphrun/graphrunConfig.cmake lib/pkgconfig/graphrun.pc bin/graphrun \
+    share/bash-completion/completions/graphrun; do
     [ -e "$work/prefix/$f" ] || { echo "FAIL: the install lacks $f"; exit 1; }
 done
 if grep -rqF -e "$src" -e "$build" "$work/prefix/include"; then
     echo "FAIL: installed headers name the source or build tree"
     exit 1
 fi
+grep -q "complete .*-F _graphrun graphrun" "$work/prefix/share/bash-completion/completions/graphrun" || { echo "FAIL: the installed completion registers nothing"; exit 1; }
 echo "ok: installed to a temporary prefix"
 
 # A checkpoint to embed with: one short epoch of the real model.

@@ -89,7 +89,7 @@ int run_check(const Args& args) {
         const auto s = train::length_stats(*ids, length);
         fmt::print("  {}: length min {}, median {}, max {} of {}; padding {:.1f}% of ids\n", name, s.min, s.median, s.max, length, 100 * s.padding_share);
     }
-    if (similar == pairs.count() && spec.train.negatives == 0) fmt::print("warning: {}\n", train::positive_only_message(spec));
+    if (similar == pairs.count() && spec.train.negatives == 0) fmt::print(stderr, "warning: {}\n", train::positive_only_message(spec));
     return 0;
 }
 
