@@ -14,12 +14,12 @@
 
 #include <fmt/format.h>
 
-#include "engine/executor.hpp"
-#include "engine/initializer.hpp"
-#include "engine/optimizer.hpp"
+#include "engine/core/executor.hpp"
+#include "engine/train/initializer.hpp"
+#include "engine/train/optimizer.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
-#include "engine/threads.hpp"
+#include "engine/core/threads.hpp"
 #include "ops/builtin.hpp"
 #include "bench/bench_common.hpp"
 

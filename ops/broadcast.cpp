@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/dnnl_context.hpp"
+#include "engine/core/dnnl_context.hpp"
 
 namespace graphrun {
 

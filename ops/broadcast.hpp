@@ -5,7 +5,7 @@
 
 #include <dnnl.hpp>
 
-#include "engine/op.hpp"
+#include "engine/core/op.hpp"
 
 namespace graphrun {
 

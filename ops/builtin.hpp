@@ -1,7 +1,7 @@
 // The ops graphrun ships, and the composites built from them.
 #pragma once
 
-#include "engine/op.hpp"
+#include "engine/core/op.hpp"
 
 namespace graphrun {
 

@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-#include "engine/graph.hpp"
+#include "engine/core/graph.hpp"
 
 namespace graphrun {
 

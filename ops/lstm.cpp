@@ -18,7 +18,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/threads.hpp"
+#include "engine/core/threads.hpp"
 #include "ops/builtin.hpp"
 #include "ops/lstm_dnnl.hpp"
 

@@ -12,8 +12,8 @@
 
 #include <fmt/format.h>
 
-#include "engine/dnnl_context.hpp"
-#include "engine/error.hpp"
+#include "engine/core/dnnl_context.hpp"
+#include "engine/core/error.hpp"
 
 namespace graphrun {
 namespace {

@@ -22,8 +22,8 @@
 
 #include <dnnl.hpp>
 
-#include "engine/op.hpp"
-#include "engine/tensor.hpp"
+#include "engine/core/op.hpp"
+#include "engine/core/tensor.hpp"
 
 namespace graphrun {
 

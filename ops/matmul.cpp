@@ -9,7 +9,7 @@
 // Backward on oneDNN's sgemm with beta = 1, which accumulates in place.
 #include <fmt/format.h>
 
-#include "engine/dnnl_context.hpp"
+#include "engine/core/dnnl_context.hpp"
 #include "ops/builtin.hpp"
 
 namespace graphrun {

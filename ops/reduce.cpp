@@ -5,7 +5,7 @@
 // Forward on oneDNN's reduction primitive; backward is a broadcast loop.
 #include <limits>
 
-#include "engine/dnnl_context.hpp"
+#include "engine/core/dnnl_context.hpp"
 #include "ops/builtin.hpp"
 
 namespace graphrun {

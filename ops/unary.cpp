@@ -6,7 +6,7 @@
 // Forward and backward both run on oneDNN's eltwise primitives, created once
 // per shape. oneDNN's backward writes its result, so it goes to a scratch
 // tensor that is then added into the input gradient.
-#include "engine/dnnl_context.hpp"
+#include "engine/core/dnnl_context.hpp"
 #include "ops/builtin.hpp"
 
 namespace graphrun {

@@ -95,7 +95,58 @@ int check_op_gradients(const std::string& op_name, const std::vector<Tensor>& in
     for (std::size_t i = 0; i < inputs.size(); ++i) ex.set(refs[i].node, inputs[i].clone());
     std::vector<ValueRef> outputs;
     for (std::size_t k = 0; k < graph.node(y).outputs.size(); ++k) outputs.push_back(ValueRef{y.node, static_cast<int>(k)});
-    return check_graph_gradients(graph, ex, outputs, parameters, options);
+    const int compared = check_graph_gradients(graph, ex, outputs, parameters, options);
+    check_backward_adds(graph.node(y), inputs, options.seed);
+    return compared;
+}
+
+void check_backward_adds(const Node& node, const std::vector<Tensor>& inputs, unsigned seed) {
+    // The op alone, outside any executor, as a second user of a value would
+    // call it: every gradient buffer already holds something.
+    const Op& op = *node.op;
+    auto state = op.make_state();
+    std::vector<Tensor> outputs;
+    for (const TensorType& t : node.outputs) {
+        Shape shape = t.shape;
+        if (!shape.empty() && shape[0] == kAnyDim) shape[0] = inputs[0].dim(0);
+        outputs.emplace_back(shape, t.dtype);
+    }
+    op.forward({inputs, outputs, state.get(), true});
+    std::vector<Tensor> output_grads;
+    for (std::size_t k = 0; k < outputs.size(); ++k) output_grads.push_back(random_tensor(outputs[k].shape(), seed + 31 * static_cast<unsigned>(k) + 3));
+
+    // From zeros: the op's own gradient g. From h: it must give h + g.
+    std::vector<Tensor> from_zero, from_h;
+    std::vector<Tensor*> zero_ptrs, h_ptrs;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        const bool wanted = inputs[i].dtype() == DType::f32;
+        from_zero.push_back(wanted ? Tensor(inputs[i].shape()) : Tensor());
+        if (wanted) from_zero.back().zero();
+        from_h.push_back(wanted ? random_tensor(inputs[i].shape(), seed + 57 * static_cast<unsigned>(i) + 11) : Tensor());
+    }
+    const std::vector<Tensor> held = [&] {
+        std::vector<Tensor> copies;
+        for (const Tensor& t : from_h) copies.push_back(t.defined() ? t.clone() : Tensor());
+        return copies;
+    }();
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        zero_ptrs.push_back(from_zero[i].defined() ? &from_zero[i] : nullptr);
+        h_ptrs.push_back(from_h[i].defined() ? &from_h[i] : nullptr);
+    }
+    op.backward({inputs, outputs, output_grads, zero_ptrs, state.get()});
+    // The forward again, so an op that keeps state for one backward has it again.
+    op.forward({inputs, outputs, state.get(), true});
+    op.backward({inputs, outputs, output_grads, h_ptrs, state.get()});
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        if (!h_ptrs[i]) continue;
+        const std::span<const float> g = from_zero[i].floats(), h = held[i].floats(), got = from_h[i].floats();
+        for (std::size_t j = 0; j < got.size(); ++j)
+            if (std::abs(got[j] - (h[j] + g[j])) > 1e-5f * (1 + std::abs(h[j]) + std::abs(g[j]))) {
+                FAIL_CHECK(fmt::format("{}: backward into input {}'s gradient that held {} gave {} at [{}], expected {} + {} (it must add, not assign)",
+                                       node.op_name, i, h[j], got[j], j, h[j], g[j]));
+                break;
+            }
+    }
 }
 
 }  // namespace graphrun::testing

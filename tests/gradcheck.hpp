@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/executor.hpp"
+#include "engine/core/executor.hpp"
 
 namespace graphrun::testing {
 
@@ -29,6 +29,13 @@ Tensor random_tensor(const Shape& shape, unsigned seed, float lo = -1.0f, float 
 // elements were compared, so a caller can REQUIRE it is not zero.
 int check_op_gradients(const std::string& op_name, const std::vector<Tensor>& inputs, const Attrs& attrs = {},
                        const GradcheckOptions& options = {});
+
+// Calls the op's forward and backward directly, twice: into zeroed input
+// gradients, then into gradients that already hold random values, and fails
+// unless the second adds exactly the first (Op::backward's contract: a value
+// used several times gets each use's gradient added). check_op_gradients
+// runs it for every op it checks.
+void check_backward_adds(const Node& node, const std::vector<Tensor>& inputs, unsigned seed);
 
 // Same, for a graph built by the caller: perturbs each listed parameter and
 // compares with the executor's gradient of sum_k <w_k, outputs_k>.

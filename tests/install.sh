@@ -10,7 +10,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
-for f in include/graphrun/graphrun.hpp include/graphrun/engine/model.hpp lib/cmake/graphrun/graphrunConfig.cmake lib/pkgconfig/graphrun.pc bin/graphrun \
+for f in include/graphrun/graphrun.hpp include/graphrun/engine/api/model.hpp lib/cmake/graphrun/graphrunConfig.cmake lib/pkgconfig/graphrun.pc bin/graphrun \
     share/bash-completion/completions/graphrun; do
     [ -e "$work/prefix/$f" ] || { echo "FAIL: the install lacks $f"; exit 1; }
 done

@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "engine/executor.hpp"
+#include "engine/core/executor.hpp"
 #include "ops/builtin.hpp"
 #include "tests/gradcheck.hpp"
 

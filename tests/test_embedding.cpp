@@ -1,7 +1,7 @@
 // embedding: gather, scatter-add backward, and ids outside the vocabulary.
 #include <catch2/catch.hpp>
 
-#include "engine/executor.hpp"
+#include "engine/core/executor.hpp"
 #include "ops/builtin.hpp"
 #include "tests/gradcheck.hpp"
 

@@ -2,8 +2,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "engine/initializer.hpp"
-#include "engine/inspect/graph_json.hpp"
+#include "engine/train/initializer.hpp"
+#include "tools/graph_json.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
 #include "ops/builtin.hpp"

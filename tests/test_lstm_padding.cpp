@@ -13,7 +13,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include "engine/executor.hpp"
+#include "engine/core/executor.hpp"
 #include "ops/builtin.hpp"
 #include "ops/composites.hpp"
 #include "tests/fixtures.hpp"

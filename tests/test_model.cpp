@@ -1,7 +1,9 @@
-// The library API (engine/model.hpp): load, run, save and load again,
+// The library API (engine/api/model.hpp): load, run, save and load again,
 // concurrent inference, borrowed input memory, training steps, a whole run.
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -10,7 +12,9 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include "engine/model.hpp"
+#include "engine/api/model.hpp"
+#include "engine/spec/builder.hpp"
+#include "engine/spec/loader.hpp"
 #include "ops/builtin.hpp"
 
 using namespace graphrun;
@@ -126,6 +130,73 @@ TEST_CASE("train_step lowers the loss; fit runs the spec and keeps the trained w
     from_checkpoint.load((dir / "checkpoint.safetensors").string());
     CHECK(same_bits(model.parameter("right_lstm.weight_hh"), from_checkpoint.parameter("right_lstm.weight_hh")));
     fs::remove_all(dir);
+}
+
+namespace {
+std::string file_bytes(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+}  // namespace
+
+TEST_CASE("fit starts from the model's weights: a new model trains as graphrun train, a loaded one continues", "[model]") {
+    const std::vector<std::string> one_epoch{"train.epochs=1"};
+    const fs::path dir = scratch("continue");
+    train::TrainOptions options;
+
+    // A new model from a spec holds train.seed's initialization, so fit = the trainer's run, byte for byte.
+    Model fresh = Model::from_file(kSmall, one_epoch);
+    options.out_dir = (dir / "fit").string();
+    const auto first = fresh.fit(options);
+    const spec::Spec spec = spec::load_spec_file(kSmall, one_epoch);
+    const BuiltGraph built = build_graph(spec, builtin_ops());
+    options.out_dir = (dir / "trainer").string();
+    train::train(spec, built, options);
+    CHECK(file_bytes(dir / "fit" / "checkpoint.safetensors") == file_bytes(dir / "trainer" / "checkpoint.safetensors"));
+
+    // load() then fit(): the second epoch starts where the first ended, so it
+    // begins at a lower loss than any run from the initialization.
+    Model loaded = Model::from_file(kSmall, one_epoch);
+    loaded.load((dir / "fit" / "checkpoint.safetensors").string());
+    CHECK(same_bits(loaded.parameter("left_lstm.weight_ih"), fresh.parameter("left_lstm.weight_ih")));
+    options.out_dir = (dir / "continued").string();
+    const auto second = loaded.fit(options);
+    REQUIRE(first.size() == 1);
+    REQUIRE(second.size() == 1);
+    CHECK(second[0].train_loss < first[0].train_loss);
+    CHECK_FALSE(same_bits(loaded.parameter("left_lstm.weight_ih"), fresh.parameter("left_lstm.weight_ih")));
+    // ... and it is exactly a fit from those weights given as init_checkpoint.
+    Model again = Model::from_file(kSmall, one_epoch);
+    options.out_dir = (dir / "init").string();
+    options.init_checkpoint = (dir / "fit" / "checkpoint.safetensors").string();
+    again.fit(options);
+    CHECK(same_bits(loaded.parameter("right_dense.weight"), again.parameter("right_dense.weight")));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a model lists its inputs and outputs with names, types and shapes", "[model]") {
+    const Model model = Model::from_file(kSmall);
+    const auto inputs = model.inputs();
+    REQUIRE(inputs.size() == 3);
+    CHECK(inputs[0].name == "x1");
+    CHECK(inputs[0].dtype == DType::i32);
+    CHECK(inputs[0].shape == Shape{kAnyDim, 6});
+    CHECK(inputs[1].dtype == DType::i64);
+    CHECK(inputs[2].shape == Shape{kAnyDim});
+    const auto outputs = model.outputs();
+    REQUIRE(outputs.size() == 3);
+    CHECK(outputs[0].name == "left_dense");
+    CHECK(outputs[0].shape == Shape{kAnyDim, 16});
+    CHECK(outputs[2].name == "similarity");
+    CHECK(outputs[2].dtype == DType::f32);
+
+    Graph g(builtin_ops());
+    const ValueRef x = g.input("x", {DType::f32, {kAnyDim, 2}});
+    g.add("hidden", "relu", {x});
+    g.add("out", "relu", {ValueRef{g.index_of("hidden"), 0}});
+    const Model built(std::move(g));
+    REQUIRE(built.outputs().size() == 1);
+    CHECK(built.outputs()[0].name == "out");  // a C++ graph: the nodes nobody reads
 }
 
 TEST_CASE("the API's errors are graphrun::Error with the message the CLI prints", "[model]") {

@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "engine/optimizer.hpp"
+#include "engine/train/optimizer.hpp"
 #include "ops/builtin.hpp"
 #include "tests/fixtures.hpp"
 

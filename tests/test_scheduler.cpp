@@ -10,11 +10,11 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include "engine/executor.hpp"
-#include "engine/initializer.hpp"
+#include "engine/core/executor.hpp"
+#include "engine/train/initializer.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
-#include "engine/threads.hpp"
+#include "engine/core/threads.hpp"
 #include "ops/builtin.hpp"
 
 using namespace graphrun;

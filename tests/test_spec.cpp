@@ -9,8 +9,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "engine/executor.hpp"
-#include "engine/initializer.hpp"
+#include "engine/core/executor.hpp"
+#include "engine/train/initializer.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
 #include "ops/builtin.hpp"

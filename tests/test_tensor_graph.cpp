@@ -2,7 +2,7 @@
 // executor's autodiff semantics (accumulation, skipping, shared weights).
 #include <catch2/catch.hpp>
 
-#include "engine/executor.hpp"
+#include "engine/core/executor.hpp"
 #include "ops/builtin.hpp"
 #include "ops/composites.hpp"
 #include "tests/gradcheck.hpp"

@@ -13,8 +13,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "engine/executor.hpp"
-#include "engine/optimizer.hpp"
+#include "engine/core/executor.hpp"
+#include "engine/train/optimizer.hpp"
 #include "ops/builtin.hpp"
 #include "ops/composites.hpp"
 #include "tests/fixtures.hpp"

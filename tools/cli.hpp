@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/inspect/graph_json.hpp"
+#include "tools/graph_json.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/train/communicator.hpp"
 #include "tools/command_line.hpp"

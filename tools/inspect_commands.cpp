@@ -8,8 +8,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "engine/initializer.hpp"
-#include "engine/inspect/graph_json.hpp"
+#include "engine/train/initializer.hpp"
+#include "tools/graph_json.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"

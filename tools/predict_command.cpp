@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/model.hpp"
+#include "engine/api/model.hpp"
 #include "engine/io/npy.hpp"
 #include "tools/cli.hpp"
 

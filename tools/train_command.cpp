@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "engine/inspect/graph_json.hpp"
+#include "tools/graph_json.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"

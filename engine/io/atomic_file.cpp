@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/error.hpp"
+#include "engine/core/error.hpp"
 
 namespace graphrun::io {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "engine/tensor.hpp"
+#include "engine/core/tensor.hpp"
 
 namespace graphrun::io {
 

@@ -7,7 +7,7 @@
 #include <map>
 #include <string>
 
-#include "engine/tensor.hpp"
+#include "engine/core/tensor.hpp"
 
 namespace graphrun::io {
 

@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/graph.hpp"
+#include "engine/core/graph.hpp"
 #include "engine/spec/spec.hpp"
 
 namespace graphrun {

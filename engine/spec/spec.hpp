@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/attrs.hpp"
-#include "engine/error.hpp"
-#include "engine/tensor.hpp"
+#include "engine/core/attrs.hpp"
+#include "engine/core/error.hpp"
+#include "engine/core/tensor.hpp"
 
 namespace graphrun::spec {
 

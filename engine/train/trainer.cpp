@@ -7,12 +7,13 @@
 #include <fstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/initializer.hpp"
+#include "engine/train/initializer.hpp"
 #include "engine/io/safetensors.hpp"
-#include "engine/optimizer.hpp"
-#include "engine/threads.hpp"
+#include "engine/train/optimizer.hpp"
+#include "engine/core/threads.hpp"
 #include "engine/train/metrics.hpp"
 
 namespace graphrun::train {
@@ -26,13 +27,6 @@ std::int64_t vocabulary_of(const Graph& graph, int input) {
     for (const Node& n : graph.nodes())
         if (n.op_name == "embedding" && n.inputs[0].node == input) return graph.type(n.inputs[1]).shape[0];
     throw Error(fmt::format("input '{}' feeds no embedding: token inputs must go into an embedding", graph.node(input).name));
-}
-
-bool finite(const Tensor& t) {
-    if (t.dtype() != DType::f32) return true;
-    for (float v : t.floats())
-        if (!std::isfinite(v)) return false;
-    return true;
 }
 
 std::uint64_t epoch_seed(std::uint64_t seed, int epoch) { return seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(epoch) + 1; }
@@ -77,13 +71,8 @@ void load_parameters(Executor& ex, const io::Checkpoint& ckpt, const std::map<st
     }
     for (const auto& [name, t] : ckpt.tensors)
         if (!g.find(name) && !optimizer_state.count(name)) extra.push_back(name);
-    auto list = [](const std::vector<std::string>& v) {
-        std::string s;
-        for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-        return s;
-    };
-    if (!missing.empty()) throw Error(fmt::format("{}: the checkpoint lacks parameter(s) of this graph: {}", path, list(missing)));
-    if (!extra.empty()) throw Error(fmt::format("{}: the checkpoint holds tensor(s) this graph does not have: {}", path, list(extra)));
+    if (!missing.empty()) throw Error(fmt::format("{}: the checkpoint lacks parameter(s) of this graph: {}", path, fmt::join(missing, ", ")));
+    if (!extra.empty()) throw Error(fmt::format("{}: the checkpoint holds tensor(s) this graph does not have: {}", path, fmt::join(extra, ", ")));
 }
 
 std::map<std::string, Tensor> optimizer_tensors(const io::Checkpoint& ckpt) {
@@ -161,26 +150,6 @@ std::string kept_checkpoint(const std::string& path) {
 }
 }  // namespace
 
-std::string first_non_finite_gradient(const Executor& ex) {
-    const auto& nodes = ex.graph().nodes();
-    for (std::size_t i = nodes.size(); i-- > 0;)
-        for (std::size_t k = 0; k < nodes[i].outputs.size(); ++k) {
-            const Tensor* g = ex.gradient(ValueRef{static_cast<int>(i), static_cast<int>(k)});
-            if (g && g->dtype() == DType::f32 && !finite(*g)) return fmt::format("'{}' ({})", nodes[i].name, nodes[i].op_name);
-        }
-    return "";
-}
-
-std::string first_non_finite_node(const Executor& ex) {
-    const auto& nodes = ex.graph().nodes();
-    for (std::size_t i = 0; i < nodes.size(); ++i)
-        for (std::size_t k = 0; k < nodes[i].outputs.size(); ++k) {
-            const Tensor& t = ex.value(ValueRef{static_cast<int>(i), static_cast<int>(k)});
-            if (t.defined() && !finite(t)) return fmt::format("'{}' ({})", nodes[i].name, nodes[i].op_name);
-        }
-    return "";
-}
-
 std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options) {
     const Graph& graph = built.graph;
     const spec::TrainSpec& cfg = spec.train;
@@ -247,6 +216,10 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         if (!fs::exists(options.init_checkpoint)) throw Error(fmt::format("--init: {} does not exist", options.init_checkpoint));
         const io::Checkpoint ckpt = io::read_safetensors(options.init_checkpoint);
         load_parameters(ex, ckpt, optimizer_tensors(ckpt), options.init_checkpoint);
+    } else if (!options.initial_parameters.empty()) {
+        io::Checkpoint given;
+        given.tensors = options.initial_parameters;
+        load_parameters(ex, given, {}, "the initial parameters");
     }
     if (lead) {
         std::ofstream probe(metrics_path, options.resume ? std::ios::app : std::ios::trunc);
@@ -304,13 +277,10 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
             if (rows != batch.label.numel()) batch = make_batch(graph, roles, rows);
             fill_batch(split.train, samples, std::min(first + offset, count - 1), rows, batch.left, batch.right, batch.label);
             feed(ex, roles, batch);
-            ex.forward();
-            float loss = ex.value(built.loss).f32()[0];
+            float loss = forward_backward(ex, built.loss);
             const bool finite_here = std::isfinite(loss);
             if (!finite_here && ranks == 1)
-                throw TrainingFailure(fmt::format("epoch {} step {}: the loss is {}; the first non-finite value comes from node {}. {}", epoch, step + 1,
-                                                  std::isnan(loss) ? "NaN" : "infinite", first_non_finite_node(ex), kept_checkpoint(checkpoint_path)));
-            if (finite_here) ex.backward(built.loss);
+                throw TrainingFailure(fmt::format("epoch {} step {}: {}. {}", epoch, step + 1, non_finite_loss(loss, ex), kept_checkpoint(checkpoint_path)));
             double step_spread_sum = 0;
             std::int64_t step_spread_count = 0;
             for (ValueRef e : {roles.left_embedding, roles.right_embedding}) {
@@ -343,8 +313,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
                 allreduce_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce_start).count();
                 if (tail[kFailed] > 0)
                     throw TrainingFailure(finite_here ? fmt::format("epoch {} step {}: rank {} stops: another rank's loss is not finite", epoch, step + 1, rank)
-                                                      : fmt::format("epoch {} step {}: rank {}: the loss is {}; the first non-finite value comes from node {}. {}",
-                                                                    epoch, step + 1, rank, std::isnan(loss) ? "NaN" : "infinite", first_non_finite_node(ex),
+                                                      : fmt::format("epoch {} step {}: rank {}: {}. {}", epoch, step + 1, rank, non_finite_loss(loss, ex),
                                                                     kept_checkpoint(checkpoint_path)));
                 at = 0;
                 const float scale = 1.0f / tail[kRows];
@@ -357,12 +326,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
                 step_spread_sum = tail[kSpreadSum];
                 step_spread_count = static_cast<std::int64_t>(tail[kSpreadCount]);
             }
-            const double norm = clip_grad_norm(ex, cfg.clip_norm > 0 ? cfg.clip_norm : INFINITY);
-            if (!std::isfinite(norm))
-                throw TrainingFailure(fmt::format("epoch {} step {}: a gradient is not finite (global norm {}); the first one, going backward from "
-                                                  "the loss, is the gradient of node {}. {}",
-                                                  epoch, step + 1, norm, first_non_finite_gradient(ex), kept_checkpoint(checkpoint_path)));
-            optimizer->step(ex);
+            apply_gradients(ex, *optimizer, cfg.clip_norm, fmt::format("epoch {} step {}", epoch, step + 1), kept_checkpoint(checkpoint_path));
             loss_sum += loss * static_cast<double>(n);
             // Embedding spread: collapse shows as every embedding pointing one way.
             if (step_spread_count) {

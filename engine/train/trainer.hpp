@@ -9,22 +9,15 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.hpp"
-#include "engine/executor.hpp"
+#include "engine/core/error.hpp"
+#include "engine/core/executor.hpp"
 #include "engine/io/safetensors.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/train/communicator.hpp"
 #include "engine/train/data.hpp"
+#include "engine/train/step.hpp"
 
 namespace graphrun::train {
-
-// A run that failed for a reason other than bad input (a non-finite loss).
-// It is an Error like every other graphrun error; the CLI exits 1 for it and 2
-// for the others (bad input).
-class TrainingFailure : public Error {
-public:
-    using Error::Error;
-};
 
 // A run stopped on request (TrainOptions::stop, e.g. SIGINT) after writing a
 // checkpoint that --resume continues from, to the same weights as a run that
@@ -68,6 +61,10 @@ struct TrainOptions {
     std::string out_dir;               // metrics.jsonl and checkpoint.safetensors go here
     bool resume = false;               // continue from out_dir/checkpoint.safetensors
     std::string init_checkpoint;       // start from these weights
+    // Start from these weights, by parameter name (Model::fit passes the
+    // model's own, so fit continues where the model is). Below --resume and
+    // init_checkpoint; without any of the three, train.seed's initialization.
+    std::map<std::string, Tensor> initial_parameters;
     bool allow_positive_only = false;  // skip the guard against positive-only data
     std::function<void(const Progress&)> on_step;
     std::function<void(const EpochMetrics&)> on_epoch;
@@ -94,11 +91,5 @@ void load_parameters(Executor& executor, const io::Checkpoint& checkpoint, const
                      const std::string& path);
 // The checkpoint's optimizer state (`<param>.adam_m`, `.adam_v`, `.sgd_momentum`).
 std::map<std::string, Tensor> optimizer_tensors(const io::Checkpoint& checkpoint);
-
-// Names the first node (in graph order) whose output holds a NaN or an infinity, or "".
-std::string first_non_finite_node(const Executor& executor);
-// After backward(): the first node, in the order backward runs (from the loss
-// toward the inputs), whose output's gradient holds a NaN or an infinity, or "".
-std::string first_non_finite_gradient(const Executor& executor);
 
 }  // namespace graphrun::train

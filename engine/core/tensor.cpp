@@ -1,4 +1,4 @@
-#include "engine/tensor.hpp"
+#include "engine/core/tensor.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/error.hpp"
+#include "engine/core/error.hpp"
 
 namespace graphrun {
 

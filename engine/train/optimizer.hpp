@@ -7,7 +7,7 @@
 #include <map>
 #include <string>
 
-#include "engine/executor.hpp"
+#include "engine/core/executor.hpp"
 
 namespace graphrun {
 

@@ -1,4 +1,4 @@
-#include "engine/graph.hpp"
+#include "engine/core/graph.hpp"
 
 #include <fmt/format.h>
 

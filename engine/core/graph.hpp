@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/op.hpp"
+#include "engine/core/op.hpp"
 
 namespace graphrun {
 
@@ -47,7 +47,7 @@ public:
     Graph& operator=(Graph&&) = default;
 
     ValueRef input(const std::string& name, TensorType type);
-    // `init` says how to fill it (see engine/initializer.hpp); it is kept in the node's attrs.
+    // `init` says how to fill it (see engine/train/initializer.hpp); it is kept in the node's attrs.
     ValueRef parameter(const std::string& name, TensorType type, const Attrs& init = {});
     // Adds a node applying `op_name`. Throws Error naming the node and the op
     // for an unknown op, bad attributes, a wrong number of inputs or a shape

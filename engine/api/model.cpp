@@ -1,10 +1,11 @@
-#include "engine/model.hpp"
+#include "engine/api/model.hpp"
 
 #include <cmath>
 
 #include <fmt/format.h>
 
-#include "engine/initializer.hpp"
+#include "engine/train/initializer.hpp"
+#include "engine/train/step.hpp"
 #include "engine/io/safetensors.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
@@ -16,6 +17,7 @@ struct Model::Impl {
     Graph graph;
     std::optional<ValueRef> loss;
     std::optional<spec::Spec> spec;  // when loaded from YAML: fit() runs its data and train sections
+    std::vector<std::string> outputs;  // the spec's `outputs`; for a C++ graph, the nodes nobody reads
     std::map<int, Tensor> parameters;  // by node; executors share their storage
     std::unique_ptr<Executor> training;  // train_step's
     // Executors for run(), one per concurrent call, kept for reuse (their
@@ -39,13 +41,15 @@ struct Model::Impl {
     }
 };
 
-namespace {
-Model from_spec(spec::Spec spec) {
+Model Model::from_spec(spec::Spec spec) {
     BuiltGraph built = build_graph(spec, builtin_ops());
+    std::vector<std::string> outputs;
+    for (const auto& [name, ref] : built.outputs) outputs.push_back(name);
     Model model(std::move(built.graph), spec.loss.empty() ? std::nullopt : std::optional<std::string>(spec.loss));
+    model.initialize(spec.train.seed);  // as `graphrun train` starts
+    model.impl_->outputs = std::move(outputs);
     return model;
 }
-}  // namespace
 
 Model Model::from_file(const std::string& path, const std::vector<std::string>& overrides) {
     spec::Spec spec = spec::load_spec_file(path, overrides);
@@ -64,6 +68,30 @@ Model Model::from_string(const std::string& yaml, const std::string& name) {
 Model::Model(Graph graph, std::optional<std::string> loss) : impl_(std::make_unique<Impl>(std::move(graph))) {
     if (loss) impl_->loss = ValueRef{impl_->graph.index_of(*loss), 0};
     initialize(0);
+    const Graph& g = impl_->graph;
+    std::vector<bool> read(g.nodes().size(), false);
+    for (const Node& n : g.nodes())
+        for (const ValueRef& in : n.inputs) read[static_cast<std::size_t>(in.node)] = true;
+    for (std::size_t i = 0; i < g.nodes().size(); ++i)
+        if (!read[i] && g.nodes()[i].kind == NodeKind::op) impl_->outputs.push_back(g.nodes()[i].name);
+}
+
+std::vector<ValueInfo> Model::inputs() const {
+    std::vector<ValueInfo> out;
+    for (int i : impl_->graph.inputs()) {
+        const Node& n = impl_->graph.node(i);
+        out.push_back({n.name, n.outputs[0].dtype, n.outputs[0].shape});
+    }
+    return out;
+}
+
+std::vector<ValueInfo> Model::outputs() const {
+    std::vector<ValueInfo> out;
+    for (const auto& name : impl_->outputs) {
+        const Node& n = impl_->graph.node(impl_->graph.index_of(name));
+        out.push_back({n.name, n.outputs[0].dtype, n.outputs[0].shape});
+    }
+    return out;
 }
 
 Model::Model(Model&&) noexcept = default;
@@ -144,11 +172,10 @@ float Model::train_step(const std::map<std::string, Tensor>& batch, Optimizer& o
     Executor& ex = *impl_->training;
     impl_->set_parameters(ex);
     for (const auto& [name, value] : batch) ex.set(impl_->input_node(name), value);
-    ex.forward();
-    const float loss = ex.value(*impl_->loss).f32()[0];
-    if (!std::isfinite(loss)) throw train::TrainingFailure(fmt::format("the loss is {}; the first non-finite value comes from node {}", loss, train::first_non_finite_node(ex)));
-    ex.backward(*impl_->loss);
-    optimizer.step(ex);  // updates the shared parameter storage in place
+    // The trainer's own step, without the ranks: the same checks, the spec's clip_norm.
+    const float loss = train::forward_backward(ex, *impl_->loss);
+    if (!std::isfinite(loss)) throw train::TrainingFailure(fmt::format("train_step: {}", train::non_finite_loss(loss, ex)));
+    train::apply_gradients(ex, optimizer, impl_->spec ? impl_->spec->train.clip_norm : 0.0, "train_step", "");  // updates the shared parameters in place
     return loss;
 }
 
@@ -161,6 +188,10 @@ std::vector<train::EpochMetrics> Model::fit(train::TrainOptions options) {
         for (int p : impl_->graph.parameters()) impl_->parameters[p] = ex.value(ValueRef{ex.graph().index_of(impl_->graph.node(p).name), 0});
         if (user_finish) user_finish(ex);
     };
+    // Continue from the model's weights (as Keras's fit and a PyTorch loop do),
+    // unless the options name a checkpoint to start or resume from.
+    if (!options.resume && options.init_checkpoint.empty() && options.initial_parameters.empty())
+        for (const auto& [node, value] : impl_->parameters) options.initial_parameters[impl_->graph.node(node).name] = value;
     if (options.out_dir.empty()) options.out_dir = "runs/" + impl_->spec->name;
     return train::train(*impl_->spec, built, options);
 }

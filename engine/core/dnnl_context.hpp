@@ -4,7 +4,7 @@
 
 #include <dnnl.hpp>
 
-#include "engine/tensor.hpp"
+#include "engine/core/tensor.hpp"
 
 namespace graphrun {
 

@@ -1,4 +1,4 @@
-#include "engine/executor.hpp"
+#include "engine/core/executor.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -7,7 +7,7 @@
 #include <omp.h>
 #include <tbb/task_group.h>
 
-#include "engine/threads.hpp"
+#include "engine/core/threads.hpp"
 
 namespace graphrun {
 

@@ -1,4 +1,4 @@
-#include "engine/optimizer.hpp"
+#include "engine/train/optimizer.hpp"
 
 #include <cmath>
 

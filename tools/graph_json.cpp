@@ -1,4 +1,4 @@
-#include "engine/inspect/graph_json.hpp"
+#include "tools/graph_json.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -2,7 +2,7 @@
 // YAML spec or built in C++, that runs inference, trains, and loads and saves
 // checkpoints. See docs/library.md.
 //
-// Errors: every function throws graphrun::Error (engine/error.hpp) with the
+// Errors: every function throws graphrun::Error (engine/core/error.hpp) with the
 // message the command line would print; training that fails for a reason other
 // than bad input (a non-finite loss) throws train::TrainingFailure, an Error too.
 //
@@ -19,14 +19,14 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.hpp"
-#include "engine/executor.hpp"
-#include "engine/graph.hpp"
-#include "engine/optimizer.hpp"
+#include "engine/core/error.hpp"
+#include "engine/core/executor.hpp"
+#include "engine/core/graph.hpp"
+#include "engine/train/optimizer.hpp"
 #include "engine/spec/spec.hpp"
-#include "engine/tensor.hpp"
+#include "engine/core/tensor.hpp"
 #include "engine/train/trainer.hpp"
-#include "engine/version.hpp"
+#include "engine/core/version.hpp"
 
 namespace graphrun {
 
@@ -35,12 +35,20 @@ struct ParameterInfo {
     Shape shape;
 };
 
+// An input or output of the model: its node's name, element type and shape
+// (kAnyDim where the batch is left open).
+struct ValueInfo {
+    std::string name;
+    DType dtype;
+    Shape shape;
+};
+
 class Model {
 public:
     // From a YAML spec (docs/spec.md); `overrides` as the CLI's --set K=V.
     static Model from_file(const std::string& path, const std::vector<std::string>& overrides = {});
     static Model from_string(const std::string& yaml, const std::string& name = "model");
-    // From a graph built in C++ with the same ops (engine/graph.hpp, ops/composites.hpp).
+    // From a graph built in C++ with the same ops (engine/core/graph.hpp, ops/composites.hpp).
     // `loss` names the node to train on, if it will be trained.
     explicit Model(Graph graph, std::optional<std::string> loss = std::nullopt);
 
@@ -49,10 +57,16 @@ public:
     ~Model();
 
     const Graph& graph() const;
+    // What to feed, in the graph's order of inputs, and what there is to ask
+    // for: the spec's `outputs`, or for a graph built in C++ every node whose
+    // value no other node reads.
+    std::vector<ValueInfo> inputs() const;
+    std::vector<ValueInfo> outputs() const;
     std::vector<ParameterInfo> parameters() const;
     const Tensor& parameter(const std::string& name) const;
 
-    // Parameters: PyTorch's default initialization (a new model already has it, seed 0).
+    // Parameters: PyTorch's default initialization. A new model already has it:
+    // with the spec's train.seed, or seed 0 for a graph built in C++.
     void initialize(std::uint64_t seed);
     // A safetensors checkpoint with every parameter of the graph, by name
     // (training checkpoints also hold optimizer state; it is ignored here).
@@ -71,11 +85,15 @@ public:
     float train_step(const std::map<std::string, Tensor>& batch, Optimizer& optimizer);
 
     // A whole run with the spec's data and train sections, as `graphrun train`
-    // (progress and metrics through options.on_step / on_epoch). Afterwards
-    // the model holds the trained parameters. Needs a model loaded from a spec.
+    // (progress and metrics through options.on_step / on_epoch). It starts
+    // from the model's current parameters, as Keras's fit does (so load() then
+    // fit() continues training; a new model equals `graphrun train`), unless
+    // options.resume or options.init_checkpoint says otherwise. Afterwards the
+    // model holds the trained parameters. Needs a model loaded from a spec.
     std::vector<train::EpochMetrics> fit(train::TrainOptions options);
 
 private:
+    static Model from_spec(spec::Spec spec);
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

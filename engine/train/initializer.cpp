@@ -1,4 +1,4 @@
-#include "engine/initializer.hpp"
+#include "engine/train/initializer.hpp"
 
 #include <random>
 

@@ -1,4 +1,4 @@
-#include "engine/version.hpp"
+#include "engine/core/version.hpp"
 
 #include <fmt/format.h>
 #include <oneapi/dnnl/dnnl.hpp>

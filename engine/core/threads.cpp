@@ -1,4 +1,4 @@
-#include "engine/threads.hpp"
+#include "engine/core/threads.hpp"
 
 #include <algorithm>
 

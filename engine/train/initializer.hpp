@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "engine/executor.hpp"
+#include "engine/core/executor.hpp"
 
 namespace graphrun {
 

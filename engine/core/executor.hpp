@@ -4,7 +4,7 @@
 // at once. The executor owns every value, every gradient and every node's
 // OpState, and reuses their memory while the shapes stay the same. One
 // Executor is used by one thread at a time; it runs its tasks in the calling
-// thread's oneTBB arena (see engine/threads.hpp for the thread budget).
+// thread's oneTBB arena (see engine/core/threads.hpp for the thread budget).
 //
 // Results do not depend on the order tasks happen to run in: a value used by
 // several nodes gets one gradient buffer per use, summed in graph order.
@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/graph.hpp"
+#include "engine/core/graph.hpp"
 
 namespace graphrun {
 

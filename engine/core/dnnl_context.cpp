@@ -1,6 +1,6 @@
-#include "engine/dnnl_context.hpp"
+#include "engine/core/dnnl_context.hpp"
 
-#include "engine/error.hpp"
+#include "engine/core/error.hpp"
 
 namespace graphrun {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/executor.hpp"
+#include "engine/core/executor.hpp"
 
 namespace graphrun {
 

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/op.hpp"
+#include "engine/core/op.hpp"
 
 namespace graphrun {
 

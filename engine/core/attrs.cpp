@@ -1,8 +1,8 @@
-#include "engine/attrs.hpp"
+#include "engine/core/attrs.hpp"
 
 #include <fmt/format.h>
 
-#include "engine/error.hpp"
+#include "engine/core/error.hpp"
 
 namespace graphrun {
 
