@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 
 #include "engine/core/dnnl_context.hpp"
-#include "engine/core/error.hpp"
+#include "graphrun/error.hpp"
 
 namespace graphrun {
 namespace {

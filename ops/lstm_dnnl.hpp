@@ -23,7 +23,7 @@
 #include <dnnl.hpp>
 
 #include "engine/core/op.hpp"
-#include "engine/core/tensor.hpp"
+#include "graphrun/tensor.hpp"
 
 namespace graphrun {
 

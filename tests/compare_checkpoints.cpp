@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/error.hpp"
+#include "graphrun/error.hpp"
 #include "engine/io/safetensors.hpp"
 
 int main(int argc, char** argv) {

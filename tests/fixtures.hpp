@@ -5,7 +5,7 @@
 #include <map>
 #include <string>
 
-#include "engine/core/tensor.hpp"
+#include "graphrun/tensor.hpp"
 
 namespace graphrun::testing {
 

@@ -1,6 +1,9 @@
 #!/bin/bash
 # The layers' direction: an #include may name only its own layer or one below.
 #   core <- io, ops <- spec <- train <- api <- tools       (docs/architecture.md)
+# The public headers in include/graphrun/ belong to the layer that defines
+# what they declare: Tensor, Error, version and ThreadBudget to core, the
+# training options to train, Model and graphrun.hpp to api.
 # io and ops are side by side: neither includes the other.
 # Usage: tests/layers.sh SOURCE_DIR   (ctest runs it); prints each wrong include
 # as file:line and exits 1. It first proves it can fail, on a planted include.
@@ -14,7 +17,11 @@ layer_of() {  # a path -> its layer, or nothing for files outside the layers
         ops/*) echo ops ;;
         engine/spec/*) echo spec ;;
         engine/train/*) echo train ;;
-        engine/api/* | include/graphrun/*) echo api ;;
+        include/graphrun/tensor.hpp | include/graphrun/error.hpp | include/graphrun/version.hpp | include/graphrun/thread_budget.hpp) echo core ;;
+        include/graphrun/training.hpp) echo train ;;
+        graphrun/tensor.hpp | graphrun/error.hpp | graphrun/version.hpp | graphrun/thread_budget.hpp) echo core ;;  # as included
+        graphrun/training.hpp) echo train ;;
+        engine/api/* | include/graphrun/* | graphrun/*) echo api ;;
         tools/*) echo tools ;;
     esac
 }

@@ -4,9 +4,9 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/error.hpp"
+#include "graphrun/error.hpp"
 #include "engine/core/threads.hpp"
-#include "engine/core/version.hpp"
+#include "graphrun/version.hpp"
 #include "engine/train/communicator.hpp"
 #include "engine/train/trainer.hpp"
 #include "tools/cli.hpp"

@@ -14,7 +14,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/core/error.hpp"
+#include "graphrun/error.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "tools/cli.hpp"
 #include "tools/shell_word.hpp"

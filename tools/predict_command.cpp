@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/api/model.hpp"
+#include "graphrun/model.hpp"
 #include "engine/io/npy.hpp"
 #include "tools/cli.hpp"
 

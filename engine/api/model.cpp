@@ -1,4 +1,4 @@
-#include "engine/api/model.hpp"
+#include "graphrun/model.hpp"
 
 #include <cmath>
 
@@ -6,6 +6,7 @@
 
 #include "engine/train/initializer.hpp"
 #include "engine/train/step.hpp"
+#include "engine/train/trainer.hpp"
 #include "engine/io/safetensors.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
@@ -20,6 +21,7 @@ struct Model::Impl {
     std::vector<std::string> outputs;  // the spec's `outputs`; for a C++ graph, the nodes nobody reads
     std::map<int, Tensor> parameters;  // by node; executors share their storage
     std::unique_ptr<Executor> training;  // train_step's
+    std::unique_ptr<Optimizer> optimizer;  // train_step(batch)'s, made on first use
     // Executors for run(), one per concurrent call, kept for reuse (their
     // primitives and buffers stay planned for the shapes they saw).
     mutable std::mutex pool_mutex;
@@ -164,6 +166,11 @@ std::map<std::string, Tensor> Model::run(const std::map<std::string, Tensor>& in
     std::map<std::string, Tensor> out;
     for (std::size_t k = 0; k < outputs.size(); ++k) out[outputs[k]] = ex->value(targets[k]).clone();
     return out;
+}
+
+float Model::train_step(const std::map<std::string, Tensor>& batch) {
+    if (!impl_->optimizer) impl_->optimizer = train::make_optimizer(impl_->spec ? impl_->spec->train.optimizer : spec::OptimizerSpec{});
+    return train_step(batch, *impl_->optimizer);
 }
 
 float Model::train_step(const std::map<std::string, Tensor>& batch, Optimizer& optimizer) {

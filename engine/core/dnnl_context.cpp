@@ -1,6 +1,6 @@
 #include "engine/core/dnnl_context.hpp"
 
-#include "engine/core/error.hpp"
+#include "graphrun/error.hpp"
 
 namespace graphrun {
 

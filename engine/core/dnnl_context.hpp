@@ -4,7 +4,7 @@
 
 #include <dnnl.hpp>
 
-#include "engine/core/tensor.hpp"
+#include "graphrun/tensor.hpp"
 
 namespace graphrun {
 

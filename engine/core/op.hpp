@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "engine/core/attrs.hpp"
-#include "engine/core/error.hpp"
-#include "engine/core/tensor.hpp"
+#include "graphrun/error.hpp"
+#include "graphrun/tensor.hpp"
 
 namespace graphrun {
 

@@ -1,4 +1,4 @@
-#include "engine/core/tensor.hpp"
+#include "graphrun/tensor.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/error.hpp"
+#include "graphrun/error.hpp"
 
 namespace graphrun {
 

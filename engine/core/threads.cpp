@@ -9,9 +9,13 @@
 
 namespace graphrun {
 
+struct ThreadBudget::Limit {
+    tbb::global_control control;
+};
+
 ThreadBudget::ThreadBudget(int threads) {
     if (threads > 0)
-        control_ = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+        limit_ = std::unique_ptr<Limit>(new Limit{{tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads)}});
 }
 
 ThreadBudget::~ThreadBudget() = default;

@@ -9,21 +9,9 @@
 #include <memory>
 #include <utility>
 
-#include <tbb/global_control.h>
+#include "graphrun/thread_budget.hpp"
 
 namespace graphrun {
-
-// While it lives, graphrun runs on at most `threads` threads (0: every core).
-class ThreadBudget {
-public:
-    explicit ThreadBudget(int threads);
-    ~ThreadBudget();
-    ThreadBudget(const ThreadBudget&) = delete;
-    ThreadBudget& operator=(const ThreadBudget&) = delete;
-
-private:
-    std::unique_ptr<tbb::global_control> control_;
-};
 
 // The threads graphrun may use now: the budget, or every core without one.
 // Ops cut work into this many parts, so a result depends on it (and only on it).

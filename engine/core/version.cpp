@@ -1,4 +1,4 @@
-#include "engine/core/version.hpp"
+#include "graphrun/version.hpp"
 
 #include <fmt/format.h>
 #include <oneapi/dnnl/dnnl.hpp>

@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/error.hpp"
+#include "graphrun/error.hpp"
 
 namespace graphrun::io {
 namespace {

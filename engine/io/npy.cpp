@@ -14,7 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/error.hpp"
+#include "graphrun/error.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "engine/io/input_file.hpp"
 

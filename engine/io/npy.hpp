@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "engine/core/tensor.hpp"
+#include "graphrun/tensor.hpp"
 
 namespace graphrun::io {
 

@@ -16,7 +16,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/core/error.hpp"
+#include "graphrun/error.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "engine/io/input_file.hpp"
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "engine/spec/spec.hpp"
-#include "engine/core/tensor.hpp"
+#include "graphrun/tensor.hpp"
 
 namespace graphrun::train {
 

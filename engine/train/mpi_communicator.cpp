@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/error.hpp"
+#include "graphrun/error.hpp"
 #include "engine/train/communicator.hpp"
 
 #ifdef GRAPHRUN_HAVE_MPI

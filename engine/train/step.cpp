@@ -15,6 +15,11 @@ bool finite(const Tensor& t) {
 }
 }  // namespace
 
+std::unique_ptr<Optimizer> make_optimizer(const spec::OptimizerSpec& o) {
+    if (o.type == "sgd") return std::make_unique<Sgd>(o.lr, o.momentum);
+    return std::make_unique<Adam>(AdamOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps});
+}
+
 float forward_backward(Executor& ex, ValueRef loss) {
     ex.forward();
     const float value = ex.value(loss).f32()[0];

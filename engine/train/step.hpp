@@ -3,21 +3,19 @@
 //   forward_backward -> (the ranks' allreduce, in the trainer) -> apply_gradients.
 #pragma once
 
+#include <memory>
 #include <string>
 
-#include "engine/core/error.hpp"
+#include "graphrun/error.hpp"
 #include "engine/core/executor.hpp"
+#include "engine/spec/spec.hpp"
 #include "engine/train/optimizer.hpp"
+#include "graphrun/training.hpp"
 
 namespace graphrun::train {
 
-// A run that failed for a reason other than bad input (a non-finite loss or
-// gradient). It is an Error like every other graphrun error; the CLI exits 1
-// for it and 2 for the others (bad input).
-class TrainingFailure : public Error {
-public:
-    using Error::Error;
-};
+// The optimizer a spec's train.optimizer describes (Adam or SGD, PyTorch's rules).
+std::unique_ptr<Optimizer> make_optimizer(const spec::OptimizerSpec& spec);
 
 // Forward on what the executor was fed, then backward from `loss` when the
 // loss is finite. Returns the loss; a non-finite one is returned, not thrown,

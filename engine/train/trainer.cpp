@@ -31,11 +31,6 @@ std::int64_t vocabulary_of(const Graph& graph, int input) {
 
 std::uint64_t epoch_seed(std::uint64_t seed, int epoch) { return seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(epoch) + 1; }
 
-std::unique_ptr<Optimizer> make_optimizer(const spec::OptimizerSpec& o) {
-    if (o.type == "sgd") return std::make_unique<Sgd>(o.lr, o.momentum);
-    return std::make_unique<Adam>(AdamOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps});
-}
-
 struct Batch {
     Tensor left, right, label;
 };

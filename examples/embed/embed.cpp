@@ -17,7 +17,10 @@ namespace {
 
 // One row of token ids for an input of shape (N, T): padded with 0 after the text.
 graphrun::Tensor token_row(const graphrun::Model& model, const std::string& input, const std::string& text) {
-    const auto& type = model.graph().node(model.graph().index_of(input)).outputs[0];
+    graphrun::ValueInfo type;
+    for (const auto& in : model.inputs())
+        if (in.name == input) type = in;  // e.g. x1: int32, shape (N, 52)
+    if (type.name.empty()) throw graphrun::Error("the model has no input " + input);
     const std::int64_t length = type.shape.at(1);
     graphrun::Tensor row({1, length}, type.dtype);
     std::istringstream ids(text);

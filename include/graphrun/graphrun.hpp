@@ -1,16 +1,13 @@
 // graphrun's public API in one include: #include <graphrun/graphrun.hpp>.
-// Model (engine/api/model.hpp) loads, runs, trains and saves a graph; Graph, the
-// ops and the composites build one in C++; Tensor holds data; ThreadBudget
-// caps the threads. docs/library.md says how they fit together.
+// Model loads a graph from a YAML spec, runs it, trains it and saves it;
+// Tensor holds data; Error is what every call throws; ThreadBudget caps the
+// threads. Nothing here names oneDNN, oneTBB or yaml-cpp: a program that links
+// the shared library needs none of them to build. docs/library.md has the rest.
 #pragma once
 
-#include "engine/core/error.hpp"
-#include "engine/core/executor.hpp"
-#include "engine/core/graph.hpp"
-#include "engine/api/model.hpp"
-#include "engine/train/optimizer.hpp"
-#include "engine/core/tensor.hpp"
-#include "engine/core/threads.hpp"
-#include "engine/core/version.hpp"
-#include "ops/builtin.hpp"
-#include "ops/composites.hpp"
+#include "graphrun/error.hpp"
+#include "graphrun/model.hpp"
+#include "graphrun/tensor.hpp"
+#include "graphrun/thread_budget.hpp"
+#include "graphrun/training.hpp"
+#include "graphrun/version.hpp"

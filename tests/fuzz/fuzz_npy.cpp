@@ -1,5 +1,5 @@
 // libFuzzer target: the .npy reader on arbitrary bytes (graphrun::Error only).
-#include "engine/core/error.hpp"
+#include "graphrun/error.hpp"
 #include "engine/io/npy.hpp"
 #include "tests/fuzz/fuzz_file.hpp"
 

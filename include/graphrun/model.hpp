@@ -12,23 +12,27 @@
 // going on.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "engine/core/error.hpp"
-#include "engine/core/executor.hpp"
-#include "engine/core/graph.hpp"
-#include "engine/train/optimizer.hpp"
-#include "engine/spec/spec.hpp"
-#include "engine/core/tensor.hpp"
-#include "engine/train/trainer.hpp"
-#include "engine/core/version.hpp"
+#include "graphrun/error.hpp"
+#include "graphrun/tensor.hpp"
+#include "graphrun/training.hpp"
+#include "graphrun/version.hpp"
 
 namespace graphrun {
+
+// Of the engine's insides, a Model names only these (their headers are not
+// installed: a program inside this source tree may include them).
+class Graph;      // engine/core/graph.hpp
+class Optimizer;  // engine/train/optimizer.hpp
+namespace spec {
+struct Spec;      // engine/spec/spec.hpp
+}
 
 struct ParameterInfo {
     std::string name;  // "<layer>.<param>", PyTorch's names and layouts, e.g. "left_lstm.weight_ih"
@@ -81,7 +85,11 @@ public:
     std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs, const std::vector<std::string>& outputs) const;
 
     // One training step on a batch (every input the loss needs): forward,
-    // backward, the optimizer's update. Returns the loss.
+    // backward, the optimizer's update, as one step of `graphrun train`
+    // (with the spec's clip_norm). Returns the loss. The first form uses the
+    // model's own optimizer, made from the spec's train.optimizer (Adam with
+    // PyTorch's defaults for a graph built in C++) and kept across calls.
+    float train_step(const std::map<std::string, Tensor>& batch);
     float train_step(const std::map<std::string, Tensor>& batch, Optimizer& optimizer);
 
     // A whole run with the spec's data and train sections, as `graphrun train`
