@@ -8,8 +8,10 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <tbb/parallel_for.h>
 
+#include "engine/core/threads.hpp"
 #include "ops/builtin.hpp"
 
 namespace graphrun {
@@ -21,9 +23,7 @@ std::string position(const Shape& shape, std::int64_t flat) {
         index[d] = flat % shape[d];
         flat /= shape[d];
     }
-    std::string out;
-    for (auto i : index) out += (out.empty() ? "" : ", ") + std::to_string(i);
-    return "(" + out + ")";
+    return fmt::format("({})", fmt::join(index, ", "));
 }
 
 template <class Id>
@@ -55,9 +55,14 @@ public:
         else check_ids(ids.i64(), ids.shape(), vocab);
         const float* table = weight.f32();
         float* y = args.outputs[0].f32();
-        tbb::parallel_for(std::int64_t{0}, count, [&](std::int64_t j) {
+            const auto copy_row = [&](std::int64_t j) {
+            TaskOrder::started();
             std::memcpy(y + j * dim, table + id_at(ids, j) * dim, static_cast<std::size_t>(dim) * sizeof(float));
-        });
+            TaskOrder::ended();
+        };
+        TaskOrder::handing_over();
+        tbb::parallel_for(std::int64_t{0}, count, copy_row);
+        TaskOrder::waited();
     }
 
     void backward(const BackwardArgs& args) const override {

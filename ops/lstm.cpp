@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/core/accumulate.hpp"
 #include "engine/core/threads.hpp"
 #include "ops/builtin.hpp"
 #include "ops/lstm_dnnl.hpp"
@@ -166,9 +167,7 @@ public:
         for (std::size_t k = 0; k < 3; ++k) {
             if (!weight_grads[k]) continue;
             for (int p = 0; p < P; ++p) {
-                const Tensor& own = state.part_grads[static_cast<std::size_t>(p) * 3 + k];
-                const float* from = own.f32();
-                for (std::int64_t j = 0; j < own.numel(); ++j) weight_grads[k][j] += from[j];
+                add_into(weight_grads[k], state.part_grads[static_cast<std::size_t>(p) * 3 + k]);
             }
         }
     }

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/core/accumulate.hpp"
 #include "engine/core/dnnl_context.hpp"
 #include "graphrun/error.hpp"
 
@@ -33,11 +34,6 @@ void run(const dnnl::primitive& prim, const std::unordered_map<int, memory>& arg
     stream.wait();
 }
 
-void add_into(float* to, const Tensor& from) {
-    if (!to) return;
-    const float* f = from.f32();
-    for (std::int64_t j = 0; j < from.numel(); ++j) to[j] += f[j];
-}
 
 void zero(const memory& m) { std::memset(m.get_data_handle(), 0, m.get_desc().get_size()); }
 
@@ -274,9 +270,9 @@ void LstmState::backward(const LstmForwardData& d, const LstmBackwardData& g) {
 
     // Add into the gradients that are wanted: the rest was computed for nothing,
     // as oneDNN has no switch to skip them.
-    add_into(g.dx, dx_own_);
-    add_into(g.dh0, dh0_own_);
-    add_into(g.dc0, dc0_own_);
+    if (g.dx) add_into(g.dx, dx_own_);  // a null pointer: no gradient wanted
+    if (g.dh0) add_into(g.dh0, dh0_own_);
+    if (g.dc0) add_into(g.dc0, dc0_own_);
     float* const weight_grads[] = {g.dw_ih, g.dw_hh, g.dbias};
     const memory* user_views[] = {&dw_ih_user_, &dw_hh_user_, &dbias_user_};
     for (std::size_t k = 0; k < 3; ++k) {

@@ -6,6 +6,7 @@
 // Forward and backward both run on oneDNN's eltwise primitives, created once
 // per shape. oneDNN's backward writes its result, so it goes to a scratch
 // tensor that is then added into the input gradient.
+#include "engine/core/accumulate.hpp"
 #include "engine/core/dnnl_context.hpp"
 #include "ops/builtin.hpp"
 
@@ -44,9 +45,7 @@ public:
                                               {DNNL_ARG_DIFF_DST, as_memory(args.output_grads[0])},
                                               {DNNL_ARG_DIFF_SRC, as_memory(state.scratch)}});
         cpu_stream().wait();
-        float* d = dx->f32();
-        const float* s = state.scratch.f32();
-        for (std::int64_t j = 0; j < dx->numel(); ++j) d[j] += s[j];
+        add_into(*dx, state.scratch);
     }
 
 private:

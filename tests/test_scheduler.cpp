@@ -87,6 +87,45 @@ TEST_CASE("independent nodes run at the same time, within the thread budget", "[
     CHECK(parallelism() == 1);
 }
 
+namespace {
+// Two nodes that write one plain int with no synchronization: a real race
+// between two of graphrun's tasks, for the ThreadSanitizer pass to catch.
+int shared_without_order = 0;
+class Racy final : public Op {
+public:
+    explicit Racy(Rendezvous* r) : r_(r) {}
+    std::vector<TensorType> infer(std::span<const TensorType> in) const override { return {in[0]}; }
+    void forward(const ForwardArgs& args) const override {
+        r_->started.fetch_add(1);
+        while (r_->started.load() < r_->expected) std::this_thread::yield();  // both at once
+        shared_without_order = shared_without_order + 1;
+        std::memcpy(args.outputs[0].raw(), args.inputs[0].raw(), args.inputs[0].bytes());
+    }
+    void backward(const BackwardArgs&) const override {}
+
+private:
+    Rendezvous* r_;
+};
+}  // namespace
+
+// Hidden (not run by default): tests/run runs it under ThreadSanitizer and
+// requires a report, which proves the suppressions (tests/tsan.supp) leave a
+// race between two tasks visible.
+TEST_CASE("a planted race between two tasks", "[.planted_race]") {
+    const ThreadBudget budget(2);
+    tbb::task_arena two(2);
+    Rendezvous rendezvous;
+    OpRegistry registry = builtin_ops();
+    registry.add({.name = "racy", .summary = "writes a shared int", .min_inputs = 1, .max_inputs = 1, .attrs = {}, .make = [&](const Attrs&) { return std::make_unique<Racy>(&rendezvous); }});
+    Graph g(registry);
+    const ValueRef x = g.input("x", {DType::f32, {4}});
+    g.add("both", "add", {g.add("a", "racy", {x}), g.add("b", "racy", {x})});
+    Executor ex(g);
+    ex.set("x", Tensor(Shape{4}));
+    two.execute([&] { ex.forward(); });
+    CHECK(shared_without_order >= 1);
+}
+
 TEST_CASE("an error in a task names its node and reaches the caller", "[scheduler]") {
     OpRegistry registry = builtin_ops();
     registry.add({.name = "fails", .summary = "throws", .min_inputs = 1, .max_inputs = 1, .attrs = {}, .make = [](const Attrs&) { return std::make_unique<Fails>(); }});

@@ -279,7 +279,9 @@ TEST_CASE("a stop request checkpoints mid-epoch, and --resume ends with the weig
     plain.out_dir = (dir / "whole").string();
     train::train(spec, built, plain);
 
-    for (const auto& [stop_epoch, stop_step] : std::vector<std::pair<int, std::int64_t>>{{2, 5}, {1, 1}, {2, 0}}) {
+    for (const auto& stop_at : std::vector<std::pair<int, std::int64_t>>{{2, 5}, {1, 1}, {2, 0}}) {
+        const int stop_epoch = stop_at.first;  // plain names: lambdas below capture them
+        const std::int64_t stop_step = stop_at.second;
         const fs::path out = dir / fmt::format("stopped_{}_{}", stop_epoch, stop_step);
         std::atomic<bool> stop{false};
         train::TrainOptions options;

@@ -9,9 +9,10 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "engine/spec/loader.hpp"
-#include "tools/shell_word.hpp"
+#include "tools/external_program.hpp"
 
 namespace graphrun::cli {
 
@@ -311,14 +312,11 @@ std::string bash_completion() {
         const CLI::App& sub = p.sub(c.name);
         auto names = Parser::option_names(sub);
         names.push_back("--help");
-        std::string words;
-        for (const auto& n : names) words += (words.empty() ? "" : " ") + n;
-        cases += fmt::format("        {}) options={} ;;\n", c.name, shell_word(words));
+        cases += fmt::format("        {}) options={} ;;\n", c.name, shell_word(fmt::format("{}", fmt::join(names, " "))));
         for (const auto& n : names)
             if (Parser::takes_value(sub, n) && valued.find(" " + n + " ") == std::string::npos) valued += n + " ";
     }
-    std::string commands;
-    for (const auto& c : kCommands) commands += (commands.empty() ? "" : " ") + std::string(c.name);
+    const std::string commands = fmt::format("{}", fmt::join(command_names(), " "));
     // Generated from the parser above: a new option appears here by itself.
     return fmt::format(R"(# bash completion for graphrun, made by `graphrun completion bash` from its parser.
 # Installed by `cmake --install` to share/bash-completion/completions/graphrun;
@@ -357,11 +355,7 @@ _graphrun() {{
 }}
 complete -o filenames -o bashdefault -F _graphrun graphrun
 )",
-                       fmt::format("{}", [&] {
-                           std::string alt;
-                           for (const auto& c : kCommands) alt += (alt.empty() ? "" : "|") + std::string(c.name);
-                           return alt;
-                       }()),
+                       fmt::join(command_names(), "|"),
                        shell_word(commands), cases, shell_word(commands), valued);
 }
 

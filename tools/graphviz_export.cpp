@@ -24,7 +24,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "tools/shell_word.hpp"
+#include "engine/io/atomic_file.hpp"
+#include "graphrun/error.hpp"
+#include "tools/external_program.hpp"
 
 namespace {
 
@@ -304,41 +306,6 @@ std::string read_file(const std::string& path) {
     return text;
 }
 
-// Writes OUT through a temporary file next to it, so a failed render leaves no half file.
-void write_output(const std::string& out, const std::string& dot_text, const std::string& format) {
-    std::string temp = out + ".XXXXXX";
-    int fd = ::mkstemp(temp.data());
-    if (fd < 0) throw InputError(fmt::format("{}: cannot create a temporary file next to it: {}", out, std::strerror(errno)));
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    ::fchmod(fd, 0666 & ~mask);  // mkstemp makes it 0600; OUT should be like any other new file
-    try {
-        if (format == "dot") {
-            for (std::size_t done = 0; done < dot_text.size();) {
-                const ssize_t n = ::write(fd, dot_text.data() + done, dot_text.size() - done);
-                if (n < 0 && errno != EINTR) throw std::runtime_error(fmt::format("cannot write {}: {}", temp, std::strerror(errno)));
-                done += n > 0 ? static_cast<std::size_t>(n) : 0;
-            }
-            if (::fsync(fd) != 0) throw std::runtime_error(fmt::format("cannot write {}: {}", temp, std::strerror(errno)));
-        } else {
-            const std::string command = fmt::format("dot -T{} -o {}", format, graphrun::cli::shell_word(temp));
-            std::FILE* dot = ::popen(command.c_str(), "w");
-            if (!dot) throw std::runtime_error(fmt::format("cannot run dot: {}", std::strerror(errno)));
-            const bool sent = std::fwrite(dot_text.data(), 1, dot_text.size(), dot) == dot_text.size();
-            const int status = ::pclose(dot);
-            if (!sent || status != 0)
-                throw std::runtime_error(fmt::format("dot -T{} failed ({}); {} is not written", format,
-                                          WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status)) : "killed", out));
-        }
-        if (::close(std::exchange(fd, -1)) != 0) throw std::runtime_error(fmt::format("cannot write {}: {}", temp, std::strerror(errno)));
-        if (::rename(temp.c_str(), out.c_str()) != 0) throw std::runtime_error(fmt::format("cannot rename {} to {}: {}", temp, out, std::strerror(errno)));
-    } catch (...) {
-        if (fd >= 0) ::close(fd);
-        ::unlink(temp.c_str());
-        throw;
-    }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -365,24 +332,21 @@ int main(int argc, char** argv) {
             throw InputError(fmt::format("-T {} needs Graphviz's `dot`, which is not installed: apt-get install graphviz (or use -T dot)", format));
 
         const std::string dot_text = to_dot(Reader(graph_path).read(read_file(graph_path)));
+        std::string bytes = dot_text;
+        if (format != "dot") {
+            const graphrun::cli::Drawing drawing = graphrun::cli::draw_with(fmt::format("dot -T{} -o {{out}}", format), dot_text);
+            if (!drawing.ok)
+                throw std::runtime_error(fmt::format("dot -T{} failed ({}); {} is not written", format, drawing.complaint, out_path.empty() ? "nothing" : out_path));
+            bytes = drawing.bytes;
+        }
         if (!out_path.empty()) {
-            write_output(out_path, dot_text, format);
-        } else if (format == "dot") {
-            if (!(std::cout << dot_text << std::flush)) throw std::runtime_error("cannot write to stdout");
-        } else {
-            // An image on stdout (`-T svg > graph.svg`, or a pipe): rendered into a
-            // temporary file first, so a failed render writes nothing at all.
-            const char* tmpdir = std::getenv("TMPDIR");
-            const std::string temp = fmt::format("{}/graphviz_export.{}.{}", tmpdir && *tmpdir ? tmpdir : "/tmp", ::getpid(), format);
-            write_output(temp, dot_text, format);
-            std::FILE* image = std::fopen(temp.c_str(), "rb");
-            ::unlink(temp.c_str());
-            if (!image) throw std::runtime_error(fmt::format("cannot read back {}: {}", temp, std::strerror(errno)));
-            char buffer[1 << 16];
-            bool ok = true;
-            for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, image)) > 0;) ok = ok && std::fwrite(buffer, 1, n, stdout) == n;
-            std::fclose(image);
-            if (!ok || std::fflush(stdout) != 0) throw std::runtime_error("cannot write to stdout");
+            try {
+                graphrun::io::write_file_atomically(out_path, std::as_bytes(std::span(bytes)));
+            } catch (const graphrun::Error& e) {
+                throw std::runtime_error(e.what());
+            }
+        } else if (!(std::cout << bytes << std::flush)) {
+            throw std::runtime_error("cannot write to stdout");
         }
         return 0;
     } catch (const InputError& e) {

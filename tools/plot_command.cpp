@@ -17,7 +17,7 @@
 #include "graphrun/error.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "tools/cli.hpp"
-#include "tools/shell_word.hpp"
+#include "tools/external_program.hpp"
 
 namespace graphrun::cli {
 
@@ -85,7 +85,6 @@ std::string draw_training_svg(const std::string& out_dir, const std::string& tit
     const std::string epochs = epoch_rows(dir / "metrics.jsonl"), histogram = histogram_rows(dir / "validation.tsv");
     if (!on_path("gnuplot")) return "no training picture: gnuplot is not installed (apt-get install gnuplot-nox), then: graphrun plot " + out_dir;
     const fs::path svg = dir / "training.svg";
-    const fs::path partial = dir / fmt::format("training.svg.tmp.{}", getpid());
     // gnuplot reads the script on stdin; single quotes in a path would end its strings.
     auto quoted = [](const std::string& s) {
         std::string q;
@@ -98,7 +97,7 @@ $epochs << EOD
 $hist << EOD
 {}EOD
 set terminal svg size 1100,420 dynamic noenhanced font "sans,11" background rgb "white"
-set output {}
+set output '{{out}}'
 set multiplot layout 1,2 title {}
 set title "loss and validation AUC per epoch"
 set xlabel "epoch"
@@ -130,27 +129,12 @@ plot $hist using 1:2 with boxes lc rgb "#1f77b4" title "similar pairs", \
      $hist using 1:3 with boxes lc rgb "#d62728" title "dissimilar pairs"
 unset multiplot
 )",
-                                           epochs, histogram, quoted(partial.string()), quoted(title));
-    // gnuplot's own output (font warnings and the like) goes to a file, not
-    // into the run's output; when it fails, its first line says why.
-    const fs::path log = dir / fmt::format("training.svg.log.{}", getpid());
-    FILE* gnuplot = popen(fmt::format("gnuplot >{} 2>&1", shell_word(log.string())).c_str(), "w");
-    if (!gnuplot) throw Error("cannot start gnuplot");
-    std::fwrite(script.data(), 1, script.size(), gnuplot);
-    const int status = pclose(gnuplot);
-    std::string said;
-    {
-        std::ifstream in(log);
-        while (said.empty() && std::getline(in, said)) {}
-    }
-    std::error_code ec;
-    fs::remove(log, ec);
-    if (status != 0 || !fs::exists(partial)) {
-        fs::remove(partial, ec);
-        throw Error(fmt::format("gnuplot failed (status {}) drawing {}{}", status, svg.string(), said.empty() ? "" : ": " + said));
-    }
-    fs::rename(partial, svg, ec);
-    if (ec) throw Error(fmt::format("{}: {}", svg.string(), ec.message()));
+                                           epochs, histogram, quoted(title));
+    // gnuplot draws into a temporary file; its own output (font warnings and
+    // the like) stays out of ours, and when it fails its first line says why.
+    const Drawing drawing = draw_with("gnuplot", script);
+    if (!drawing.ok) throw Error(fmt::format("gnuplot failed ({}) drawing {}", drawing.complaint, svg.string()));
+    io::write_file_atomically(svg.string(), std::as_bytes(std::span(drawing.bytes)));
     return "";
 }
 

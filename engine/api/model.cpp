@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "engine/train/initializer.hpp"
 #include "engine/train/step.hpp"
@@ -35,9 +36,9 @@ struct Model::Impl {
     int input_node(const std::string& name) const {
         const auto index = graph.find(name);
         if (!index || graph.node(*index).kind != NodeKind::input) {
-            std::string known;
-            for (int i : graph.inputs()) known += (known.empty() ? "" : ", ") + graph.node(i).name;
-            throw Error(fmt::format("the model has no input '{}' (its inputs: {})", name, known));
+            std::vector<std::string> known;
+            for (int i : graph.inputs()) known.push_back(graph.node(i).name);
+            throw Error(fmt::format("the model has no input '{}' (its inputs: {})", name, fmt::join(known, ", ")));
         }
         return *index;
     }

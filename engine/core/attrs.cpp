@@ -1,6 +1,7 @@
 #include "engine/core/attrs.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "graphrun/error.hpp"
 
@@ -56,9 +57,9 @@ bool Attrs::boolean(const std::string& name) const { return std::get<bool>(looku
 const std::string& Attrs::string(const std::string& name) const { return std::get<std::string>(lookup(values_, name)); }
 
 Attrs validate_attrs(const std::string& where, const std::vector<AttrSpec>& schema, const Attrs& given) {
-    std::string known;
-    for (const auto& spec : schema) known += (known.empty() ? "" : ", ") + spec.name;
-    if (known.empty()) known = "none";
+    std::vector<std::string> names;
+    for (const auto& spec : schema) names.push_back(spec.name);
+    const std::string known = names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "));
 
     for (const auto& [name, value] : given.values()) {
         const AttrSpec* spec = nullptr;

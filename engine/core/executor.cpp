@@ -7,6 +7,7 @@
 #include <omp.h>
 #include <tbb/task_group.h>
 
+#include "engine/core/accumulate.hpp"
 #include "engine/core/threads.hpp"
 
 namespace graphrun {
@@ -35,17 +36,27 @@ void run_task_graph(const std::vector<char>& participating, std::atomic<int>* pe
         // Runs a node, then one successor that became ready in the same task
         // (no hand-off), the others as new tasks.
         void operator()(int node) const {
+            struct Ended {  // also when the node throws: the waiter sees what it wrote
+                ~Ended() { TaskOrder::ended(); }
+            } ended;
             use_one_openmp_thread();
             while (node >= 0) {
                 run(node);
                 int follow = -1;
                 for (int s : next(node)) {
                     if (!participating[static_cast<std::size_t>(s)] || pending[s].fetch_sub(1) != 1) continue;
-                    if (follow >= 0) group.run([chain = *this, follow] { chain(follow); });
+                    if (follow >= 0) spawn(follow);
                     follow = s;
                 }
                 node = follow;
             }
+        }
+        void spawn(int node) const {
+            TaskOrder::handing_over();
+            group.run([chain = *this, node] {
+                TaskOrder::started();  // before reading anything the spawner wrote
+                chain(node);
+            });
         }
     };
     const Chain chain{group, participating, pending, run, next};
@@ -54,20 +65,16 @@ void run_task_graph(const std::vector<char>& participating, std::atomic<int>* pe
     std::vector<int> roots;
     for (std::size_t i = 0; i < participating.size(); ++i)
         if (participating[i] && pending[i].load() == 0) roots.push_back(static_cast<int>(i));
-    for (int root : roots) group.run([chain, root] { chain(root); });
+    for (int root : roots) chain.spawn(root);
     try {
         group.wait();
+        TaskOrder::waited();
     } catch (...) {
+        TaskOrder::waited();
         omp_set_num_threads(caller_omp_threads);
         throw;
     }
     omp_set_num_threads(caller_omp_threads);
-}
-
-void add_into(Tensor& to, const Tensor& from) {
-    float* d = to.f32();
-    const float* s = from.f32();
-    for (std::int64_t j = 0; j < to.numel(); ++j) d[j] += s[j];
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "engine/core/graph.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace graphrun {
 
@@ -38,9 +39,7 @@ ValueRef Graph::add(const std::string& name, const std::string& op_name, std::ve
     check_new_name(name);
     const OpDef* def = registry_->find(op_name);
     if (!def) {
-        std::string known;
-        for (const auto& n : registry_->names()) known += (known.empty() ? "" : ", ") + n;
-        throw Error(fmt::format("node '{}': unknown op '{}' (known ops: {})", name, op_name, known));
+        throw Error(fmt::format("node '{}': unknown op '{}' (known ops: {})", name, op_name, fmt::join(registry_->names(), ", ")));
     }
     const std::string where = fmt::format("node '{}' ({})", name, op_name);
     if (inputs.size() < def->min_inputs || inputs.size() > def->max_inputs) {
@@ -63,9 +62,9 @@ ValueRef Graph::add(const std::string& name, const std::string& op_name, std::ve
     try {
         n.outputs = n.op->infer(in_types);
     } catch (const ShapeError& e) {
-        std::string got;
-        for (const auto& t : in_types) got += (got.empty() ? "" : ", ") + to_string(t);
-        throw Error(fmt::format("{}: {} (inputs: {})", where, e.what(), got));
+        std::vector<std::string> got;
+        for (const auto& t : in_types) got.push_back(to_string(t));
+        throw Error(fmt::format("{}: {} (inputs: {})", where, e.what(), fmt::join(got, ", ")));
     }
     n.inputs = std::move(inputs);
     for (const auto& v : n.inputs)

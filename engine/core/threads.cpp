@@ -39,10 +39,15 @@ void run_parts(int parts, const std::function<void(int)>& part) {
         part(0);
         return;
     }
-    tbb::parallel_for(0, parts, [&](int p) {
+    const auto run_part = [&](int p) {
+        TaskOrder::started();
         use_one_openmp_thread();
         part(p);
-    }, tbb::simple_partitioner());
+        TaskOrder::ended();
+    };
+    TaskOrder::handing_over();  // after everything the parts read is written, the lambda too
+    tbb::parallel_for(0, parts, run_part, tbb::simple_partitioner());
+    TaskOrder::waited();
 }
 
 }  // namespace graphrun

@@ -4,6 +4,7 @@
 // lstm's batch cut into parts), so the oneTBB limit bounds the whole process.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -25,6 +26,43 @@ void run_parts(int parts, const std::function<void(int)>& part);
 // consecutive parts whose sizes differ by at most one (the lstm's batch parts,
 // an MPI rank's share of a batch).
 std::pair<std::int64_t, std::int64_t> split_rows(std::int64_t n, int parts, int p);
+
+// oneTBB's own synchronization is invisible to ThreadSanitizer: Debian's
+// libtbb is not instrumented, so a task would look unordered with the code
+// that spawned it and with the code that waited for it. A TaskOrder restates
+// the order oneTBB guarantees with one atomic the sanitizer sees: bumped before
+// a task is handed over and when it ends, read when it starts and after the
+// wait. Outside a ThreadSanitizer build it compiles to nothing.
+#if defined(__SANITIZE_THREAD__)  // GCC
+#define GRAPHRUN_THREAD_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)  // clang
+#define GRAPHRUN_THREAD_SANITIZER 1
+#endif
+#endif
+class TaskOrder {
+public:
+    // Static, on one atomic for the whole process: a task must not have to
+    // read anything of its spawner's (a captured reference) before the order
+    // is stated.
+#if defined(GRAPHRUN_THREAD_SANITIZER)
+    static void handing_over() { count().fetch_add(1, std::memory_order_acq_rel); }
+    static void started() { (void)count().load(std::memory_order_acquire); }
+    static void ended() { count().fetch_add(1, std::memory_order_acq_rel); }
+    static void waited() { (void)count().load(std::memory_order_acquire); }
+
+private:
+    static std::atomic<std::uint64_t>& count() {
+        static std::atomic<std::uint64_t> n{0};
+        return n;
+    }
+#else
+    static void handing_over() {}
+    static void started() {}
+    static void ended() {}
+    static void waited() {}
+#endif
+};
 
 // Gives the calling thread's oneDNN primitives one OpenMP thread (see above).
 void use_one_openmp_thread();

@@ -75,7 +75,8 @@ Attrs check_attrs(const NodeSpec& n, const std::vector<AttrSpec>& schema) {
     const std::string where = fmt::format("node '{}' ({})", n.name, n.op);
     Attrs full;
     for (const auto& [name, value] : n.attrs.values()) {
-        const auto s = std::find_if(schema.begin(), schema.end(), [&](const AttrSpec& a) { return a.name == name; });
+        const std::string& key = name;  // a structured binding cannot be captured before clang 16
+        const auto s = std::find_if(schema.begin(), schema.end(), [&](const AttrSpec& a) { return a.name == key; });
         if (s == schema.end())
             throw SpecError(attr_loc(n, name), fmt::format("{}: unknown attribute '{}' (known: {}){}", where, name,
                                                            known.empty() ? "none" : spec::join(known), spec::did_you_mean(name, known)));
@@ -277,18 +278,16 @@ BuiltGraph build_graph(const spec::Spec& s, const OpRegistry& registry) {
     const Checked checked = check_nodes(s, registry);
     const std::vector<int> order = topological_order(s, checked.deps);
 
-    BuiltGraph out{Graph(registry), {}, {}, {}};
+    BuiltGraph out{Graph(registry), {}, {}};
     Graph& g = out.graph;
     std::map<std::string, ValueRef> built;
     for (const auto& in : s.inputs) {
         Shape shape{kAnyDim};
         shape.insert(shape.end(), in.shape.begin(), in.shape.end());
         built[in.name] = g.input(in.name, {in.dtype, shape});
-        out.node_locs[in.name] = in.loc;
     }
     for (int i : order) {
         const NodeSpec& n = s.nodes[static_cast<std::size_t>(i)];
-        const std::size_t first_new = g.nodes().size();
         try {
             built[n.name] = build_node(g, s, n, checked.attrs[static_cast<std::size_t>(i)], built);
         } catch (const SpecError&) {
@@ -297,7 +296,6 @@ BuiltGraph build_graph(const spec::Spec& s, const OpRegistry& registry) {
             // The graph's message names the node and says what it expected.
             throw SpecError(n.loc, e.what());
         }
-        for (std::size_t k = first_new; k < g.nodes().size(); ++k) out.node_locs[g.nodes()[k].name] = n.loc;
     }
 
     for (const auto& name : s.outputs) out.outputs.emplace_back(name, named(s, built, name, s.outputs_loc, "outputs"));

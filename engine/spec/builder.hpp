@@ -25,7 +25,6 @@ struct BuiltGraph {
     std::vector<std::pair<std::string, ValueRef>> outputs;  // the spec's `outputs`, in its order
     // Every graph node made for a spec node or input (parameters and parts
     // included) -> where the spec defined it, so later errors can point there.
-    std::map<std::string, spec::Location> node_locs;
 };
 
 // Inputs become graph inputs of shape (kAnyDim, ...spec shape); nodes are built

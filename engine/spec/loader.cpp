@@ -14,6 +14,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
 namespace graphrun::spec {
@@ -308,9 +309,9 @@ DataSpec read_data(const Reader& r, const Entry& section, const std::vector<Inpu
     const auto entries = r.map(section.value, section.path, "data", kDataKeys);
     if (entries.size() != 1)
     {
-        std::string got;
-        for (const auto& e : entries) got += (got.empty() ? "" : " and ") + e.key;
-        r.fail(d.loc, fmt::format("data must hold exactly one of synthetic, files, text; got {}", got.empty() ? "none" : got));
+        std::vector<std::string> got;
+        for (const auto& e : entries) got.push_back(e.key);
+        r.fail(d.loc, fmt::format("data must hold exactly one of synthetic, files, text; got {}", got.empty() ? "none" : fmt::format("{}", fmt::join(got, " and "))));
     }
     const Entry& e = entries[0];
     if (e.key == "synthetic") {

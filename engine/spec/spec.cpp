@@ -8,6 +8,7 @@
 #include <limits>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "engine/spec/loader.hpp"
 
@@ -56,9 +57,7 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 }
 
 std::string join(const std::vector<std::string>& words) {
-    std::string out;
-    for (const auto& w : words) out += (out.empty() ? "" : ", ") + w;
-    return out;
+    return fmt::format("{}", fmt::join(words, ", "));
 }
 
 void check_name(const Location& where, const std::string& what, const std::string& name) {
