@@ -416,9 +416,7 @@ std::set<std::string> apply_overrides(YAML::Node& root, const std::vector<std::s
             if (const auto near = near_miss(seg[i], known)) {
                 Keys fixed = seg;
                 fixed[i] = *near;
-                std::string path;
-                for (const auto& s : fixed) path += (path.empty() ? "" : ".") + s;
-                message += fmt::format(" (did you mean '{}'?)", path);
+                message += fmt::format(" (did you mean '{}'?)", fmt::join(fixed, "."));
             }
             throw SpecError(where, message);
         };
