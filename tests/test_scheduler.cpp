@@ -32,9 +32,13 @@ struct Rendezvous {
     std::atomic<bool> all_met{true};
 };
 
+// Two nodes that also write one plain int with no synchronization (`race`):
+// a real race between two of graphrun's tasks, for the ThreadSanitizer pass.
+int shared_without_order = 0;
+
 class Probe final : public Op {
 public:
-    explicit Probe(Rendezvous* r) : r_(r) {}
+    Probe(Rendezvous* r, bool race) : r_(r), race_(race) {}
     std::vector<TensorType> infer(std::span<const TensorType> in) const override { return {in[0]}; }
     void forward(const ForwardArgs& args) const override {
         r_->started.fetch_add(1);
@@ -46,13 +50,34 @@ public:
             }
             std::this_thread::yield();
         }
+        if (race_) shared_without_order = shared_without_order + 1;
         std::memcpy(args.outputs[0].raw(), args.inputs[0].raw(), args.inputs[0].bytes());
     }
     void backward(const BackwardArgs&) const override {}
 
 private:
     Rendezvous* r_;
+    bool race_;
 };
+
+// Runs two independent probes, a and b, on two threads whatever the cores (a
+// budget above the core count raises oneTBB's worker limit; an arena of two
+// uses them; on one core they take turns). Returns whether they overlapped.
+bool run_two_probes(bool race) {
+    const ThreadBudget budget(2);
+    tbb::task_arena two(2);
+    Rendezvous rendezvous;
+    OpRegistry registry = builtin_ops();
+    registry.add({.name = "probe", .summary = "waits for the other probes", .min_inputs = 1, .max_inputs = 1, .attrs = {},
+                  .make = [&](const Attrs&) { return std::make_unique<Probe>(&rendezvous, race); }});
+    Graph g(registry);
+    const ValueRef x = g.input("x", {DType::f32, {4}});
+    g.add("both", "add", {g.add("a", "probe", {x}), g.add("b", "probe", {x})});
+    Executor ex(g);
+    ex.set("x", Tensor(Shape{4}));
+    two.execute([&] { ex.forward(); });
+    return rendezvous.all_met;
+}
 
 class Fails final : public Op {
 public:
@@ -64,65 +89,18 @@ public:
 }  // namespace
 
 TEST_CASE("independent nodes run at the same time, within the thread budget", "[scheduler]") {
-    // Two threads whatever the cores (a budget above the core count raises
-    // oneTBB's worker limit; an arena of two uses them): on one core they
-    // take turns, so the probes still meet.
-    const ThreadBudget budget(2);
-    tbb::task_arena two(2);
-    Rendezvous rendezvous;
-    OpRegistry registry = builtin_ops();
-    registry.add({.name = "probe", .summary = "waits for the other probes", .min_inputs = 1, .max_inputs = 1, .attrs = {}, .make = [&](const Attrs&) { return std::make_unique<Probe>(&rendezvous); }});
-    Graph g(registry);
-    const ValueRef x = g.input("x", {DType::f32, {4}});
-    const ValueRef a = g.add("a", "probe", {x});
-    const ValueRef b = g.add("b", "probe", {x});
-    g.add("both", "add", {a, b});
-    Executor ex(g);
-    ex.set("x", Tensor(Shape{4}));
-    two.execute([&] { ex.forward(); });
-    CHECK(rendezvous.all_met);  // a and b overlapped
+    CHECK(run_two_probes(false));  // a and b overlapped
 
     // A budget of one thread: the ops cut their work into one part.
     const ThreadBudget one(1);
     CHECK(parallelism() == 1);
 }
 
-namespace {
-// Two nodes that write one plain int with no synchronization: a real race
-// between two of graphrun's tasks, for the ThreadSanitizer pass to catch.
-int shared_without_order = 0;
-class Racy final : public Op {
-public:
-    explicit Racy(Rendezvous* r) : r_(r) {}
-    std::vector<TensorType> infer(std::span<const TensorType> in) const override { return {in[0]}; }
-    void forward(const ForwardArgs& args) const override {
-        r_->started.fetch_add(1);
-        while (r_->started.load() < r_->expected) std::this_thread::yield();  // both at once
-        shared_without_order = shared_without_order + 1;
-        std::memcpy(args.outputs[0].raw(), args.inputs[0].raw(), args.inputs[0].bytes());
-    }
-    void backward(const BackwardArgs&) const override {}
-
-private:
-    Rendezvous* r_;
-};
-}  // namespace
-
 // Hidden (not run by default): tests/run runs it under ThreadSanitizer and
 // requires a report, which proves the suppressions (tests/tsan.supp) leave a
 // race between two tasks visible.
 TEST_CASE("a planted race between two tasks", "[.planted_race]") {
-    const ThreadBudget budget(2);
-    tbb::task_arena two(2);
-    Rendezvous rendezvous;
-    OpRegistry registry = builtin_ops();
-    registry.add({.name = "racy", .summary = "writes a shared int", .min_inputs = 1, .max_inputs = 1, .attrs = {}, .make = [&](const Attrs&) { return std::make_unique<Racy>(&rendezvous); }});
-    Graph g(registry);
-    const ValueRef x = g.input("x", {DType::f32, {4}});
-    g.add("both", "add", {g.add("a", "racy", {x}), g.add("b", "racy", {x})});
-    Executor ex(g);
-    ex.set("x", Tensor(Shape{4}));
-    two.execute([&] { ex.forward(); });
+    CHECK(run_two_probes(true));
     CHECK(shared_without_order >= 1);
 }
 

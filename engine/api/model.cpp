@@ -48,8 +48,8 @@ Model Model::from_spec(spec::Spec spec) {
     BuiltGraph built = build_graph(spec, builtin_ops());
     std::vector<std::string> outputs;
     for (const auto& [name, ref] : built.outputs) outputs.push_back(name);
-    Model model(std::move(built.graph), spec.loss.empty() ? std::nullopt : std::optional<std::string>(spec.loss));
-    model.initialize(spec.train.seed);  // as `graphrun train` starts
+    Model model(std::move(built.graph), spec.loss.empty() ? std::nullopt : std::optional<std::string>(spec.loss),
+                spec.train.seed);  // as `graphrun train` starts
     model.impl_->outputs = std::move(outputs);
     return model;
 }
@@ -68,9 +68,11 @@ Model Model::from_string(const std::string& yaml, const std::string& name) {
     return model;
 }
 
-Model::Model(Graph graph, std::optional<std::string> loss) : impl_(std::make_unique<Impl>(std::move(graph))) {
+Model::Model(Graph graph, std::optional<std::string> loss) : Model(std::move(graph), std::move(loss), 0) {}
+
+Model::Model(Graph graph, std::optional<std::string> loss, std::uint64_t seed) : impl_(std::make_unique<Impl>(std::move(graph))) {
     if (loss) impl_->loss = ValueRef{impl_->graph.index_of(*loss), 0};
-    initialize(0);
+    initialize(seed);
     const Graph& g = impl_->graph;
     std::vector<bool> read(g.nodes().size(), false);
     for (const Node& n : g.nodes())

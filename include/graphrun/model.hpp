@@ -102,6 +102,7 @@ public:
 
 private:
     static Model from_spec(spec::Spec spec);
+    Model(Graph graph, std::optional<std::string> loss, std::uint64_t seed);
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
