@@ -61,7 +61,7 @@ void BinaryPrimitive::run(const Tensor& a, const Tensor& b, Tensor& out) {
         src1_ = dnnl::memory::desc(to_dims(swapped_ ? pa : pb), dt::f32, plain_tag(rank));
         dst_ = dnnl::memory::desc(to_dims(po), dt::f32, plain_tag(rank));
         dnnl::binary::desc desc(algorithm_, src0_, src1_, dst_);
-        primitive_ = dnnl::binary(dnnl::binary::primitive_desc(desc, attr, cpu_engine()));
+        primitive_ = make_primitive<dnnl::binary>(dnnl::binary::primitive_desc(desc, attr, cpu_engine()));
     }
     auto& engine = cpu_engine();
     dnnl::memory m0(src0_, engine, const_cast<void*>(swapped_ ? b.raw() : a.raw()));

@@ -26,10 +26,10 @@
 namespace graphrun {
 namespace {
 
-// The batch is cut into parts of consecutive rows, one oneDNN LSTM each, run
-// as parallel tasks with one OpenMP thread each: on a few cores that beats one
-// call with several OpenMP threads (its per-step GEMMs are too small to split
-// well). Rows are contiguous in (N, T, E), so a part reads and writes its rows
+// The batch is cut into parts of consecutive rows (batch_parts: by the batch
+// size alone), one oneDNN LSTM each, run as parallel tasks with one OpenMP
+// thread each: on a few cores that beats one call with several OpenMP threads
+// (its per-step GEMMs are too small to split well). Rows are contiguous in (N, T, E), so a part reads and writes its rows
 // in place. With lengths, oneDNN's full output and its gradient live in our
 // own buffers (allocated once per shape).
 struct LstmOpState final : OpState {
@@ -38,6 +38,13 @@ struct LstmOpState final : OpState {
     std::vector<Tensor> part_grads;  // [part * 3 + k], k: weight_ih, weight_hh, bias
     Tensor y_full;   // (N, T, H) dst_layer: every h_t, padding steps included
     Tensor dy_full;  // (N, T, H) diff_dst_layer: dy at the real steps, 0 elsewhere
+
+    std::int64_t bytes() const override {
+        std::int64_t total = static_cast<std::int64_t>(y_full.bytes() + dy_full.bytes());
+        for (const auto& part : parts) total += part.bytes();
+        for (const auto& g : part_grads) total += static_cast<std::int64_t>(g.bytes());
+        return total;
+    }
 
     void reserve(std::int64_t N, std::int64_t T, std::int64_t H) {
         if (y_full.defined() && y_full.dim(0) == N && y_full.dim(1) == T && y_full.dim(2) == H) return;
@@ -91,8 +98,9 @@ public:
             check_lengths(*lengths, T);
             state.reserve(N, T, H);
         }
-        // The number of parts follows the thread budget only, so a result depends on nothing else.
-        const int P = static_cast<int>(std::clamp<std::int64_t>(parallelism(), 1, N));
+        // The parts follow the batch size alone: any thread count computes the
+        // same parts and sums their weight gradients in the same order.
+        const int P = batch_parts(N);
         if (static_cast<int>(state.parts.size()) != P) {
             state.parts = std::vector<LstmState>(static_cast<std::size_t>(P));
             state.part_grads.clear();

@@ -55,6 +55,17 @@ void expect_lstm_weights(const char* op, std::span<const TensorType> w, std::int
         throw ShapeError(fmt::format("{} expects bias (4*units={}), got {}", op, 4 * H, to_string(b)));
 }
 
+std::int64_t LstmState::bytes() const {
+    std::size_t total = 0;
+    for (const Tensor* t : {&zeros_nh_, &zeros_nth_, &y_own_, &h_last_own_, &c_last_own_, &dx_own_, &dh0_own_, &dc0_own_, &scratchpad_})
+        if (t->defined()) total += t->bytes();
+    for (const dnnl::memory* m : {&workspace_, &dw_ih_, &dw_hh_, &dbias_})
+        if (*m) total += m->get_desc().get_size();
+    for (const auto* copies : {&fwd_weights_, &bwd_weights_, &to_low_})
+        for (const Copy& c : *copies) total += c.args.at(DNNL_ARG_TO).get_desc().get_size();
+    return static_cast<std::int64_t>(total);
+}
+
 LstmState::Copy LstmState::make_copy(const memory& from, const memory& to, bool add) {
     dnnl::primitive_attr attr = attr_;
     if (add) {
@@ -63,7 +74,7 @@ LstmState::Copy LstmState::make_copy(const memory& from, const memory& to, bool 
         attr.set_post_ops(ops);
     }
     dnnl::reorder::primitive_desc pd(cpu_engine(), from.get_desc(), cpu_engine(), to.get_desc(), attr);
-    return {dnnl::reorder(pd), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, pd.scratchpad_desc()};
+    return {make_primitive<dnnl::reorder>(pd), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, pd.scratchpad_desc()};
 }
 
 memory LstmState::adopt(const memory& user, const memory::desc& want, std::vector<Copy>& copies) {
@@ -108,7 +119,7 @@ void LstmState::build(const LstmSizes& s) {
     dnnl::lstm_forward::desc fwd_desc(prop, dir, x_prim, h_prim, state_md, weights_any(w_ih_dims), weights_any(w_hh_dims), any_desc(bias_dims),
                                       y_prim, h_prim, state_md);
     fwd_pd_ = dnnl::lstm_forward::primitive_desc(fwd_desc, attr_, eng);
-    fwd_ = dnnl::lstm_forward(fwd_pd_);
+    fwd_ = make_primitive<dnnl::lstm_forward>(fwd_pd_);
     fwd_weights_.clear();
     bwd_weights_.clear();
     grad_adds_.clear();
@@ -158,7 +169,7 @@ void LstmState::build(const LstmSizes& s) {
                                        x_md, state_md, state_md, any_desc(w_ih_dims), any_desc(w_hh_dims),
                                        any_desc(bias_dims), y_md, state_md, state_md);
     bwd_pd_ = dnnl::lstm_backward::primitive_desc(bwd_desc, attr_, eng, fwd_pd_);
-    bwd_ = dnnl::lstm_backward(bwd_pd_);
+    bwd_ = make_primitive<dnnl::lstm_backward>(bwd_pd_);
 
     dy_ = memory(y_md, eng, nullptr);
     dh_last_ = memory(state_md, eng, nullptr);

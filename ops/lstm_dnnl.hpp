@@ -70,6 +70,7 @@ public:
     // Needs the forward of the same step first, called with the same `data`
     // (the workspace and the saved states belong to that call).
     void backward(const LstmForwardData& data, const LstmBackwardData& grads);
+    std::int64_t bytes() const override;  // our buffers, oneDNN's workspace and scratchpad
 
 private:
     using Args = std::unordered_map<int, dnnl::memory>;

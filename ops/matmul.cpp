@@ -68,7 +68,7 @@ public:
             state.y_desc = dnnl::memory::desc({rows, m}, dt::f32, dnnl::memory::format_tag::ab);
             auto desc = has_bias ? dnnl::matmul::desc(state.a_desc, state.b_desc, state.bias_desc, state.y_desc)
                                  : dnnl::matmul::desc(state.a_desc, state.b_desc, state.y_desc);
-            state.primitive = dnnl::matmul(dnnl::matmul::primitive_desc(desc, cpu_engine()));
+            state.primitive = make_primitive<dnnl::matmul>(dnnl::matmul::primitive_desc(desc, cpu_engine()));
         }
         auto& engine = cpu_engine();
         std::unordered_map<int, dnnl::memory> memories{

@@ -46,7 +46,7 @@ public:
             dnnl::memory::dims ones(src_desc.dims().size(), 1);
             dnnl::memory::desc dst_desc(ones, dnnl::memory::data_type::f32, plain_tag(ones.size()));
             const auto algorithm = mean_ ? dnnl::algorithm::reduction_mean : dnnl::algorithm::reduction_sum;
-            state.primitive = dnnl::reduction({{algorithm, src_desc, dst_desc, 0.0f, 0.0f}, cpu_engine()});
+            state.primitive = make_primitive<dnnl::reduction>(dnnl::reduction::primitive_desc({algorithm, src_desc, dst_desc, 0.0f, 0.0f}, cpu_engine()));
         }
         dnnl::memory::dims ones(src.get_desc().dims().size(), 1);
         dnnl::memory dst({ones, dnnl::memory::data_type::f32, plain_tag(ones.size())}, cpu_engine(), y.raw());

@@ -56,8 +56,8 @@ private:
         const auto desc = as_memory(x).get_desc();
         dnnl::eltwise_forward::primitive_desc fwd({dnnl::prop_kind::forward_training, algorithm_, desc, 0.0f, 0.0f}, cpu_engine());
         dnnl::eltwise_backward::primitive_desc bwd({algorithm_, desc, desc, 0.0f, 0.0f}, cpu_engine(), fwd);
-        state.forward = dnnl::eltwise_forward(fwd);
-        state.backward = dnnl::eltwise_backward(bwd);
+        state.forward = make_primitive<dnnl::eltwise_forward>(fwd);
+        state.backward = make_primitive<dnnl::eltwise_backward>(bwd);
         state.scratch = Tensor(x.type());
         return state;
     }

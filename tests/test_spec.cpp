@@ -303,7 +303,7 @@ TEST_CASE("spec errors: ops, attributes, inputs, shapes", "[spec]") {
 }
 
 TEST_CASE("spec errors: data, train, optimizer", "[spec]") {
-    CHECK_THAT(error_of_string(kBase + "data: {}\n"), StartsWith("<string>:14:7: data must hold exactly one of synthetic, files, text; got none"));
+    CHECK_THAT(error_of_string(kBase + "data: {}\n"), StartsWith("<string>:14:7: data must hold exactly one of synthetic, files, text, inputs; got none"));
     CHECK_THAT(error_of_string(kBase + "data: {synthetic: {}, text: {path: a.tsv}}\n"), Contains("got synthetic and text"));
     CHECK_THAT(error_of_string(kBase + "train: {optimizer: {type: adamw}}\n"),
                StartsWith("<string>:14:27: unknown optimizer type 'adamw' (known: adam, sgd)") && Contains("did you mean 'adam'?"));

@@ -13,6 +13,7 @@
 #include "engine/io/atomic_file.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
+#include "engine/train/siamese_task.hpp"
 #include "engine/train/trainer.hpp"
 #include "ops/builtin.hpp"
 #include "tools/cli.hpp"

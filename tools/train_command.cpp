@@ -100,7 +100,7 @@ namespace {
 // --overwrite removes the run's own files, so a failed new run leaves no mix of
 // the two; anything else in the folder stays. Under MPI rank 0 decides: it alone
 // writes there, and the other ranks would see the files it starts writing.
-const char* const kRunFiles[] = {"checkpoint.safetensors", "metrics.jsonl", "validation.tsv", "training.svg"};
+const char* const kRunFiles[] = {"checkpoint.safetensors", "best.safetensors", "metrics.jsonl", "validation.tsv", "training.svg"};
 
 void refuse_to_overwrite(const std::string& out_dir, const Args& args) {
     namespace fs = std::filesystem;
@@ -150,9 +150,9 @@ int run_train(const Args& args) {
     options.on_epoch = [&](const train::EpochMetrics& m) {
         if (terminal) fmt::print(stderr, "\n");
         if (!m.val_similarity.empty()) write_validation_tsv(options.out_dir, m.val_similarity, m.val_label);
-        fmt::print("epoch {}  train_loss {:.4f}  val_loss {}  val_auc {}  pos_sim {}  neg_sim {}  spread {}  {:.0f} samples/s\n", m.epoch,
-                   m.train_loss, metric(m.val_loss), metric(m.val_auc, "{:.3f}"), metric(m.pos_sim, "{:+.3f}"), metric(m.neg_sim, "{:+.3f}"),
-                   metric(m.spread, "{:.3f}"), m.samples_per_s);
+        std::string figures;
+        for (const auto& f : m.metrics) figures += fmt::format("  {} {}", f.name, metric(f.value, f.format.c_str()));
+        fmt::print("epoch {}  train_loss {:.4f}  val_loss {}{}  {:.0f} samples/s\n", m.epoch, m.train_loss, metric(m.val_loss), figures, m.samples_per_s);
         std::fflush(stdout);
     };
 
@@ -191,11 +191,16 @@ int run_train(const Args& args) {
     }
     if (!lead) return 0;
     if (history.empty()) {
-        fmt::print("graphrun: nothing to do: the checkpoint in {} has finished all {} epochs\n", options.out_dir, spec.train.epochs);
+        if (spec.train.max_steps > 0)
+            fmt::print("graphrun: done: train.max_steps = {} reached before an epoch ended; checkpoint {}/checkpoint.safetensors\n", spec.train.max_steps,
+                       options.out_dir);
+        else
+            fmt::print("graphrun: nothing to do: the checkpoint in {} has finished all {} epochs\n", options.out_dir, spec.train.epochs);
         return 0;
     }
-    fmt::print("graphrun: done; final val_auc {}; checkpoint {}/checkpoint.safetensors, metrics {}/metrics.jsonl\n",
-               metric(history.back().val_auc, "{:.3f}"), options.out_dir, options.out_dir);
+    const train::Metric& first = history.back().metrics.front();
+    fmt::print("graphrun: done; final {} {}; checkpoint {}/checkpoint.safetensors (best {}/best.safetensors), metrics {}/metrics.jsonl\n", first.name,
+               metric(first.value, first.format.c_str()), options.out_dir, options.out_dir, options.out_dir);
     // The picture is a convenience: its failure must not fail a finished run.
     try {
         const std::string note = draw_training_svg(options.out_dir, spec.name);

@@ -1,5 +1,7 @@
 #include "engine/core/dnnl_context.hpp"
 
+#include <atomic>
+
 #include "graphrun/error.hpp"
 
 namespace graphrun {
@@ -13,6 +15,13 @@ dnnl::stream& cpu_stream() {
     thread_local dnnl::stream stream(cpu_engine());
     return stream;
 }
+
+namespace {
+std::atomic<std::int64_t> primitive_count{0};
+}  // namespace
+
+void note_primitive_created() { primitive_count.fetch_add(1, std::memory_order_relaxed); }
+std::int64_t primitives_created() { return primitive_count.load(std::memory_order_relaxed); }
 
 dnnl::memory::dims to_dims(const Shape& shape) { return dnnl::memory::dims(shape.begin(), shape.end()); }
 

@@ -2,6 +2,8 @@
 // helpers to view a Tensor as oneDNN memory without copying.
 #pragma once
 
+#include <cstdint>
+
 #include <dnnl.hpp>
 
 #include "graphrun/tensor.hpp"
@@ -12,6 +14,16 @@ dnnl::engine& cpu_engine();
 // One stream per thread: a oneDNN stream must not be shared between threads
 // that submit at the same time.
 dnnl::stream& cpu_stream();
+
+// Every oneDNN primitive graphrun creates goes through here, so a test can
+// count them: a compiled plan creates its primitives once, on its first step.
+void note_primitive_created();
+template <class Primitive, class PrimitiveDesc>
+Primitive make_primitive(const PrimitiveDesc& pd) {
+    note_primitive_created();
+    return Primitive(pd);
+}
+std::int64_t primitives_created();  // in this process so far
 
 dnnl::memory::dims to_dims(const Shape& shape);
 // A memory object over the tensor's own storage, in plain row-major layout

@@ -79,30 +79,31 @@ void run_task_graph(const std::vector<char>& participating, std::atomic<int>* pe
 
 }  // namespace
 
-Executor::Executor(const Graph& graph) : graph_(&graph) {
+// A plan with what running it needs: its value buffers (views into its
+// memory slots), gradients, op states and the per-node argument lists.
+struct Executor::Compiled {
+    std::string key;
+    Plan plan;
+    std::vector<Tensor> slots;                    // the plan's memory slots for values
+    std::vector<std::vector<Tensor>> values;      // [node][output]; leaves copied in at each forward
+    std::vector<std::vector<Tensor>> grads;       // [node][output], made at the first backward
+    std::vector<std::vector<Tensor>> use_grads;   // [consumer][slot] for shared values
+    std::vector<std::unique_ptr<OpState>> states;  // [node]
+    std::vector<std::vector<Tensor>> inputs;      // [node] the input tensors handed to the op
+    std::vector<std::vector<TensorType>> input_types;
+    std::vector<std::vector<Tensor*>> input_grads;
+};
+
+Executor::Executor(const Graph& graph, Schedule schedule) : graph_(&graph), schedule_(schedule) {
     const auto& nodes = graph.nodes();
     const std::size_t count = nodes.size();
-    values_.resize(count);
-    grads_.resize(count);
-    states_.resize(count);
+    leaves_.resize(count);
     consumers_.resize(count);
     producers_.resize(count);
     shared_uses_.resize(count);
-    use_grads_.resize(count);
-    inputs_.resize(count);
-    inferred_for_.resize(count);
-    input_grads_.resize(count);
     pending_ = std::make_unique<std::atomic<int>[]>(count);
     times_.resize(count);
-    for (std::size_t i = 0; i < count; ++i) {
-        values_[i].resize(nodes[i].outputs.size());
-        grads_[i].resize(nodes[i].outputs.size());
-        shared_uses_[i].resize(nodes[i].outputs.size());
-        if (nodes[i].op) states_[i] = nodes[i].op->make_state();
-        inputs_[i].resize(nodes[i].inputs.size());
-        input_grads_[i].resize(nodes[i].inputs.size());
-        use_grads_[i].resize(nodes[i].inputs.size());
-    }
+    for (std::size_t i = 0; i < count; ++i) shared_uses_[i].resize(nodes[i].outputs.size());
     // Every use of every output, in graph order.
     std::vector<std::vector<std::vector<Use>>> uses(count);
     for (std::size_t i = 0; i < count; ++i) uses[i].resize(nodes[i].outputs.size());
@@ -126,6 +127,8 @@ Executor::Executor(const Graph& graph) : graph_(&graph) {
         }
 }
 
+Executor::~Executor() = default;
+
 void Executor::check_leaf(int node, const Tensor& value) const {
     const Node& n = graph_->node(node);
     const TensorType& want = n.outputs[0];
@@ -141,7 +144,7 @@ void Executor::set(int node, Tensor value) {
     const Node& n = graph_->node(node);
     if (n.kind == NodeKind::op) throw Error(fmt::format("node '{}' is computed by the graph ({}); only inputs and parameters are set", n.name, n.op_name));
     check_leaf(node, value);
-    values_[static_cast<std::size_t>(node)][0] = std::move(value);
+    leaves_[static_cast<std::size_t>(node)] = std::move(value);
     forward_done_ = false;
 }
 
@@ -150,79 +153,150 @@ void Executor::ensure(Tensor& slot, const TensorType& type) {
 }
 
 void Executor::forward(Mode mode) {
-    run_forward(std::vector<char>(graph_->nodes().size(), 1), mode);
+    const std::vector<char> all(graph_->nodes().size(), 1);
+    run_forward(all, all, mode);
     forward_done_ = mode == Mode::training;
 }
 
 void Executor::forward(const std::vector<ValueRef>& targets, Mode mode) {
     const auto& nodes = graph_->nodes();
-    std::vector<char> needed(nodes.size(), 0);
-    for (const auto& v : targets) needed.at(static_cast<std::size_t>(v.node)) = 1;
+    std::vector<char> needed(nodes.size(), 0), keep(nodes.size(), 0);
+    for (const auto& v : targets) needed.at(static_cast<std::size_t>(v.node)) = keep[static_cast<std::size_t>(v.node)] = 1;
     for (std::size_t i = nodes.size(); i-- > 0;)
         if (needed[i])
             for (const auto& in : nodes[i].inputs) needed[static_cast<std::size_t>(in.node)] = 1;
-    run_forward(needed, mode);
+    run_forward(needed, keep, mode);
     forward_done_ = false;  // a partial forward leaves other values stale
 }
 
-void Executor::run_forward(const std::vector<char>& needed, Mode mode) {
+Executor::Compiled& Executor::compiled_for(const std::vector<char>& needed, const std::vector<char>& keep, Mode mode) {
+    const auto& nodes = graph_->nodes();
+    // The key: mode, which nodes run and are kept, the leaves' types where the
+    // graph leaves a dimension open (the others cannot change).
+    std::string key(1, mode == Mode::training ? 't' : 'i');
+    for (std::size_t i = 0; i < nodes.size(); ++i) key += static_cast<char>('0' + needed[i] + 2 * keep[i]);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        const Shape& declared = nodes[i].outputs[0].shape;
+        if (needed[i] && !nodes[i].op && std::find(declared.begin(), declared.end(), kAnyDim) != declared.end())
+            key += to_string(leaves_[i].type());
+    }
+    for (std::size_t c = compiled_.size(); c-- > 0;)
+        if (compiled_[c]->key == key) {
+            // Most recently used last.
+            std::rotate(compiled_.begin() + static_cast<std::ptrdiff_t>(c), compiled_.begin() + static_cast<std::ptrdiff_t>(c) + 1, compiled_.end());
+            return *compiled_.back();
+        }
+
+    std::vector<TensorType> leaf_types(nodes.size());
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+        if (needed[i] && !nodes[i].op) leaf_types[i] = leaves_[i].type();
+    auto c = std::make_unique<Compiled>();
+    c->key = std::move(key);
+    c->plan = compile_plan(*graph_, leaf_types, mode, needed, keep);
+    const Plan& plan = c->plan;
+    const std::size_t count = nodes.size();
+    c->values.resize(count);
+    c->grads.resize(count);
+    c->use_grads.resize(count);
+    c->states.resize(count);
+    c->inputs.resize(count);
+    c->input_types.resize(count);
+    c->input_grads.resize(count);
+    for (std::int64_t bytes : plan.slot_bytes) c->slots.emplace_back(Shape{(bytes + 3) / 4});
+    for (std::size_t i = 0; i < count; ++i) {
+        c->values[i].resize(nodes[i].outputs.size());
+        c->grads[i].resize(nodes[i].outputs.size());
+        c->use_grads[i].resize(nodes[i].inputs.size());
+        c->inputs[i].resize(nodes[i].inputs.size());
+        c->input_grads[i].resize(nodes[i].inputs.size());
+        if (!plan.runs[i]) continue;
+        c->states[i] = nodes[i].op->make_state();
+        for (std::size_t k = 0; k < nodes[i].outputs.size(); ++k)
+            c->values[i][k] = Tensor::borrow(c->slots[static_cast<std::size_t>(plan.value_slot[i][k])].raw(), plan.types[i][k]);
+        for (const ValueRef& in : nodes[i].inputs)
+            c->input_types[i].push_back(plan.types[static_cast<std::size_t>(in.node)][static_cast<std::size_t>(in.output)]);
+    }
+    // A server fed every batch size from 1 up would hold a plan for each: keep the most recent few.
+    constexpr std::size_t max_plans = 16;
+    if (compiled_.size() == max_plans) compiled_.erase(compiled_.begin());
+    compiled_.push_back(std::move(c));
+    return *compiled_.back();
+}
+
+const Plan& Executor::plan() const {
+    if (!current_) throw Error("the executor has no plan yet: run forward() first");
+    return current_->plan;
+}
+
+std::int64_t Executor::state_bytes() const {
+    std::int64_t total = 0;
+    for (const auto& c : compiled_)
+        for (const auto& s : c->states)
+            if (s) total += s->bytes();
+    return total;
+}
+
+template <class Run, class Next>
+void Executor::run_pass(const std::vector<char>& participating, const std::vector<int>& order, Run&& run, Next&& next) {
+    if (schedule_ == Schedule::tasks) {
+        run_task_graph(participating, pending_.get(), run, next);
+        return;
+    }
+    const SequentialParts sequential;  // an op's batch parts run one after another, in this thread
+    for (int node : order)
+        if (participating[static_cast<std::size_t>(node)]) run(node);
+}
+
+void Executor::run_forward(const std::vector<char>& needed, const std::vector<char>& keep, Mode mode) {
     const auto& nodes = graph_->nodes();
     forward_done_ = false;
     // Leaves first: they are set, not computed.
-    std::vector<char> ops(nodes.size(), 0);
-    for (std::size_t i = 0; i < nodes.size(); ++i) {
-        if (!needed[i]) continue;
-        if (!nodes[i].op) check_leaf(static_cast<int>(i), values_[i][0]);
-        else ops[i] = 1;
-    }
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+        if (needed[i] && !nodes[i].op) check_leaf(static_cast<int>(i), leaves_[i]);
+    current_ = nullptr;  // until the plan is whole: a failed compile leaves none
+    Compiled& c = compiled_for(needed, keep, mode);
+    current_ = &c;
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+        if (needed[i] && !nodes[i].op) c.values[i][0] = leaves_[i];
+    const std::vector<char>& ops = c.plan.runs;
     for (std::size_t i = 0; i < nodes.size(); ++i) {
         int waits = 0;
         for (int p : producers_[i]) waits += ops[static_cast<std::size_t>(p)];
         pending_[i].store(waits);
     }
-    run_task_graph(
-        ops, pending_.get(), [&](int node) { forward_node(node, mode); },
+    run_pass(
+        ops, c.plan.order, [&](int node) { forward_node(node, mode); },
         [&](int node) -> const std::vector<int>& { return consumers_[static_cast<std::size_t>(node)]; });
 }
 
 void Executor::forward_node(int node, Mode mode) {
     const auto i = static_cast<std::size_t>(node);
     const Node& n = graph_->nodes()[i];
-    auto& inputs = inputs_[i];
-    bool same_types = inferred_for_[i].size() == inputs.size() && values_[i][0].defined();
-    for (std::size_t k = 0; k < inputs.size(); ++k) {
-        inputs[k] = value(n.inputs[k]);
-        same_types = same_types && inferred_for_[i][k] == inputs[k].type();
-    }
-    // Re-infer with the concrete shapes when they change: the batch is known only now.
-    if (!same_types) {
-        std::vector<TensorType> in_types;
-        for (const auto& t : inputs) in_types.push_back(t.type());
-        std::vector<TensorType> out_types;
-        try {
-            out_types = n.op->infer(in_types);
-        } catch (const ShapeError& e) {
-            throw Error(fmt::format("node '{}' ({}): {}", n.name, n.op_name, e.what()));
-        }
-        for (std::size_t k = 0; k < out_types.size(); ++k) ensure(values_[i][k], out_types[k]);
-        inferred_for_[i] = std::move(in_types);
-    }
+    Compiled& c = *current_;
+    auto& inputs = c.inputs[i];
+    for (std::size_t k = 0; k < inputs.size(); ++k) inputs[k] = c.values[static_cast<std::size_t>(n.inputs[k].node)][static_cast<std::size_t>(n.inputs[k].output)];
     const auto start = profiling_ ? Clock::now() : Clock::time_point{};
     try {
-        n.op->forward({inputs, values_[i], states_[i].get(), mode == Mode::training});
+        n.op->forward({inputs, c.values[i], c.states[i].get(), mode == Mode::training});
         if (profiling_) {
             times_[i].forward_s += std::chrono::duration<double>(Clock::now() - start).count();
             ++times_[i].forward_calls;
-            times_[i].forward_flops += n.op->forward_flops(inferred_for_[i]);
+            times_[i].forward_flops += n.op->forward_flops(c.input_types[i]);
         }
     } catch (const Error& e) {
-        inferred_for_[i].clear();  // the outputs may not match the inputs now
         throw Error(fmt::format("node '{}' ({}): {}", n.name, n.op_name, e.what()));
     }
 }
 
 const Tensor& Executor::value(ValueRef v) const {
-    return values_.at(static_cast<std::size_t>(v.node)).at(static_cast<std::size_t>(v.output));
+    const auto i = static_cast<std::size_t>(v.node);
+    const Node& n = graph_->nodes().at(i);
+    if (!n.op) return leaves_[i];
+    static const Tensor none;
+    if (!current_ || !current_->plan.runs[i]) return none;
+    if (!current_->plan.kept[i])
+        throw Error(fmt::format("the value of '{}' was not kept: an inference forward keeps only its targets' values", n.name));
+    return current_->values[i].at(static_cast<std::size_t>(v.output));
 }
 
 const Tensor& Executor::value(const std::string& node_name) const { return value(ValueRef{graph_->index_of(node_name), 0}); }
@@ -240,6 +314,7 @@ void Executor::backward(const std::vector<std::pair<ValueRef, Tensor>>& seeds) {
     if (!forward_done_) throw Error("backward() needs a forward() in training mode with the current inputs first");
     const auto& nodes = graph_->nodes();
     const std::size_t count = nodes.size();
+    Compiled& c = *current_;
 
     // Which nodes the seeds depend on: walk the graph backwards from them.
     std::vector<char> relevant(count, 0);
@@ -256,17 +331,18 @@ void Executor::backward(const std::vector<std::pair<ValueRef, Tensor>>& seeds) {
         if (!nodes[i].requires_grad || (!relevant[i] && nodes[i].kind != NodeKind::parameter)) continue;
         active[i] = 1;
         for (std::size_t k = 0; k < nodes[i].outputs.size(); ++k) {
-            ensure(grads_[i][k], values_[i][k].type());
-            grads_[i][k].zero();
+            const TensorType& type = nodes[i].op ? c.plan.types[i][k] : leaves_[i].type();
+            ensure(c.grads[i][k], type);
+            c.grads[i][k].zero();
             for (const Use& u : shared_uses_[i][k]) {
-                Tensor& g = use_grads_[static_cast<std::size_t>(u.consumer)][static_cast<std::size_t>(u.slot)];
-                ensure(g, values_[i][k].type());
+                Tensor& g = c.use_grads[static_cast<std::size_t>(u.consumer)][static_cast<std::size_t>(u.slot)];
+                ensure(g, type);
                 g.zero();
             }
         }
     }
     for (const auto& [v, seed] : seeds) {
-        Tensor& g = grads_[static_cast<std::size_t>(v.node)][static_cast<std::size_t>(v.output)];
+        Tensor& g = c.grads[static_cast<std::size_t>(v.node)][static_cast<std::size_t>(v.output)];
         if (!g.defined()) continue;  // the value depends on no parameter
         if (seed.type() != g.type())
             throw Error(fmt::format("seed gradient for '{}' is {}, the value is {}", nodes[static_cast<std::size_t>(v.node)].name,
@@ -280,38 +356,41 @@ void Executor::backward(const std::vector<std::pair<ValueRef, Tensor>>& seeds) {
     for (std::size_t i = 0; i < count; ++i) runs[i] = active[i] && (relevant[i] || !nodes[i].op);
     for (std::size_t i = 0; i < count; ++i) {
         int waits = 0;
-        for (int c : consumers_[i]) waits += runs[static_cast<std::size_t>(c)] && nodes[static_cast<std::size_t>(c)].op ? 1 : 0;
+        for (int u : consumers_[i]) waits += runs[static_cast<std::size_t>(u)] && nodes[static_cast<std::size_t>(u)].op ? 1 : 0;
         pending_[i].store(waits);
     }
-    run_task_graph(
-        runs, pending_.get(), [&](int node) { backward_node(node, active); },
+    std::vector<int> reverse_order(count);
+    for (std::size_t i = 0; i < count; ++i) reverse_order[i] = static_cast<int>(count - 1 - i);
+    run_pass(
+        runs, reverse_order, [&](int node) { backward_node(node, active); },
         [&](int node) -> const std::vector<int>& { return producers_[static_cast<std::size_t>(node)]; });
 }
 
 void Executor::backward_node(int node, const std::vector<char>& active) {
     const auto i = static_cast<std::size_t>(node);
     const Node& n = graph_->nodes()[i];
+    Compiled& c = *current_;
     // Sum the gradients of a shared value's uses, in graph order, so the result
     // does not depend on which user finished first.
     for (std::size_t k = 0; k < shared_uses_[i].size(); ++k)
-        for (const Use& u : shared_uses_[i][k]) add_into(grads_[i][k], use_grads_[static_cast<std::size_t>(u.consumer)][static_cast<std::size_t>(u.slot)]);
+        for (const Use& u : shared_uses_[i][k]) add_into(c.grads[i][k], c.use_grads[static_cast<std::size_t>(u.consumer)][static_cast<std::size_t>(u.slot)]);
     if (!n.op) return;
-    auto& input_grads = input_grads_[i];
+    auto& input_grads = c.input_grads[i];
     for (std::size_t slot = 0; slot < n.inputs.size(); ++slot) {
         const ValueRef in = n.inputs[slot];
         const auto p = static_cast<std::size_t>(in.node);
         const auto k = static_cast<std::size_t>(in.output);
         if (!active[p]) input_grads[slot] = nullptr;
-        else if (shared_uses_[p][k].empty()) input_grads[slot] = &grads_[p][k];
-        else input_grads[slot] = &use_grads_[i][slot];
+        else if (shared_uses_[p][k].empty()) input_grads[slot] = &c.grads[p][k];
+        else input_grads[slot] = &c.use_grads[i][slot];
     }
     const auto start = profiling_ ? Clock::now() : Clock::time_point{};
     try {
-        n.op->backward({inputs_[i], values_[i], grads_[i], input_grads, states_[i].get()});
+        n.op->backward({c.inputs[i], c.values[i], c.grads[i], input_grads, c.states[i].get()});
         if (profiling_) {
             times_[i].backward_s += std::chrono::duration<double>(Clock::now() - start).count();
             ++times_[i].backward_calls;
-            times_[i].backward_flops += n.op->backward_flops(inferred_for_[i]);
+            times_[i].backward_flops += n.op->backward_flops(c.input_types[i]);
         }
     } catch (const Error& e) {
         throw Error(fmt::format("node '{}' ({}) backward: {}", n.name, n.op_name, e.what()));
@@ -325,13 +404,14 @@ void Executor::reset_profile() { times_.assign(graph_->nodes().size(), NodeTime{
 const Tensor& Executor::grad(int parameter_node) const {
     const Node& n = graph_->node(parameter_node);
     if (n.kind != NodeKind::parameter) throw Error(fmt::format("node '{}' is not a parameter", n.name));
-    const Tensor& g = grads_[static_cast<std::size_t>(parameter_node)][0];
-    if (!g.defined()) throw Error(fmt::format("parameter '{}' has no gradient: run backward() first", n.name));
-    return g;
+    const Tensor* g = gradient(ValueRef{parameter_node, 0});
+    if (!g) throw Error(fmt::format("parameter '{}' has no gradient: run backward() first", n.name));
+    return *g;
 }
 
 const Tensor* Executor::gradient(ValueRef v) const {
-    const Tensor& g = grads_.at(static_cast<std::size_t>(v.node)).at(static_cast<std::size_t>(v.output));
+    if (!current_) return nullptr;
+    const Tensor& g = current_->grads.at(static_cast<std::size_t>(v.node)).at(static_cast<std::size_t>(v.output));
     return g.defined() ? &g : nullptr;
 }
 

@@ -1,13 +1,19 @@
-// Runs a Graph: forward, then reverse-mode autodiff, each as a task graph on
-// oneTBB: a node runs as soon as the nodes it depends on have finished, so
-// independent work (the two Siamese branches, and their backward passes) runs
-// at once. The executor owns every value, every gradient and every node's
-// OpState, and reuses their memory while the shapes stay the same. One
-// Executor is used by one thread at a time; it runs its tasks in the calling
-// thread's oneTBB arena (see engine/core/threads.hpp for the thread budget).
+// Runs a Graph: forward, then reverse-mode autodiff. With Schedule::tasks each
+// pass is a task graph on oneTBB: a node runs as soon as the nodes it depends
+// on have finished, so independent work (the two Siamese branches, and their
+// backward passes) runs at once; Schedule::sequential runs the same plan node
+// by node in the calling thread. One Executor is used by one thread at a time;
+// it runs its tasks in the calling thread's oneTBB arena (see
+// engine/core/threads.hpp for the thread budget).
 //
-// Results do not depend on the order tasks happen to run in: a value used by
-// several nodes gets one gradient buffer per use, summed in graph order.
+// Each forward picks the plan (engine/core/plan.hpp) of its input shapes, mode
+// and wanted outputs, compiling it the first time: a plan owns its buffers and
+// its nodes' OpStates (with their oneDNN primitives), so a step of a shape
+// seen before allocates nothing and creates no primitive.
+//
+// Results depend on neither the schedule nor the thread count: a value used
+// by several nodes gets one gradient buffer per use, summed in graph order,
+// and an op that cuts its batch cuts it by the batch size alone (batch_parts).
 #pragma once
 
 #include <atomic>
@@ -17,6 +23,7 @@
 #include <vector>
 
 #include "engine/core/graph.hpp"
+#include "engine/core/plan.hpp"
 
 namespace graphrun {
 
@@ -24,9 +31,11 @@ class Executor {
 public:
     // training keeps what backward needs (oneDNN workspaces); inference does
     // not, and is cheaper in time and memory. backward() needs a training forward.
-    enum class Mode { training, inference };
+    using Mode = RunMode;
+    enum class Schedule { tasks, sequential };
 
-    explicit Executor(const Graph& graph);
+    explicit Executor(const Graph& graph, Schedule schedule = Schedule::tasks);
+    ~Executor();
 
     // Feeds a graph input or sets a parameter's value. The dtype must match
     // and the shape must agree with the declared one (any batch size where the
@@ -38,7 +47,16 @@ public:
     void forward(Mode mode = Mode::training);
     // Runs only the nodes the targets depend on; only their inputs need be set
     // (e.g. one Siamese branch, to embed sequences). backward() needs forward().
+    // In inference only the targets' values stay readable: the others' memory
+    // is reused within the pass.
     void forward(const std::vector<ValueRef>& targets, Mode mode = Mode::training);
+
+    // The plan the last forward ran; throws before any forward.
+    const Plan& plan() const;
+    // Compiled plans held, and bytes held by their op states (workspaces,
+    // scratchpads, primitives' buffers) as the ops report them.
+    std::size_t plans() const { return compiled_.size(); }
+    std::int64_t state_bytes() const;
 
     const Tensor& value(ValueRef v) const;
     const Tensor& value(const std::string& node_name) const;  // output 0
@@ -79,26 +97,26 @@ private:
         int consumer, slot;
     };
 
-    void run_forward(const std::vector<char>& needed, Mode mode);
+    struct Compiled;  // a plan with its buffers and op states
+
+    void run_forward(const std::vector<char>& needed, const std::vector<char>& keep, Mode mode);
+    Compiled& compiled_for(const std::vector<char>& needed, const std::vector<char>& keep, Mode mode);
     void forward_node(int node, Mode mode);
     void backward_node(int node, const std::vector<char>& active);
     void check_leaf(int node, const Tensor& value) const;
+    template <class Run, class Next>
+    void run_pass(const std::vector<char>& participating, const std::vector<int>& order, Run&& run, Next&& next);
     static void ensure(Tensor& slot, const TensorType& type);
 
     const Graph* graph_;
-    std::vector<std::vector<Tensor>> values_;  // [node][output]
-    std::vector<std::vector<Tensor>> grads_;   // [node][output]
-    std::vector<std::unique_ptr<OpState>> states_;
+    Schedule schedule_;
+    std::vector<Tensor> leaves_;  // [node] inputs and parameters, as set
     // The dependency structure, found once: each node's distinct consumers and
     // producers (op nodes only), and the uses of each output shared by several nodes.
     std::vector<std::vector<int>> consumers_, producers_;
     std::vector<std::vector<std::vector<Use>>> shared_uses_;  // [node][output], empty when one node uses it
-    std::vector<std::vector<Tensor>> use_grads_;              // [consumer][slot] for shared values
-    // Per node, reused every step: the input tensors, their types at the last
-    // shape inference, the input gradient pointers handed to backward.
-    std::vector<std::vector<Tensor>> inputs_;
-    std::vector<std::vector<TensorType>> inferred_for_;
-    std::vector<std::vector<Tensor*>> input_grads_;
+    std::vector<std::unique_ptr<Compiled>> compiled_;         // the plans met so far, least recently used first
+    Compiled* current_ = nullptr;                             // the last forward's
     std::unique_ptr<std::atomic<int>[]> pending_;  // unfinished dependencies of each node during a pass
     bool forward_done_ = false;
     bool profiling_ = false;

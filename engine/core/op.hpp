@@ -27,6 +27,8 @@ public:
 
 struct OpState {
     virtual ~OpState() = default;
+    // Bytes it holds (workspaces, scratchpads, cached buffers), for the plan's memory report.
+    virtual std::int64_t bytes() const { return 0; }
 };
 
 struct ForwardArgs {

@@ -34,9 +34,22 @@ void use_one_openmp_thread() {
     if (omp_get_max_threads() != 1) omp_set_num_threads(1);
 }
 
+int batch_parts(std::int64_t n) {
+    constexpr std::int64_t rows_per_part = 16, min_parts = 2, max_parts = 8;
+    const std::int64_t parts = std::clamp<std::int64_t>((n + rows_per_part - 1) / rows_per_part, min_parts, max_parts);
+    return static_cast<int>(std::max<std::int64_t>(1, std::min(parts, n)));
+}
+
+namespace {
+thread_local bool parts_in_sequence = false;
+}  // namespace
+
+SequentialParts::SequentialParts() : before_(parts_in_sequence) { parts_in_sequence = true; }
+SequentialParts::~SequentialParts() { parts_in_sequence = before_; }
+
 void run_parts(int parts, const std::function<void(int)>& part) {
-    if (parts == 1) {
-        part(0);
+    if (parts == 1 || parts_in_sequence) {
+        for (int p = 0; p < parts; ++p) part(p);
         return;
     }
     const auto run_part = [&](int p) {

@@ -15,12 +15,33 @@
 namespace graphrun {
 
 // The threads graphrun may use now: the budget, or every core without one.
-// Ops cut work into this many parts, so a result depends on it (and only on it).
+// It decides who computes what, never what is computed: no result depends on it.
 int parallelism();
 
+// How many parts an op cuts a batch of n rows into: a function of n alone, so
+// the parts, and the order their partial sums are added in, are the same for
+// any thread count. Two parts at least (two threads can share even a lone
+// LSTM), more for large batches at up to 16 rows a part (oneDNN's per-step
+// GEMMs are too small to split well across threads), at most 8, never more
+// than the rows.
+int batch_parts(std::int64_t n);
+
 // Runs part(0) .. part(parts - 1) as oneTBB tasks, each oneDNN primitive in
-// them with one OpenMP thread; returns when all have finished.
+// them with one OpenMP thread; returns when all have finished. Under a
+// SequentialParts (the sequential executor) they run in order, in this thread.
 void run_parts(int parts, const std::function<void(int)>& part);
+
+// While one lives, run_parts in this thread runs its parts one after another.
+class SequentialParts {
+public:
+    SequentialParts();
+    ~SequentialParts();
+    SequentialParts(const SequentialParts&) = delete;
+    SequentialParts& operator=(const SequentialParts&) = delete;
+
+private:
+    bool before_;
+};
 
 // Rows [first, first + count) of part p when n rows are cut into `parts`
 // consecutive parts whose sizes differ by at most one (the lstm's batch parts,

@@ -24,11 +24,14 @@ namespace fs = std::filesystem;
 using Keys = std::vector<std::string>;
 
 // The keys of the format. They check the file and the --set paths alike.
-const Keys kTopKeys{"name", "inputs", "nodes", "outputs", "loss", "data", "train"};
+const Keys kTopKeys{"name", "inputs", "nodes", "outputs", "loss", "task", "data", "train"};
+const Keys kTasks{"siamese", "classify"};
 const Keys kInputKeys{"name", "shape", "dtype"};
-const Keys kTrainKeys{"epochs", "batch_size", "shuffle", "seed", "negatives", "validation", "optimizer", "clip_norm"};
+const Keys kTrainKeys{"epochs", "batch_size", "shuffle", "seed", "negatives", "validation", "optimizer", "clip_norm", "max_steps", "select", "executor"};
+const Keys kExecutors{"tasks", "sequential"};
 const Keys kOptimizerKeys{"type", "lr", "beta1", "beta2", "eps", "momentum"};
-const Keys kDataKeys{"synthetic", "files", "text"};
+const Keys kDataKeys{"synthetic", "files", "text", "inputs", "train", "validation", "test"};
+const Keys kSourceKeys{"column", "tokens", "classes", "npy"};
 const Keys kSyntheticKeys{"samples", "classes", "class_tokens", "signal", "min_length", "seed"};
 const Keys kFilesKeys{"inputs", "labels"};
 const Keys kTextKeys{"path"};
@@ -36,7 +39,8 @@ const Keys kTextKeys{"path"};
 const std::map<std::string, Keys> kSections{{"", kTopKeys},          {"train", kTrainKeys},
                                             {"train.optimizer", kOptimizerKeys}, {"data", kDataKeys},
                                             {"data.synthetic", kSyntheticKeys},  {"data.files", kFilesKeys},
-                                            {"data.files.inputs", {}},          {"data.text", kTextKeys}};
+                                            {"data.files.inputs", {}},          {"data.text", kTextKeys},
+                                            {"data.inputs", {}}};
 
 bool contains(const Keys& keys, const std::string& key) { return std::find(keys.begin(), keys.end(), key) != keys.end(); }
 
@@ -292,6 +296,13 @@ TrainSpec read_train(const Reader& r, const Entry& section) {
         if (e.key == "validation") t.validation = r.in_range(e.value, e.path, what, 0, false, 1, true);
         if (e.key == "clip_norm") t.clip_norm = r.in_range(e.value, e.path, what, 0, false, HUGE_VAL, false);
         if (e.key == "optimizer") t.optimizer = read_optimizer(r, e);
+        if (e.key == "max_steps") t.max_steps = r.non_negative(e.value, e.path, what);
+        if (e.key == "select") t.select = r.string(e.value, e.path, what);
+        if (e.key == "executor") {
+            t.executor = r.string(e.value, e.path, what);
+            if (!contains(kExecutors, t.executor))
+                r.fail(r.at(e), fmt::format("train.executor must be one of {}, got '{}'{}", join(kExecutors), t.executor, did_you_mean(t.executor, kExecutors)));
+        }
     }
     return t;
 }
@@ -303,15 +314,73 @@ std::string resolve(const fs::path& folder, const std::string& p) {
     return path.is_absolute() ? p : (folder / path).lexically_normal().string();
 }
 
+// data.inputs: every graph input from a source, the splits' TSV files beside it.
+DataSpec read_columns(const Reader& r, const std::vector<Entry>& all, DataSpec d, const std::vector<InputSpec>& inputs, const fs::path& folder) {
+    d.kind = DataSpec::Kind::columns;
+    ColumnData& c = d.columns;
+    for (const auto& e : all) {
+        if (e.key == "synthetic" || e.key == "files" || e.key == "text")
+            r.fail(r.at(e.key_node, e.path), fmt::format("data.{} and data.inputs are two ways to give the data: keep one", e.key));
+        if (e.key == "train") c.train = resolve(folder, r.string(e.value, e.path, e.path));
+        if (e.key == "validation") c.validation = resolve(folder, r.string(e.value, e.path, e.path));
+        if (e.key == "test") c.test = resolve(folder, r.string(e.value, e.path, e.path));
+    }
+    Keys names;
+    for (const auto& i : inputs) names.push_back(i.name);
+    const Entry& in = *find(all, "inputs");
+    bool any_column = false;
+    for (const auto& f : r.map(in.value, in.path, "data.inputs", {})) {
+        if (!contains(names, f.key))
+            r.fail(r.at(f.key_node, f.path), fmt::format("data.inputs: no input named '{}' (inputs: {}){}", f.key, join(names), did_you_mean(f.key, names)));
+        InputSource src;
+        src.loc = r.at(f);
+        const auto keys = r.map(f.value, f.path, f.path, kSourceKeys);
+        const Entry* npy = find(keys, "npy");
+        const Entry* column = find(keys, "column");
+        const Entry* tokens = find(keys, "tokens");
+        const Entry* classes = find(keys, "classes");
+        if (npy) {
+            if (column || tokens || classes) r.fail(src.loc, fmt::format("{}: an .npy source takes no column, tokens or classes", f.path));
+            src.kind = InputSource::Kind::npy;
+            src.npy = resolve(folder, r.string(npy->value, npy->path, npy->path));
+        } else {
+            if (!column) r.fail(src.loc, fmt::format("{} needs `column` (0-based, of the TSV) or `npy`", f.path));
+            src.column = static_cast<int>(r.non_negative(column->value, column->path, column->path));
+            if ((tokens != nullptr) == (classes != nullptr))
+                r.fail(src.loc, fmt::format("{} needs one of `tokens: bytes` (text as byte ids) or `classes: [...]` (a label's index)", f.path));
+            if (tokens) {
+                src.kind = InputSource::Kind::tokens;
+                const std::string t = r.string(tokens->value, tokens->path, tokens->path);
+                if (t != "bytes") r.fail(r.at(*tokens), fmt::format("{} must be bytes, got '{}'", tokens->path, t));
+            } else {
+                src.kind = InputSource::Kind::classes;
+                for (const auto& n : r.list(classes->value, classes->path, classes->path)) src.classes.push_back(r.string(n, classes->path, "a class"));
+                if (src.classes.empty()) r.fail(r.at(*classes), fmt::format("{} must list at least one class", classes->path));
+            }
+            any_column = true;
+        }
+        c.inputs[f.key] = src;
+    }
+    for (const auto& name : names)
+        if (!c.inputs.count(name)) r.fail(r.at(in), fmt::format("data.inputs gives no source for the input '{}'", name));
+    if (any_column && c.train.empty()) r.fail(d.loc, "data.inputs reads TSV columns, so data needs `train`: the training TSV file");
+    return d;
+}
+
 DataSpec read_data(const Reader& r, const Entry& section, const std::vector<InputSpec>& inputs, const fs::path& folder) {
     DataSpec d;
     d.loc = r.at(section);
-    const auto entries = r.map(section.value, section.path, "data", kDataKeys);
+    const auto all = r.map(section.value, section.path, "data", kDataKeys);
+    if (find(all, "inputs")) return read_columns(r, all, d, inputs, folder);
+    for (const char* split : {"train", "validation", "test"})
+        if (const Entry* e = find(all, split))
+            r.fail(r.at(e->key_node, e->path), fmt::format("data.{} goes with data.inputs (which columns feed which inputs)", split));
+    const auto& entries = all;
     if (entries.size() != 1)
     {
         std::vector<std::string> got;
         for (const auto& e : entries) got.push_back(e.key);
-        r.fail(d.loc, fmt::format("data must hold exactly one of synthetic, files, text; got {}", got.empty() ? "none" : fmt::format("{}", fmt::join(got, " and "))));
+        r.fail(d.loc, fmt::format("data must hold exactly one of synthetic, files, text, inputs; got {}", got.empty() ? "none" : fmt::format("{}", fmt::join(got, " and "))));
     }
     const Entry& e = entries[0];
     if (e.key == "synthetic") {
@@ -356,7 +425,7 @@ Spec read_spec(const Reader& r, const YAML::Node& root, const std::string& path,
     for (const char* required : {"inputs", "nodes", "loss"})
         if (!find(top, required)) r.fail(r.file_start(), fmt::format("the spec needs a `{}` key (known keys: {})", required, join(kTopKeys)));
     // Inputs before data: data.files names inputs.
-    for (const char* key : {"name", "inputs", "nodes", "outputs", "loss", "train", "data"}) {
+    for (const char* key : {"name", "inputs", "nodes", "outputs", "loss", "task", "train", "data"}) {
         const Entry* e = find(top, key);
         if (!e) continue;
         const std::string k = key;
@@ -374,6 +443,11 @@ Spec read_spec(const Reader& r, const YAML::Node& root, const std::string& path,
         } else if (k == "loss") {
             spec.loss_loc = r.at(*e);
             spec.loss = r.string(e->value, e->path, "loss");
+        } else if (k == "task") {
+            spec.task_loc = r.at(*e);
+            spec.task = r.string(e->value, e->path, "task");
+            if (!contains(kTasks, spec.task))
+                r.fail(spec.task_loc, fmt::format("unknown task '{}' (known: {}){}", spec.task, join(kTasks), did_you_mean(spec.task, kTasks)));
         } else if (k == "train") {
             spec.train = read_train(r, *e);
         } else if (k == "data") {

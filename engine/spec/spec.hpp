@@ -65,11 +65,33 @@ struct TextData {
     std::string path;  // TSV: text1 <tab> text2 [<tab> label]
 };
 
+// Where one graph input's values come from, row by row (data.inputs).
+struct InputSource {
+    enum class Kind {
+        tokens,   // a TSV column's text as UTF-8 byte ids (byte b -> b + 1, 0 = padding), cut to the input's length
+        classes,  // a TSV column's label as its index in `classes`
+        npy,      // an .npy file with one row per sample
+    } kind = Kind::tokens;
+    int column = 0;                    // 0-based TSV column
+    std::vector<std::string> classes;  // kind classes
+    std::string npy;                   // kind npy: path, resolved
+    Location loc;
+};
+
+// The general mapping: each graph input from a column of the split's TSV
+// file, or from an .npy file (then validation is a train.validation share).
+struct ColumnData {
+    std::string train, validation, test;  // TSV paths, resolved; validation and test may be empty
+    std::map<std::string, InputSource> inputs;
+};
+
 struct DataSpec {
-    enum class Kind { synthetic, files, text } kind = Kind::synthetic;
+    // synthetic, files and text are pair data (task siamese); columns is data.inputs.
+    enum class Kind { synthetic, files, text, columns } kind = Kind::synthetic;
     SyntheticData synthetic;
     FileData files;
     TextData text;
+    ColumnData columns;
     Location loc;
 };
 
@@ -87,6 +109,9 @@ struct TrainSpec {
     double validation = 0.1;     // held-out share of the pairs
     OptimizerSpec optimizer;
     double clip_norm = 0.0;      // clip gradients to this global norm; 0: off
+    std::int64_t max_steps = 0;  // stop after this many optimizer steps (counted over the whole run), checkpoint written; 0: off
+    std::string select;          // the validation metric that picks OUT/best.safetensors; empty: the task's first
+    std::string executor = "tasks";  // tasks (oneTBB task graph) | sequential: the same plan, the same results
     std::map<std::string, Location> locs;  // "negatives" -> where it was set
 };
 
@@ -97,7 +122,8 @@ struct Spec {
     std::vector<NodeSpec> nodes;  // in the file's order (any order is allowed)
     std::vector<std::string> outputs;
     std::string loss;
-    Location outputs_loc, loss_loc;
+    std::string task = "siamese";  // what training feeds and measures: siamese | classify
+    Location outputs_loc, loss_loc, task_loc;
     DataSpec data;
     TrainSpec train;
 };

@@ -68,6 +68,8 @@ std::vector<std::int32_t> ids_from(const Tensor& t, const std::string& path, std
     return out;
 }
 
+}  // namespace
+
 bool valid_utf8(const std::string& s) {
     std::size_t i = 0;
     while (i < s.size()) {
@@ -82,12 +84,10 @@ bool valid_utf8(const std::string& s) {
     return true;
 }
 
-void append_text(const std::string& text, std::int64_t length, std::vector<std::int32_t>& out) {
+void append_byte_tokens(const std::string& text, std::int64_t length, std::vector<std::int32_t>& out) {
     for (std::int64_t t = 0; t < length; ++t)
         out.push_back(t < static_cast<std::int64_t>(text.size()) ? static_cast<std::int32_t>(static_cast<unsigned char>(text[static_cast<std::size_t>(t)])) + 1 : 0);
 }
-
-}  // namespace
 
 PairSet make_synthetic(const spec::SyntheticData& config, const PairShape& shape) {
     if (shape.left_vocab < 2 || shape.right_vocab < 2) throw Error("synthetic data needs a vocabulary of at least 2 ids (0 is padding)");
@@ -148,8 +148,8 @@ PairSet load_text_pairs(const std::string& path, const PairShape& shape) {
         const auto tab1 = line.find('\t');
         if (tab1 == std::string::npos) throw Error(fmt::format("{}:{}: expected two texts separated by a tab, found no tab", path, number));
         const auto tab2 = line.find('\t', tab1 + 1);
-        append_text(line.substr(0, tab1), shape.left_length, p.left);
-        append_text(line.substr(tab1 + 1, tab2 == std::string::npos ? std::string::npos : tab2 - tab1 - 1), shape.right_length, p.right);
+        append_byte_tokens(line.substr(0, tab1), shape.left_length, p.left);
+        append_byte_tokens(line.substr(tab1 + 1, tab2 == std::string::npos ? std::string::npos : tab2 - tab1 - 1), shape.right_length, p.right);
         float label = 1.0f;
         if (tab2 != std::string::npos) {
             const std::string field = line.substr(tab2 + 1);

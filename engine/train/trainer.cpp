@@ -1,5 +1,6 @@
 #include "engine/train/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -10,43 +11,16 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/train/initializer.hpp"
-#include "engine/io/safetensors.hpp"
-#include "engine/train/optimizer.hpp"
 #include "engine/core/threads.hpp"
-#include "engine/train/metrics.hpp"
+#include "engine/io/safetensors.hpp"
+#include "engine/train/initializer.hpp"
+#include "engine/train/optimizer.hpp"
+#include "engine/train/step.hpp"
+#include "engine/train/task.hpp"
 
 namespace graphrun::train {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-// The vocabulary of the embedding that reads an id input.
-std::int64_t vocabulary_of(const Graph& graph, int input) {
-    for (const Node& n : graph.nodes())
-        if (n.op_name == "embedding" && n.inputs[0].node == input) return graph.type(n.inputs[1]).shape[0];
-    throw Error(fmt::format("input '{}' feeds no embedding: token inputs must go into an embedding", graph.node(input).name));
-}
-
-std::uint64_t epoch_seed(std::uint64_t seed, int epoch) { return seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(epoch) + 1; }
-
-struct Batch {
-    Tensor left, right, label;
-};
-
-Batch make_batch(const Graph& g, const SiameseRoles& roles, std::int64_t n) {
-    return {Tensor({n, roles.shape.left_length}, g.node(roles.left_input).outputs[0].dtype),
-            Tensor({n, roles.shape.right_length}, g.node(roles.right_input).outputs[0].dtype), Tensor(Shape{n})};
-}
-
-void feed(Executor& ex, const SiameseRoles& roles, const Batch& b) {
-    ex.set(roles.left_input, b.left);
-    ex.set(roles.right_input, b.right);
-    ex.set(roles.label_input, b.label);
-}
-
-}  // namespace
 
 // Sets every parameter from a checkpoint; a missing one is an error, and so is
 // a tensor that is neither a parameter nor optimizer state.
@@ -78,35 +52,11 @@ std::map<std::string, Tensor> optimizer_tensors(const io::Checkpoint& ckpt) {
 }
 
 
-SiameseRoles find_roles(const Graph& graph) {
-    SiameseRoles r;
-    for (int i : graph.inputs()) {
-        const TensorType& t = graph.node(i).outputs[0];
-        if (t.dtype != DType::f32) {
-            if (r.left_input < 0) r.left_input = i;
-            else if (r.right_input < 0) r.right_input = i;
-            else throw Error("training expects two token inputs (left and right), the graph has more");
-        } else if (r.label_input < 0) {
-            r.label_input = i;
-        } else {
-            throw Error("training expects one float input (the label), the graph has more");
-        }
-    }
-    if (r.left_input < 0 || r.right_input < 0 || r.label_input < 0)
-        throw Error("training expects two token inputs (int32/int64) and one float label input");
-    int cosine = -1;
-    for (std::size_t i = 0; i < graph.nodes().size(); ++i)
-        if (graph.nodes()[i].op_name == "cosine") {
-            if (cosine >= 0) throw Error("training expects one cosine node joining the branches, the graph has more");
-            cosine = static_cast<int>(i);
-        }
-    if (cosine < 0) throw Error("training expects a cosine node joining the two branches");
-    r.similarity = {cosine, 0};
-    r.left_embedding = graph.node(cosine).inputs[0];
-    r.right_embedding = graph.node(cosine).inputs[1];
-    r.shape = {graph.node(r.left_input).name, graph.node(r.right_input).name, graph.node(r.left_input).outputs[0].shape.at(1),
-               graph.node(r.right_input).outputs[0].shape.at(1), vocabulary_of(graph, r.left_input), vocabulary_of(graph, r.right_input)};
-    return r;
+
+std::optional<double> EpochMetrics::metric(const std::string& name) const {
+    for (const auto& m : metrics)
+        if (m.name == name) return m.value;
+    return std::nullopt;
 }
 
 std::string EpochMetrics::to_json() const {
@@ -115,10 +65,7 @@ std::string EpochMetrics::to_json() const {
     j["epoch"] = epoch;
     j["train_loss"] = train_loss;
     j["val_loss"] = opt(val_loss);
-    j["val_auc"] = opt(val_auc);
-    j["pos_sim"] = opt(pos_sim);
-    j["neg_sim"] = opt(neg_sim);
-    j["spread"] = opt(spread);
+    for (const auto& m : metrics) j[m.name] = opt(m.value);
     j["samples_per_s"] = samples_per_s;
     if (ranks > 1) {
         j["ranks"] = ranks;
@@ -127,86 +74,168 @@ std::string EpochMetrics::to_json() const {
     return j.dump();
 }
 
-std::string positive_only_message(const spec::Spec& spec) {
-    return fmt::format(
-        "{}: every pair is labelled similar (y = 1) and train.negatives is 0, so there are no dissimilar pairs. "
-        "With positives only, the contrastive loss is minimized by mapping every input to the same point, and the "
-        "embeddings collapse (Hadsell, Chopra and LeCun 2006, section 3). Fix: sample dissimilar pairs with "
-        "`train.negatives: 1` (or --set train.negatives=1), or give labels with dissimilar pairs. "
-        "--allow-positive-only goes on anyway.",
-        spec.path);
+Batch Batch::for_inputs(const Graph& graph, std::int64_t rows) {
+    Batch b;
+    b.rows = rows;
+    for (int i : graph.inputs()) {
+        TensorType type = graph.node(i).outputs[0];
+        type.shape[0] = rows;
+        b.nodes.push_back(i);
+        b.tensors.emplace_back(type);
+    }
+    return b;
+}
+
+void Batch::feed(Executor& executor) const {
+    for (std::size_t k = 0; k < nodes.size(); ++k) executor.set(nodes[k], tensors[k]);
+}
+
+Tensor& Batch::of(int node) {
+    for (std::size_t k = 0; k < nodes.size(); ++k)
+        if (nodes[k] == node) return tensors[k];
+    throw Error(fmt::format("the batch has no input node {}", node));
+}
+
+std::int64_t embedding_vocabulary(const Graph& graph, int input) {
+    for (const Node& n : graph.nodes())
+        if (n.op_name == "embedding" && n.inputs[0].node == input) return graph.type(n.inputs[1]).shape[0];
+    return 0;
+}
+
+std::unique_ptr<Task> make_task(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options) {
+    if (spec.task == "classify") return make_classify_task(spec, built);
+    return make_siamese_task(spec, built, options);
 }
 
 namespace {
+
 // What a failed run leaves behind: the checkpoint of the last finished epoch, untouched.
 std::string kept_checkpoint(const std::string& path) {
     if (fs::exists(path)) return fmt::format("The last good checkpoint, {}, is kept as it was.", path);
     return "No epoch finished, so there is no checkpoint.";
 }
-}  // namespace
 
-std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options) {
-    const Graph& graph = built.graph;
-    const spec::TrainSpec& cfg = spec.train;
-    const SiameseRoles roles = find_roles(graph);
-    // Data-parallel over ranks: every rank plans the same epochs and takes its
-    // share of each batch; rank 0 alone writes files and reports.
-    Communicator one_process;
-    Communicator& comm = options.communicator ? *options.communicator : one_process;
-    const int rank = comm.rank(), ranks = comm.size();
-    const bool lead = rank == 0;
+// Writes the weights, the optimizer state and where the run is (rank 0 only).
+class CheckpointWriter {
+public:
+    CheckpointWriter(const spec::Spec& spec, const Graph& graph, const Executor& ex, const Optimizer& optimizer, bool lead)
+        : spec_(spec), graph_(graph), ex_(ex), optimizer_(optimizer), lead_(lead) {}
 
-    // Data, the validation split, and the guard against positive-only data.
-    const PairSet pairs = load_pairs(spec.data, roles.shape);
-    const bool all_similar = std::all_of(pairs.label.begin(), pairs.label.end(), [](float y) { return y == 1.0f; });
-    if (all_similar && cfg.negatives == 0 && !options.allow_positive_only) throw Error(positive_only_message(spec));
-    const Split split = split_validation(pairs, cfg.validation, cfg.seed);
-    if (split.train.count() == 0) throw Error(fmt::format("{}: no training pairs left after holding out train.validation = {}", spec.path, cfg.validation));
-    std::mt19937_64 validation_rng(epoch_seed(cfg.seed, -1));
-    // Validation measures separation, so it needs dissimilar pairs even when
-    // training goes without them (--allow-positive-only): that is how the collapse shows.
-    const bool validation_all_similar =
-        std::all_of(split.validation.label.begin(), split.validation.label.end(), [](float y) { return y == 1.0f; });
-    const std::int64_t validation_negatives = validation_all_similar ? std::max<std::int64_t>(cfg.negatives, 1) : cfg.negatives;
-    const std::vector<Sample> validation = plan_epoch(split.validation, validation_negatives, false, validation_rng);
+    // `extra`: a stopped epoch's position and sums, the best figure so far.
+    void write(const std::string& path, int completed_epochs, const std::map<std::string, std::string>& extra) const {
+        if (!lead_) return;
+        io::Checkpoint ckpt;
+        for (int p : graph_.parameters()) ckpt.tensors[graph_.node(p).name] = ex_.value(ValueRef{p, 0});
+        for (auto& [name, t] : optimizer_.state()) ckpt.tensors[name] = t;
+        ckpt.metadata = {{"format", "graphrun"},
+                         {"spec", spec_.name},
+                         {"task", spec_.task},
+                         {"epoch", std::to_string(completed_epochs)},
+                         {"epochs", std::to_string(spec_.train.epochs)},
+                         {"optimizer", spec_.train.optimizer.type},
+                         {"optimizer_steps", std::to_string(optimizer_.steps())},
+                         {"seed", std::to_string(spec_.train.seed)}};
+        ckpt.metadata.insert(extra.begin(), extra.end());
+        io::write_safetensors(path, ckpt);
+    }
 
-    // Where the run's files go; an unwritable folder is found before training.
-    const fs::path out(options.out_dir);
-    std::error_code ec;
-    if (lead) fs::create_directories(out, ec);
-    if (ec) throw Error(fmt::format("{}: cannot create the output folder: {}", out.string(), ec.message()));
-    const std::string checkpoint_path = (out / "checkpoint.safetensors").string();
-    const std::string metrics_path = (out / "metrics.jsonl").string();
+private:
+    const spec::Spec& spec_;
+    const Graph& graph_;
+    const Executor& ex_;
+    const Optimizer& optimizer_;
+    bool lead_;
+};
 
-    Executor ex(graph);
-    ex.set_profiling(options.profile);
-    initialize_parameters(ex, cfg.seed);
-    std::unique_ptr<Optimizer> optimizer = make_optimizer(cfg.optimizer);
-    int first_epoch = 1;
-    // A checkpoint written mid-epoch (on a stop request) says how far that epoch got.
-    std::int64_t first_step = 0;
-    double resumed_loss_sum = 0, resumed_spread_sum = 0;
-    std::int64_t resumed_spread_count = 0;
+// Data-parallel ranks: one MPI_Allreduce a step over one float buffer holding
+// every parameter's gradient (scaled by the rank's rows), then the step's
+// loss, rows, a failure flag, a stop flag and the task's step sums.
+class GradientSum {
+public:
+    GradientSum(const Graph& graph, Communicator& comm, std::size_t task_sums) : graph_(graph), comm_(comm), task_sums_(task_sums) {
+        for (int p : graph.parameters()) gradient_elements_ += static_cast<std::size_t>(element_count(graph.node(p).outputs[0].shape));
+        if (comm.size() > 1) fused_.resize(gradient_elements_ + kTailSize + task_sums);
+    }
+
+    struct Step {
+        float loss;
+        bool failed_here, failed_anywhere, stop;
+        std::vector<double> sums;  // the task's, summed
+    };
+    // Sums this rank's step with the others'; afterwards the executor holds the batch's mean gradient.
+    Step sum(Executor& ex, float loss, std::int64_t rows, bool stop_here, std::vector<double> sums, double& seconds) {
+        const bool finite_here = std::isfinite(loss);
+        if (comm_.size() == 1) return {loss, !finite_here, !finite_here, stop_here, std::move(sums)};
+        std::size_t at = 0;
+        if (finite_here) {
+            for (int p : graph_.parameters()) {
+                const Tensor& g = ex.grad(p);
+                for (std::int64_t j = 0; j < g.numel(); ++j) fused_[at++] = g.f32()[j] * static_cast<float>(rows);
+            }
+        } else {
+            std::fill(fused_.begin(), fused_.begin() + static_cast<std::ptrdiff_t>(gradient_elements_), 0.0f);
+        }
+        float* tail = fused_.data() + gradient_elements_;
+        tail[kLoss] = finite_here ? loss * static_cast<float>(rows) : 0.0f;
+        tail[kRows] = static_cast<float>(rows);
+        tail[kFailed] = finite_here ? 0.0f : 1.0f;
+        tail[kStop] = stop_here ? 1.0f : 0.0f;
+        for (std::size_t k = 0; k < task_sums_; ++k) tail[kTailSize + k] = static_cast<float>(sums[k]);
+        const auto start = std::chrono::steady_clock::now();
+        comm_.allreduce_sum(fused_);
+        seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        Step out{0, !finite_here, tail[kFailed] > 0, tail[kStop] > 0, {}};
+        if (out.failed_anywhere) return out;
+        at = 0;
+        const float scale = 1.0f / tail[kRows];
+        for (int p : graph_.parameters()) {
+            Tensor g = ex.grad(p);  // shares the executor's storage
+            for (std::int64_t j = 0; j < g.numel(); ++j) g.f32()[j] = fused_[at++] * scale;
+        }
+        out.loss = tail[kLoss] * scale;
+        for (std::size_t k = 0; k < task_sums_; ++k) out.sums.push_back(tail[kTailSize + k]);
+        return out;
+    }
+
+private:
+    enum Tail { kLoss, kRows, kFailed, kStop, kTailSize };
+    const Graph& graph_;
+    Communicator& comm_;
+    std::size_t task_sums_;
+    std::size_t gradient_elements_ = 0;
+    std::vector<float> fused_;
+};
+
+// Where a run starts: a fresh initialization, given weights, or a checkpoint
+// to resume (possibly written in the middle of an epoch).
+struct Start {
+    int epoch = 1;
+    std::int64_t step = 0;  // > 0: resume inside `epoch`
+    double loss_sum = 0;    // that epoch's loss so far
+    std::map<std::string, std::string> metadata;
+};
+
+Start start_run(const spec::Spec& spec, const TrainOptions& options, Executor& ex, Optimizer& optimizer, const std::string& checkpoint_path) {
+    Start start;
+    initialize_parameters(ex, spec.train.seed);
     if (options.resume) {
         if (!fs::exists(checkpoint_path)) throw Error(fmt::format("--resume: {} does not exist; start without --resume", checkpoint_path));
         const io::Checkpoint ckpt = io::read_safetensors(checkpoint_path);
         const auto state = optimizer_tensors(ckpt);
         load_parameters(ex, ckpt, state, checkpoint_path);
         try {
-            first_epoch = std::stoi(ckpt.metadata.at("epoch")) + 1;
-            optimizer->load_state(state, std::stoll(ckpt.metadata.at("optimizer_steps")));
+            start.epoch = std::stoi(ckpt.metadata.at("epoch")) + 1;
+            optimizer.load_state(state, std::stoll(ckpt.metadata.at("optimizer_steps")));
             if (ckpt.metadata.count("step")) {
-                first_step = std::stoll(ckpt.metadata.at("step"));
-                // Hexadecimal floats: the sums come back bit for bit.
-                resumed_loss_sum = std::stod(ckpt.metadata.at("epoch_loss_sum"));
-                resumed_spread_sum = std::stod(ckpt.metadata.at("epoch_spread_sum"));
-                resumed_spread_count = std::stoll(ckpt.metadata.at("epoch_spread_count"));
+                start.step = std::stoll(ckpt.metadata.at("step"));
+                start.loss_sum = std::stod(ckpt.metadata.at("epoch_loss_sum"));  // a hexadecimal float: bit for bit
             }
         } catch (const std::logic_error&) {  // missing keys (out_of_range) or values that are not numbers (invalid_argument)
             throw Error(fmt::format("{}: not a training checkpoint (expected whole numbers epoch and optimizer_steps, and for a run stopped "
                                     "mid-epoch step and the epoch's sums, in its metadata)",
                                     checkpoint_path));
         }
+        start.metadata = ckpt.metadata;
     } else if (!options.init_checkpoint.empty()) {
         if (!fs::exists(options.init_checkpoint)) throw Error(fmt::format("--init: {} does not exist", options.init_checkpoint));
         const io::Checkpoint ckpt = io::read_safetensors(options.init_checkpoint);
@@ -216,192 +245,185 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         given.tensors = options.initial_parameters;
         load_parameters(ex, given, {}, "the initial parameters");
     }
+    return start;
+}
+
+// The figure train.select names, and which way is better.
+MetricInfo selected_metric(const spec::Spec& spec, const Task& task) {
+    const auto& metrics = task.metrics();
+    if (spec.train.select.empty()) return metrics.front();
+    if (spec.train.select == "val_loss") return {"val_loss", "{:.4f}", false};
+    std::vector<std::string> names{"val_loss"};
+    for (const auto& m : metrics) {
+        if (m.name == spec.train.select) return m;
+        names.push_back(m.name);
+    }
+    const auto where = spec.train.locs.count("select") ? spec.train.locs.at("select") : spec::Location{spec.path};
+    throw spec::SpecError(where, fmt::format("train.select: task {} has no figure '{}' (it has {})", spec.task, spec.train.select, fmt::join(names, ", ")));
+}
+
+}  // namespace
+
+std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options) {
+    const Graph& graph = built.graph;
+    const spec::TrainSpec& cfg = spec.train;
+    // Data-parallel over ranks: every rank plans the same epochs and takes its
+    // share of each batch; rank 0 alone writes files and reports.
+    Communicator one_process;
+    Communicator& comm = options.communicator ? *options.communicator : one_process;
+    const int rank = comm.rank(), ranks = comm.size();
+    const bool lead = rank == 0;
+    const std::unique_ptr<Task> task = make_task(spec, built, options);
+    const MetricInfo select = selected_metric(spec, *task);
+
+    // Where the run's files go; an unwritable folder is found before training.
+    const fs::path out(options.out_dir);
+    std::error_code ec;
+    if (lead) fs::create_directories(out, ec);
+    if (ec) throw Error(fmt::format("{}: cannot create the output folder: {}", out.string(), ec.message()));
+    const std::string checkpoint_path = (out / "checkpoint.safetensors").string();
+    const std::string best_path = (out / "best.safetensors").string();
+    const std::string metrics_path = (out / "metrics.jsonl").string();
+
+    Executor ex(graph, cfg.executor == "sequential" ? Executor::Schedule::sequential : Executor::Schedule::tasks);
+    ex.set_profiling(options.profile);
+    std::unique_ptr<Optimizer> optimizer = make_optimizer(cfg.optimizer);
+    const Start start = start_run(spec, options, ex, *optimizer, checkpoint_path);
+    if (start.step > 0) {
+        try {
+            task->restore_epoch_sums(start.metadata);
+        } catch (const std::logic_error&) {
+            throw Error(fmt::format("{}: not a training checkpoint of task {} (its metadata lacks the stopped epoch's sums)", checkpoint_path, spec.task));
+        }
+    }
+    // The best figure so far, carried through checkpoints so a resumed run compares with it.
+    std::optional<double> best;
+    if (start.metadata.count("best")) best = std::stod(start.metadata.at("best"));
+    const auto best_metadata = [&]() -> std::map<std::string, std::string> {
+        if (!best) return {};
+        return {{"select", select.name}, {"best", fmt::format("{:a}", *best)}};
+    };
     if (lead) {
         std::ofstream probe(metrics_path, options.resume ? std::ios::app : std::ios::trunc);
         if (!probe) throw Error(fmt::format("{}: cannot write metrics: {}", metrics_path, std::strerror(errno)));
     }
-
-    // The checkpoint: weights, optimizer state, and where the run is. `partial`
-    // holds the metadata of an epoch stopped after some of its steps.
-    auto write_checkpoint = [&](int completed_epochs, const std::map<std::string, std::string>& partial) {
-        io::Checkpoint ckpt;
-        for (int p : graph.parameters()) ckpt.tensors[graph.node(p).name] = ex.value(ValueRef{p, 0});
-        for (auto& [name, t] : optimizer->state()) ckpt.tensors[name] = t;
-        ckpt.metadata = {{"format", "graphrun"},
-                         {"spec", spec.name},
-                         {"epoch", std::to_string(completed_epochs)},
-                         {"epochs", std::to_string(cfg.epochs)},
-                         {"optimizer", cfg.optimizer.type},
-                         {"optimizer_steps", std::to_string(optimizer->steps())},
-                         {"seed", std::to_string(cfg.seed)}};
-        ckpt.metadata.insert(partial.begin(), partial.end());
-        if (lead) io::write_safetensors(checkpoint_path, ckpt);
-    };
+    const CheckpointWriter checkpoints(spec, graph, ex, *optimizer, lead);
+    GradientSum gradient_sum(graph, comm, task->step_sums());
     // Under MPI a stop request is summed with the gradients, so every rank stops at the same step.
     auto stop_asked_here = [&] { return options.stop && options.stop->load(); };
-    bool stop_agreed = false;
-    auto stop_requested = [&] { return ranks == 1 ? stop_asked_here() : stop_agreed; };
-    // One buffer a step for the allreduce: every parameter's gradient, then the tail below.
-    std::int64_t gradient_elements = 0;
-    for (int p : graph.parameters()) gradient_elements += element_count(graph.node(p).outputs[0].shape);
-    enum Tail { kLoss, kRows, kFailed, kStop, kSpreadSum, kSpreadCount, kTailSize };
-    std::vector<float> fused(ranks > 1 ? static_cast<std::size_t>(gradient_elements) + kTailSize : 0);
+    const auto steps_done = [&] { return cfg.max_steps > 0 && optimizer->steps() >= cfg.max_steps; };
+    const auto warn = [&](const std::string& message) {
+        if (options.on_warning && lead) options.on_warning(message);
+    };
 
     std::vector<EpochMetrics> history;
     const std::int64_t batch_size = cfg.batch_size;
-    Batch batch = make_batch(graph, roles, batch_size);
-    for (int epoch = first_epoch; epoch <= cfg.epochs; ++epoch) {
-        std::mt19937_64 rng(epoch_seed(cfg.seed, epoch));
-        const std::vector<Sample> samples = plan_epoch(split.train, cfg.negatives, cfg.shuffle, rng);
-        const auto count = static_cast<std::int64_t>(samples.size());
+    Batch batch = Batch::for_inputs(graph, batch_size);
+    std::vector<ValueRef> validation_targets = task->validation_targets();
+    validation_targets.push_back(built.loss);
+    for (int epoch = start.epoch; epoch <= cfg.epochs && !steps_done(); ++epoch) {
+        const auto count = task->plan_epoch(epoch);
         const std::int64_t steps = (count + batch_size - 1) / batch_size;
         EpochMetrics m;
         m.epoch = epoch;
-        const bool resuming_here = epoch == first_epoch && first_step > 0;
-        double loss_sum = resuming_here ? resumed_loss_sum : 0, spread_sum = resuming_here ? resumed_spread_sum : 0;
-        std::int64_t spread_count = resuming_here ? resumed_spread_count : 0;
-        bool warned = false;
+        for (const auto& info : task->metrics()) m.metrics.push_back({info.name, std::nullopt, info.format});
+        const bool resuming_here = epoch == start.epoch && start.step > 0;
+        if (!resuming_here) task->start_epoch_sums();
+        double loss_sum = resuming_here ? start.loss_sum : 0;
         double allreduce_s = 0;  // this epoch's time in MPI_Allreduce
-        const auto start = std::chrono::steady_clock::now();
-        for (std::int64_t step = resuming_here ? first_step : 0; step < steps; ++step) {
+        bool stop_agreed = false;
+        const auto epoch_start = std::chrono::steady_clock::now();
+        for (std::int64_t step = resuming_here ? start.step : 0; step < steps; ++step) {
             const std::int64_t first = step * batch_size, n = std::min(batch_size, count - first);
             // This rank's rows of the batch. A rank left without rows (a last
             // batch smaller than the ranks) runs one row and counts it zero times.
             const auto [offset, mine] = split_rows(n, ranks, rank);
             const std::int64_t rows = std::max<std::int64_t>(mine, 1);
-            if (rows != batch.label.numel()) batch = make_batch(graph, roles, rows);
-            fill_batch(split.train, samples, std::min(first + offset, count - 1), rows, batch.left, batch.right, batch.label);
-            feed(ex, roles, batch);
-            float loss = forward_backward(ex, built.loss);
-            const bool finite_here = std::isfinite(loss);
-            if (!finite_here && ranks == 1)
-                throw TrainingFailure(fmt::format("epoch {} step {}: {}. {}", epoch, step + 1, non_finite_loss(loss, ex), kept_checkpoint(checkpoint_path)));
-            double step_spread_sum = 0;
-            std::int64_t step_spread_count = 0;
-            for (ValueRef e : {roles.left_embedding, roles.right_embedding}) {
-                const Tensor& emb = ex.value(e);
-                if (auto sp = embedding_spread(emb.f32(), emb.dim(0), emb.numel() / emb.dim(0))) {
-                    step_spread_sum += *sp;
-                    ++step_spread_count;
-                }
-            }
-            if (ranks > 1) {
-                // The batch's mean gradient: each rank's mean times its rows, summed, over all rows.
-                std::size_t at = 0;
-                if (finite_here) {
-                    for (int p : graph.parameters()) {
-                        const Tensor& g = ex.grad(p);
-                        for (std::int64_t j = 0; j < g.numel(); ++j) fused[at++] = g.f32()[j] * static_cast<float>(mine);
-                    }
-                } else {
-                    std::fill(fused.begin(), fused.begin() + gradient_elements, 0.0f);
-                }
-                float* tail = fused.data() + gradient_elements;
-                tail[kLoss] = finite_here ? loss * static_cast<float>(mine) : 0.0f;
-                tail[kRows] = static_cast<float>(mine);
-                tail[kFailed] = finite_here ? 0.0f : 1.0f;
-                tail[kStop] = stop_asked_here() ? 1.0f : 0.0f;
-                tail[kSpreadSum] = static_cast<float>(step_spread_sum);
-                tail[kSpreadCount] = static_cast<float>(step_spread_count);
-                const auto reduce_start = std::chrono::steady_clock::now();
-                comm.allreduce_sum(fused);
-                allreduce_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce_start).count();
-                if (tail[kFailed] > 0)
-                    throw TrainingFailure(finite_here ? fmt::format("epoch {} step {}: rank {} stops: another rank's loss is not finite", epoch, step + 1, rank)
-                                                      : fmt::format("epoch {} step {}: rank {}: {}. {}", epoch, step + 1, rank, non_finite_loss(loss, ex),
-                                                                    kept_checkpoint(checkpoint_path)));
-                at = 0;
-                const float scale = 1.0f / tail[kRows];
-                for (int p : graph.parameters()) {
-                    Tensor g = ex.grad(p);  // shares the executor's storage
-                    for (std::int64_t j = 0; j < g.numel(); ++j) g.f32()[j] = fused[at++] * scale;
-                }
-                loss = tail[kLoss] * scale;
-                stop_agreed = tail[kStop] > 0;
-                step_spread_sum = tail[kSpreadSum];
-                step_spread_count = static_cast<std::int64_t>(tail[kSpreadCount]);
-            }
-            apply_gradients(ex, *optimizer, cfg.clip_norm, fmt::format("epoch {} step {}", epoch, step + 1), kept_checkpoint(checkpoint_path));
-            loss_sum += loss * static_cast<double>(n);
-            // Embedding spread: collapse shows as every embedding pointing one way.
-            if (step_spread_count) {
-                spread_sum += step_spread_sum;
-                spread_count += step_spread_count;
-                const double s = step_spread_sum / static_cast<double>(step_spread_count);
-                if (s > 0.99 && !warned && options.on_warning && lead) {
-                    warned = true;
-                    options.on_warning(fmt::format("epoch {} step {}: the embeddings have collapsed: the mean cosine between different "
-                                                   "samples' embeddings is {:.4f} (> 0.99); every input maps to nearly the same point",
-                                                   epoch, step + 1, s));
-                }
-            }
+            if (rows != batch.rows) batch = Batch::for_inputs(graph, rows);
+            task->fill_training(std::min(first + offset, count - 1), batch);
+            batch.feed(ex);
+            const float loss_here = forward_backward(ex, built.loss);
+            const std::string where = fmt::format("epoch {} step {}", epoch, step + 1);
+            if (!std::isfinite(loss_here) && ranks == 1)
+                throw TrainingFailure(fmt::format("{}: {}. {}", where, non_finite_loss(loss_here, ex), kept_checkpoint(checkpoint_path)));
+            std::vector<double> sums(task->step_sums(), 0.0);
+            task->measure_step(ex, sums);
+            const GradientSum::Step summed = gradient_sum.sum(ex, loss_here, mine, stop_asked_here(), std::move(sums), allreduce_s);
+            if (summed.failed_anywhere)
+                throw TrainingFailure(summed.failed_here ? fmt::format("{}: rank {}: {}. {}", where, rank, non_finite_loss(loss_here, ex), kept_checkpoint(checkpoint_path))
+                                                         : fmt::format("{}: rank {} stops: another rank's loss is not finite", where, rank));
+            stop_agreed = summed.stop;
+            apply_gradients(ex, *optimizer, cfg.clip_norm, where, kept_checkpoint(checkpoint_path));
+            loss_sum += summed.loss * static_cast<double>(n);
+            task->after_step(summed.sums, epoch, step + 1, warn);
             if (options.on_step && lead) {
-                const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-                const double rate = static_cast<double>(first + n - (resuming_here ? first_step * batch_size : 0)) / std::max(elapsed, 1e-9);
-                options.on_step({epoch, static_cast<int>(cfg.epochs), step + 1, steps, loss, rate, static_cast<double>(count - first - n) / rate});
+                const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+                const double rate = static_cast<double>(first + n - (resuming_here ? start.step * batch_size : 0)) / std::max(elapsed, 1e-9);
+                options.on_step({epoch, static_cast<int>(cfg.epochs), step + 1, steps, summed.loss, rate, static_cast<double>(count - first - n) / rate});
             }
-            if (stop_requested() && step + 1 < steps) {
-                write_checkpoint(epoch - 1, {{"step", std::to_string(step + 1)},
-                                             {"epoch_loss_sum", fmt::format("{:a}", loss_sum)},
-                                             {"epoch_spread_sum", fmt::format("{:a}", spread_sum)},
-                                             {"epoch_spread_count", std::to_string(spread_count)}});
-                throw TrainingInterrupted(fmt::format("stopped at epoch {} step {} of {}; checkpoint {}", epoch, step + 1, steps, checkpoint_path),
-                                          checkpoint_path);
+            const bool stop = ranks == 1 ? stop_asked_here() : stop_agreed;
+            if ((stop || steps_done()) && step + 1 < steps) {
+                auto position = task->save_epoch_sums();
+                position["step"] = std::to_string(step + 1);
+                position["epoch_loss_sum"] = fmt::format("{:a}", loss_sum);
+                auto extra = best_metadata();
+                position.insert(extra.begin(), extra.end());
+                checkpoints.write(checkpoint_path, epoch - 1, position);
+                if (stop)
+                    throw TrainingInterrupted(fmt::format("stopped at epoch {} step {} of {}; checkpoint {}", epoch, step + 1, steps, checkpoint_path),
+                                              checkpoint_path);
+                warn(fmt::format("stopped after train.max_steps = {} steps (epoch {} step {} of {}); checkpoint {}", cfg.max_steps, epoch, step + 1,
+                                 steps, checkpoint_path));
+                if (options.on_finish) options.on_finish(ex);
+                return history;
             }
         }
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
         m.train_loss = loss_sum / static_cast<double>(std::max<std::int64_t>(count, 1));
-        const std::int64_t trained_here = count - std::min(count, (resuming_here ? first_step : 0) * batch_size);  // this process's share
+        const std::int64_t trained_here = count - std::min(count, (resuming_here ? start.step : 0) * batch_size);  // this process's share
         m.samples_per_s = static_cast<double>(trained_here) / std::max(seconds, 1e-9);
-        if (spread_count) m.spread = spread_sum / static_cast<double>(spread_count);
+        task->end_training_epoch(m);
         if (ranks > 1) {
             m.ranks = ranks;
-            m.allreduce_s_per_step = allreduce_s / static_cast<double>(std::max<std::int64_t>(steps - (resuming_here ? first_step : 0), 1));
+            m.allreduce_s_per_step = allreduce_s / static_cast<double>(std::max<std::int64_t>(steps - (resuming_here ? start.step : 0), 1));
         }
 
-        // Validation: never trained on, the same pairs and negatives every epoch.
-        if (!validation.empty()) {
+        // Validation: never trained on, the same samples every epoch.
+        const std::int64_t vcount = task->validation_size();
+        if (vcount > 0) {
             ex.set_profiling(false);  // the profile covers the training steps
-            double val_loss = 0, pos = 0, neg = 0, npos = 0, nneg = 0;
-            const auto vcount = static_cast<std::int64_t>(validation.size());
+            double val_loss = 0;
+            task->start_validation();
             for (std::int64_t first = 0; first < vcount; first += batch_size) {
                 if ((first / batch_size) % ranks != rank) continue;  // the ranks take turns; the sums are reduced below
                 const std::int64_t n = std::min(batch_size, vcount - first);
-                if (n != batch.label.numel()) batch = make_batch(graph, roles, n);
-                fill_batch(split.validation, validation, first, n, batch.left, batch.right, batch.label);
-                feed(ex, roles, batch);
-                ex.forward(Executor::Mode::inference);
+                if (n != batch.rows) batch = Batch::for_inputs(graph, n);
+                task->fill_validation(first, batch);
+                batch.feed(ex);
+                ex.forward(validation_targets, Executor::Mode::inference);
                 val_loss += ex.value(built.loss).f32()[0] * static_cast<double>(n);
-                const float* sim = ex.value(roles.similarity).f32();
-                for (std::int64_t k = 0; k < n; ++k) {
-                    const float y = batch.label.f32()[k];
-                    m.val_similarity.push_back(sim[k]);
-                    m.val_label.push_back(y);
-                    (y == 1.0f ? pos : neg) += sim[k];
-                    (y == 1.0f ? npos : nneg) += 1;
-                }
+                task->observe_validation(ex, batch);
             }
-            if (ranks > 1) {
-                double sums[] = {val_loss, pos, neg, npos, nneg};
-                comm.allreduce_sum(sums);
-                val_loss = sums[0], pos = sums[1], neg = sums[2], npos = sums[3], nneg = sums[4];
-                comm.allgather(m.val_similarity);
-                comm.allgather(m.val_label);
-            }
+            comm.allreduce_sum(std::span<double>(&val_loss, 1));
             m.val_loss = val_loss / static_cast<double>(vcount);
-            m.val_auc = roc_auc(m.val_similarity, m.val_label);
-            if (npos) m.pos_sim = pos / npos;
-            if (nneg) m.neg_sim = neg / nneg;
+            task->end_validation(comm, m);
         }
 
-        write_checkpoint(epoch, {});
+        // The best checkpoint by train.select, then the last.
+        const std::optional<double> figure = select.name == "val_loss" ? m.val_loss : m.metric(select.name);
+        const bool better = figure && (!best || (select.higher_is_better ? *figure > *best : *figure < *best));
+        if (better) best = figure;
+        checkpoints.write(checkpoint_path, epoch, best_metadata());
+        if (better) checkpoints.write(best_path, epoch, best_metadata());
         if (lead) std::ofstream(metrics_path, std::ios::app) << m.to_json() << "\n";
         ex.set_profiling(options.profile);
         if (options.on_epoch && lead) options.on_epoch(m);
         history.push_back(std::move(m));
-        if (stop_requested() && epoch < cfg.epochs)
+        const bool stop = ranks == 1 ? stop_asked_here() : stop_agreed;
+        if (stop && epoch < cfg.epochs)
             throw TrainingInterrupted(fmt::format("stopped after epoch {}; checkpoint {}", epoch, checkpoint_path), checkpoint_path);
     }
+    if (steps_done() && lead) warn(fmt::format("stopped after train.max_steps = {} steps; checkpoint {}", cfg.max_steps, checkpoint_path));
     if (options.on_finish) options.on_finish(ex);  // every rank: each holds the trained weights
     return history;
 }

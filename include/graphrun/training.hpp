@@ -41,14 +41,25 @@ private:
     std::string checkpoint_;
 };
 
+// One figure a task reports for an epoch (absent: not measurable, e.g. no validation data).
+struct Metric {
+    std::string name;            // "val_auc", "val_accuracy", ...
+    std::optional<double> value;
+    std::string format;          // fmt format of the value in the epoch line, e.g. "{:.3f}"
+};
+
 struct EpochMetrics {
     int epoch = 0;
     double train_loss = 0;
-    std::optional<double> val_loss, val_auc, pos_sim, neg_sim, spread;
-    double samples_per_s = 0;       // training pairs a second, all ranks together
+    std::optional<double> val_loss;
+    // The task's figures, in its order (task siamese: val_auc, pos_sim,
+    // neg_sim, spread; task classify: val_accuracy, val_macro_f1).
+    std::vector<Metric> metrics;
+    std::optional<double> metric(const std::string& name) const;  // absent also when the task has no such figure
+    double samples_per_s = 0;       // training samples a second, all ranks together
     int ranks = 1;                   // MPI processes; with more than one, the JSON also has
     double allreduce_s_per_step = 0; // the time a step spent summing gradients across them
-    std::vector<float> val_similarity, val_label;  // for pictures; not in the JSON line
+    std::vector<float> val_similarity, val_label;  // task siamese, for pictures; not in the JSON line
     std::string to_json() const;                   // one line of metrics.jsonl
 };
 
@@ -59,7 +70,7 @@ struct Progress {
 };
 
 struct TrainOptions {
-    std::string out_dir;               // metrics.jsonl and checkpoint.safetensors go here
+    std::string out_dir;               // metrics.jsonl, checkpoint.safetensors (last) and best.safetensors go here
     bool resume = false;               // continue from out_dir/checkpoint.safetensors
     std::string init_checkpoint;       // start from these weights
     // Start from these weights, by parameter name (Model::fit passes the

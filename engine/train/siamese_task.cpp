@@ -1,0 +1,193 @@
+#include "engine/train/siamese_task.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "engine/train/metrics.hpp"
+#include "engine/train/task.hpp"
+
+namespace graphrun::train {
+
+namespace {
+
+// The vocabulary of the embedding that reads an id input.
+std::int64_t vocabulary_of(const Graph& graph, int input) {
+    if (const std::int64_t vocab = embedding_vocabulary(graph, input)) return vocab;
+    throw Error(fmt::format("input '{}' feeds no embedding: token inputs must go into an embedding", graph.node(input).name));
+}
+
+class SiameseTask final : public Task {
+public:
+    SiameseTask(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options)
+        : roles_(find_roles(built.graph)), cfg_(spec.train) {
+        if (spec.data.kind == spec::DataSpec::Kind::columns)
+            throw spec::SpecError(spec.data.loc, "task siamese reads pairs: data.synthetic, data.files or data.text (data.inputs is for task classify)");
+        const PairSet pairs = load_pairs(spec.data, roles_.shape);
+        const bool all_similar = std::all_of(pairs.label.begin(), pairs.label.end(), [](float y) { return y == 1.0f; });
+        if (all_similar && cfg_.negatives == 0 && !options.allow_positive_only) throw Error(positive_only_message(spec));
+        split_ = split_validation(pairs, cfg_.validation, cfg_.seed);
+        if (split_.train.count() == 0)
+            throw Error(fmt::format("{}: no training pairs left after holding out train.validation = {}", spec.path, cfg_.validation));
+        std::mt19937_64 validation_rng(epoch_seed(cfg_.seed, -1));
+        // Validation measures separation, so it needs dissimilar pairs even when
+        // training goes without them (--allow-positive-only): that is how the collapse shows.
+        const bool validation_all_similar =
+            std::all_of(split_.validation.label.begin(), split_.validation.label.end(), [](float y) { return y == 1.0f; });
+        const std::int64_t validation_negatives = validation_all_similar ? std::max<std::int64_t>(cfg_.negatives, 1) : cfg_.negatives;
+        validation_ = train::plan_epoch(split_.validation, validation_negatives, false, validation_rng);
+    }
+
+    const std::vector<MetricInfo>& metrics() const override {
+        static const std::vector<MetricInfo> m{
+            {"val_auc", "{:.3f}", true}, {"pos_sim", "{:+.3f}", true}, {"neg_sim", "{:+.3f}", false}, {"spread", "{:.3f}", false}};
+        return m;
+    }
+
+    std::int64_t plan_epoch(int epoch) override {
+        std::mt19937_64 rng(epoch_seed(cfg_.seed, epoch));
+        samples_ = train::plan_epoch(split_.train, cfg_.negatives, cfg_.shuffle, rng);
+        return static_cast<std::int64_t>(samples_.size());
+    }
+
+    void fill_training(std::int64_t first, Batch& batch) const override { fill(split_.train, samples_, first, batch); }
+
+    // The spread of both branches' embeddings: collapse shows as every embedding pointing one way.
+    std::size_t step_sums() const override { return 2; }
+    void measure_step(const Executor& ex, std::span<double> sums) const override {
+        for (ValueRef e : {roles_.left_embedding, roles_.right_embedding}) {
+            const Tensor& emb = ex.value(e);
+            if (auto sp = embedding_spread(emb.f32(), emb.dim(0), emb.numel() / emb.dim(0))) {
+                sums[0] += *sp;
+                sums[1] += 1;
+            }
+        }
+    }
+    void after_step(std::span<const double> sums, int epoch, std::int64_t step, const std::function<void(const std::string&)>& warn) override {
+        if (sums[1] == 0) return;
+        spread_sum_ += sums[0];
+        spread_count_ += static_cast<std::int64_t>(sums[1]);
+        const double s = sums[0] / sums[1];
+        if (s > 0.99 && !warned_ && warn) {
+            warned_ = true;
+            warn(fmt::format("epoch {} step {}: the embeddings have collapsed: the mean cosine between different "
+                             "samples' embeddings is {:.4f} (> 0.99); every input maps to nearly the same point",
+                             epoch, step, s));
+        }
+    }
+    void start_epoch_sums() override {
+        spread_sum_ = 0;
+        spread_count_ = 0;
+        warned_ = false;
+    }
+    void end_training_epoch(EpochMetrics& m) override {
+        if (spread_count_) set(m, "spread", spread_sum_ / static_cast<double>(spread_count_));
+    }
+    // Hexadecimal floats: the sums come back bit for bit.
+    std::map<std::string, std::string> save_epoch_sums() const override {
+        return {{"epoch_spread_sum", fmt::format("{:a}", spread_sum_)}, {"epoch_spread_count", std::to_string(spread_count_)}};
+    }
+    void restore_epoch_sums(const std::map<std::string, std::string>& meta) override {
+        spread_sum_ = std::stod(meta.at("epoch_spread_sum"));
+        spread_count_ = std::stoll(meta.at("epoch_spread_count"));
+    }
+
+    std::int64_t validation_size() const override { return static_cast<std::int64_t>(validation_.size()); }
+    void fill_validation(std::int64_t first, Batch& batch) const override { fill(split_.validation, validation_, first, batch); }
+    std::vector<ValueRef> validation_targets() const override { return {roles_.similarity}; }
+    void start_validation() override {
+        similarity_.clear();
+        label_.clear();
+    }
+    void observe_validation(const Executor& ex, const Batch& batch) override {
+        const float* sim = ex.value(roles_.similarity).f32();
+        const float* y = batch.tensors[label_slot(batch)].f32();
+        similarity_.insert(similarity_.end(), sim, sim + batch.rows);
+        label_.insert(label_.end(), y, y + batch.rows);
+    }
+    void end_validation(Communicator& comm, EpochMetrics& m) override {
+        comm.allgather(similarity_);
+        comm.allgather(label_);
+        double pos = 0, neg = 0, npos = 0, nneg = 0;
+        for (std::size_t k = 0; k < similarity_.size(); ++k) {
+            (label_[k] == 1.0f ? pos : neg) += similarity_[k];
+            (label_[k] == 1.0f ? npos : nneg) += 1;
+        }
+        if (auto auc = roc_auc(similarity_, label_)) set(m, "val_auc", *auc);
+        if (npos) set(m, "pos_sim", pos / npos);
+        if (nneg) set(m, "neg_sim", neg / nneg);
+        m.val_similarity = similarity_;
+        m.val_label = label_;
+    }
+
+private:
+    void fill(const PairSet& pairs, const std::vector<Sample>& samples, std::int64_t first, Batch& batch) const {
+        fill_batch(pairs, samples, first, batch.rows, batch.of(roles_.left_input), batch.of(roles_.right_input), batch.of(roles_.label_input));
+    }
+    std::size_t label_slot(const Batch& batch) const {
+        return static_cast<std::size_t>(std::find(batch.nodes.begin(), batch.nodes.end(), roles_.label_input) - batch.nodes.begin());
+    }
+    void set(EpochMetrics& m, const std::string& name, double value) const {
+        for (auto& metric : m.metrics)
+            if (metric.name == name) metric.value = value;
+    }
+
+    SiameseRoles roles_;
+    spec::TrainSpec cfg_;
+    Split split_;
+    std::vector<Sample> samples_, validation_;
+    double spread_sum_ = 0;
+    std::int64_t spread_count_ = 0;
+    bool warned_ = false;
+    std::vector<float> similarity_, label_;
+};
+
+}  // namespace
+
+SiameseRoles find_roles(const Graph& graph) {
+    SiameseRoles r;
+    for (int i : graph.inputs()) {
+        const TensorType& t = graph.node(i).outputs[0];
+        if (t.dtype != DType::f32) {
+            if (r.left_input < 0) r.left_input = i;
+            else if (r.right_input < 0) r.right_input = i;
+            else throw Error("task siamese expects two token inputs (left and right), the graph has more");
+        } else if (r.label_input < 0) {
+            r.label_input = i;
+        } else {
+            throw Error("task siamese expects one float input (the label), the graph has more");
+        }
+    }
+    if (r.left_input < 0 || r.right_input < 0 || r.label_input < 0)
+        throw Error("task siamese expects two token inputs (int32/int64) and one float label input");
+    int cosine = -1;
+    for (std::size_t i = 0; i < graph.nodes().size(); ++i)
+        if (graph.nodes()[i].op_name == "cosine") {
+            if (cosine >= 0) throw Error("task siamese expects one cosine node joining the branches, the graph has more");
+            cosine = static_cast<int>(i);
+        }
+    if (cosine < 0) throw Error("task siamese expects a cosine node joining the two branches");
+    r.similarity = {cosine, 0};
+    r.left_embedding = graph.node(cosine).inputs[0];
+    r.right_embedding = graph.node(cosine).inputs[1];
+    r.shape = {graph.node(r.left_input).name, graph.node(r.right_input).name, graph.node(r.left_input).outputs[0].shape.at(1),
+               graph.node(r.right_input).outputs[0].shape.at(1), vocabulary_of(graph, r.left_input), vocabulary_of(graph, r.right_input)};
+    return r;
+}
+
+std::string positive_only_message(const spec::Spec& spec) {
+    return fmt::format(
+        "{}: every pair is labelled similar (y = 1) and train.negatives is 0, so there are no dissimilar pairs. "
+        "With positives only, the contrastive loss is minimized by mapping every input to the same point, and the "
+        "embeddings collapse (Hadsell, Chopra and LeCun 2006, section 3). Fix: sample dissimilar pairs with "
+        "`train.negatives: 1` (or --set train.negatives=1), or give labels with dissimilar pairs. "
+        "--allow-positive-only goes on anyway.",
+        spec.path);
+}
+
+std::unique_ptr<Task> make_siamese_task(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options) {
+    return std::make_unique<SiameseTask>(spec, built, options);
+}
+
+}  // namespace graphrun::train

@@ -1,0 +1,28 @@
+// task: siamese. Pairs of token sequences (synthetic, .npy files or a TSV of
+// text pairs), dissimilar pairs sampled by random pairing, the guard against
+// positive-only data, and the figures that show separation or collapse:
+// validation AUC, mean similarity of similar and dissimilar pairs, and the
+// spread of the embeddings (engine/train/metrics.hpp).
+#pragma once
+
+#include <string>
+
+#include "engine/core/graph.hpp"
+#include "engine/spec/spec.hpp"
+#include "engine/train/data.hpp"
+
+namespace graphrun::train {
+
+// The parts of a graph the task needs, found by their roles: the two token
+// inputs, the label input, the cosine node whose inputs are the embeddings.
+struct SiameseRoles {
+    int left_input = -1, right_input = -1, label_input = -1;
+    ValueRef similarity, left_embedding, right_embedding;
+    PairShape shape;
+};
+SiameseRoles find_roles(const Graph& graph);
+
+// The message of the guard that stops a run on positive-only data.
+std::string positive_only_message(const spec::Spec& spec);
+
+}  // namespace graphrun::train
