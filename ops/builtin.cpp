@@ -11,6 +11,9 @@ const OpRegistry& builtin_ops() {
         register_reduce(r);
         register_max(r);
         register_cosine(r);
+        register_softmax(r);
+        register_log_softmax(r);
+        register_cross_entropy(r);
         register_matmul(r);
         register_embedding(r);
         register_lstm(r);

@@ -16,6 +16,9 @@ void register_unary(OpRegistry&);      // square, relu, sigmoid, tanh
 void register_reduce(OpRegistry&);     // sum, mean
 void register_max(OpRegistry&);
 void register_cosine(OpRegistry&);
+void register_softmax(OpRegistry&);
+void register_log_softmax(OpRegistry&);
+void register_cross_entropy(OpRegistry&);
 void register_matmul(OpRegistry&);
 void register_embedding(OpRegistry&);
 void register_lstm(OpRegistry&);
