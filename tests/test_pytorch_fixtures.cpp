@@ -1,6 +1,7 @@
 // graphrun against PyTorch: values and gradients that PyTorch 1.13 computed
 // (tests/fixtures/make_fixtures.py, committed as JSON) for the LSTM layer and
-// cell, cosine similarity, the contrastive loss and the Siamese head.
+// cell, cosine similarity, the contrastive loss, the Siamese head, softmax,
+// log_softmax and cross_entropy.
 // Gradients are of sum(w * output) for the recorded upstream w, or of the
 // scalar loss; every comparison is relative to the tensor's scale, to 1e-5.
 #include <cstdint>
@@ -185,4 +186,47 @@ TEST_CASE("the Siamese head (cosine, 1 - cos, contrastive_loss) matches PyTorch"
     ex.backward(loss);
     check_close("da", ex.grad("a"), at(f, "da"), kRel);
     check_close("db", ex.grad("b"), at(f, "db"), kRel);
+}
+
+namespace {
+
+// softmax or log_softmax: y and the gradient of sum(w * y).
+void check_softmax(const std::string& op) {
+    const Fixture f = load_fixture(op);
+    Builder b{f};
+    const ValueRef y = b.graph.add("y", op, {b.parameter("x")});  // (N, C)
+    Executor ex(b.graph);
+    b.feed(ex);
+    ex.forward();
+    check_close(op + " y", ex.value(y), at(f, "y"), kRel);
+
+    ex.backward({{y, at(f, "w").clone()}});
+    check_close(op + " dx", ex.grad("x"), at(f, "dx"), kRel);
+}
+
+}  // namespace
+
+TEST_CASE("softmax matches torch.softmax", "[fixtures]") { check_softmax("softmax"); }
+
+TEST_CASE("log_softmax matches torch.log_softmax", "[fixtures]") { check_softmax("log_softmax"); }
+
+TEST_CASE("cross_entropy matches F.cross_entropy, with i64 and i32 labels", "[fixtures]") {
+    const Fixture f = load_fixture("cross_entropy");
+    const Tensor& labels64 = at(f, "labels");  // (N) i64, as PyTorch has them
+    Tensor labels32(labels64.shape(), DType::i32);
+    for (std::int64_t n = 0; n < labels64.numel(); ++n) labels32.i32()[n] = static_cast<std::int32_t>(labels64.i64()[n]);
+    for (const Tensor& labels : {labels64, labels32}) {
+        INFO("labels " << dtype_name(labels.dtype()));
+        Builder b{f};
+        const ValueRef logits = b.parameter("logits");  // (N, C)
+        const ValueRef loss = b.graph.add("loss", "cross_entropy", {logits, b.graph.input("labels", labels.type())});
+        Executor ex(b.graph);
+        b.feed(ex);
+        ex.set("labels", labels.clone());
+        ex.forward();
+        check_close("loss", ex.value(loss), at(f, "loss"), kRel);
+
+        ex.backward(loss);
+        check_close("dlogits", ex.grad("logits"), at(f, "dlogits"), kRel);
+    }
 }
