@@ -30,5 +30,6 @@ std::string draw_training_svg(const std::string& out_dir, const std::string& tit
 int run_check(const Args& args);
 int run_gradcheck(const Args& args);
 int run_predict(const Args& args);
+int run_evaluate(const Args& args);
 
 }  // namespace graphrun::cli

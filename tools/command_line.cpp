@@ -30,6 +30,7 @@ const CommandInfo kCommands[] = {
     {"check", "SPEC [options]", "validate SPEC; print its summary table and its data's lengths"},
     {"gradcheck", "SPEC [options]", "check each parameter's gradient against finite differences on a small batch"},
     {"predict", "SPEC --checkpoint CKPT --input NAME=FILE.npy... --output NODE... --out DIR", "run a trained graph on .npy inputs; write the outputs as .npy"},
+    {"evaluate", "SPEC --checkpoint CKPT [--data FILE] [--out FILE.json]", "a checkpoint's figures on held-out data (default: the spec's data.test)"},
     {"dump", "SPEC [-o FILE]", "write the graph as JSON (docs/graph-dump.md), for tools/graphviz_export"},
     {"plot", "OUT", "redraw OUT/training.svg from a run's metrics (needs gnuplot)"},
     {"help", "[COMMAND]", "list the commands, or print one command's options"},
@@ -129,6 +130,14 @@ struct Parser {
         predict->add_option("--output", a.outputs, "a node whose output to write as DIR/NODE.npy (repeatable)")->type_name("NODE")->allow_extra_args(false);
         predict->add_option("--out", a.out, "the folder for the .npy files")->type_name("DIR");
         threads(predict);
+
+        CLI::App* evaluate = command("evaluate");
+        spec(evaluate);
+        set(evaluate);
+        evaluate->add_option("--checkpoint", a.checkpoint, "the trained weights (safetensors)")->type_name("CKPT");
+        evaluate->add_option("--data", a.data, "held-out data in the layout of the spec's data.inputs")->type_name("FILE")->default_str("the spec's data.test");
+        evaluate->add_option("--out", a.out, "also write the figures as JSON")->type_name("FILE.json");
+        threads(evaluate);
 
         CLI::App* dump = command("dump");
         spec(dump);

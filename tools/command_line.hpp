@@ -16,11 +16,12 @@ public:
 };
 
 struct Args {
-    std::string command;                   // train, check, gradcheck, predict, dump, plot, help, completion, version
+    std::string command;                   // train, check, gradcheck, predict, evaluate, dump, plot, help, completion, version
     std::string spec;                      // the YAML file (plot: the run folder)
     std::string topic;                     // help: the command asked about; completion: the shell
     std::vector<std::string> overrides;    // --set K=V
     std::string init, checkpoint, out;     // --init, --checkpoint, --out (-o for dump)
+    std::string data;                      // evaluate --data FILE
     std::string dump;                      // --dump FILE: the graph (and profile) after training
     bool profile = false;                  // --profile: per-op times after training
     bool resume = false, overwrite = false, allow_positive_only = false;

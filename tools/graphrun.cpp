@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
         if (args.command == "check") return cli::run_check(args);
         if (args.command == "gradcheck") return cli::run_gradcheck(args);
         if (args.command == "predict") return cli::run_predict(args);
+        if (args.command == "evaluate") return cli::run_evaluate(args);
         if (args.command == "dump") return cli::run_dump(args);
         if (args.command == "plot") return cli::run_plot(args);
         return cli::run_train(args);

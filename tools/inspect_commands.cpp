@@ -14,6 +14,7 @@
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
 #include "engine/train/siamese_task.hpp"
+#include "engine/train/task.hpp"
 #include "engine/train/trainer.hpp"
 #include "ops/builtin.hpp"
 #include "tools/cli.hpp"
@@ -35,6 +36,47 @@ std::string shapes_of(const Node& n) {
     for (const auto& t : n.outputs) shapes.push_back(to_string(t.shape));
     return fmt::format("{}", fmt::join(shapes, " "));
 }
+}  // namespace
+
+namespace {
+
+std::string megabytes(std::int64_t bytes) { return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6); }
+
+// The compiled plans of one batch of train.batch_size rows: a training step
+// and an inference pass for the outputs, run once on zeros so the ops' states
+// (workspaces, scratchpads) exist and count.
+void print_plan_memory(const spec::Spec& spec, const BuiltGraph& built) {
+    const Graph& g = built.graph;
+    const std::int64_t rows = spec.train.batch_size;
+    const train::Batch batch = train::Batch::for_inputs(g, rows);
+    Executor training(g), inference(g);
+    initialize_parameters(training, spec.train.seed);
+    std::int64_t parameter_bytes = 0;
+    for (int p : g.parameters()) {
+        inference.set(p, training.value(ValueRef{p, 0}));
+        parameter_bytes += static_cast<std::int64_t>(training.value(ValueRef{p, 0}).bytes());
+    }
+    batch.feed(training);
+    batch.feed(inference);
+    training.forward();
+    training.backward(built.loss);
+    std::vector<ValueRef> outputs;
+    for (const auto& [name, ref] : built.outputs) outputs.push_back(ref);
+    if (outputs.empty()) outputs.push_back(built.loss);
+    inference.forward(outputs, Executor::Mode::inference);
+    for (const auto& [what, ex] : {std::pair<const char*, const Executor*>{"training", &training}, {"inference", &inference}}) {
+        const Plan& plan = ex->plan();
+        const std::int64_t state = ex->state_bytes();
+        const std::int64_t peak = plan.value_bytes() + plan.gradient_bytes() + state;
+        std::size_t value_buffers = 0;
+        for (const auto& b : plan.buffers) value_buffers += b.gradient ? 0 : 1;
+        fmt::print("plan, {} (batch {}): peak {}: values {} ({} buffers in {} slots{}), gradients {}, op state {}; parameters {} besides\n", what, rows,
+                   megabytes(peak), megabytes(plan.value_bytes()), value_buffers, value_buffers - (plan.buffers.size() - plan.slot_bytes.size()),
+                   plan.value_bytes() < plan.unshared_bytes() - plan.gradient_bytes() ? fmt::format(", {} unshared", megabytes(plan.unshared_bytes() - plan.gradient_bytes())) : "",
+                   megabytes(plan.gradient_bytes()), megabytes(state), megabytes(parameter_bytes));
+    }
+}
+
 }  // namespace
 
 int run_check(const Args& args) {
@@ -73,7 +115,15 @@ int run_check(const Args& args) {
     fmt::print("{}\n", rule);
     fmt::print("Total params: {}\nTrainable params: {}\nNon-trainable params: 0\n", thousands(g.parameter_count()), thousands(g.parameter_count()));
 
-    // The data, if the graph is a Siamese pair model: counts, labels, lengths and padding.
+    print_plan_memory(spec, built);
+
+    if (spec.task == "classify") {
+        train::TrainOptions options;
+        const auto task = train::make_task(spec, built, options, "");
+        fmt::print("data: {} training samples an epoch, {} validation samples\n", task->plan_epoch(1), task->validation_size());
+        return 0;
+    }
+    // The data of a Siamese pair model: counts, labels, lengths and padding.
     train::SiameseRoles roles;
     try {
         roles = train::find_roles(g);

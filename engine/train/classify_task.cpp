@@ -162,7 +162,7 @@ void add_npy(Table& t, const std::string& name, const spec::InputSource& source,
 
 class ClassifyTask final : public Task {
 public:
-    ClassifyTask(const spec::Spec& spec, const BuiltGraph& built) : cfg_(spec.train) {
+    ClassifyTask(const spec::Spec& spec, const BuiltGraph& built, const std::string& evaluation_data) : cfg_(spec.train) {
         const Graph& graph = built.graph;
         if (spec.data.kind != spec::DataSpec::Kind::columns)
             throw spec::SpecError(spec.data.loc, "task classify reads data.inputs (which column or file feeds each input), not pairs");
@@ -177,6 +177,15 @@ public:
             if (source.kind == spec::InputSource::Kind::classes && static_cast<std::int64_t>(source.classes.size()) != classes_)
                 throw spec::SpecError(source.loc, fmt::format("data.inputs.{} lists {} classes, but the logits '{}' have {}", name, source.classes.size(),
                                                               graph.node(logits_).name, classes_));
+        if (!evaluation_data.empty()) {
+            const std::string path = evaluation_data == "test" ? data.test : evaluation_data;
+            if (path.empty()) throw spec::SpecError(spec.data.loc, "there is no held-out data to evaluate on: give --data FILE, or data.test in the spec");
+            validation_ = load_tsv(path, data, graph);
+            check_labels(validation_, path);
+            validation_order_.resize(static_cast<std::size_t>(validation_.rows));
+            std::iota(validation_order_.begin(), validation_order_.end(), 0);
+            return;
+        }
         Table all = data.train.empty() ? Table{} : load_tsv(data.train, data, graph);
         for (const auto& [name, source] : data.inputs)
             if (source.kind == spec::InputSource::Kind::npy) add_npy(all, name, source, graph);
@@ -274,6 +283,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Task> make_classify_task(const spec::Spec& spec, const BuiltGraph& built) { return std::make_unique<ClassifyTask>(spec, built); }
+std::unique_ptr<Task> make_classify_task(const spec::Spec& spec, const BuiltGraph& built, const std::string& evaluation_data) {
+    return std::make_unique<ClassifyTask>(spec, built, evaluation_data);
+}
 
 }  // namespace graphrun::train

@@ -102,8 +102,9 @@ std::int64_t embedding_vocabulary(const Graph& graph, int input) {
     return 0;
 }
 
-std::unique_ptr<Task> make_task(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options) {
-    if (spec.task == "classify") return make_classify_task(spec, built);
+std::unique_ptr<Task> make_task(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options, const std::string& evaluation_data) {
+    if (spec.task == "classify") return make_classify_task(spec, built, evaluation_data);
+    if (!evaluation_data.empty()) throw Error("evaluating task siamese on a file is not built yet (issue 16): evaluate a classify spec");
     return make_siamese_task(spec, built, options);
 }
 
@@ -262,7 +263,51 @@ MetricInfo selected_metric(const spec::Spec& spec, const Task& task) {
     throw spec::SpecError(where, fmt::format("train.select: task {} has no figure '{}' (it has {})", spec.task, spec.train.select, fmt::join(names, ", ")));
 }
 
+// Runs the task's validation samples through an inference plan (the ranks
+// take turns by batch) and fills the loss and the task's figures.
+void validate(Executor& ex, Task& task, const BuiltGraph& built, Communicator& comm, std::int64_t batch_size, EpochMetrics& m) {
+    const std::int64_t count = task.validation_size();
+    if (count == 0) return;
+    std::vector<ValueRef> targets = task.validation_targets();
+    targets.push_back(built.loss);
+    Batch batch;
+    double loss = 0;
+    task.start_validation();
+    for (std::int64_t first = 0; first < count; first += batch_size) {
+        if ((first / batch_size) % comm.size() != comm.rank()) continue;  // the sums are reduced below
+        const std::int64_t n = std::min(batch_size, count - first);
+        if (n != batch.rows) batch = Batch::for_inputs(built.graph, n);
+        task.fill_validation(first, batch);
+        batch.feed(ex);
+        ex.forward(targets, Executor::Mode::inference);
+        loss += ex.value(built.loss).f32()[0] * static_cast<double>(n);
+        task.observe_validation(ex, batch);
+    }
+    comm.allreduce_sum(std::span<double>(&loss, 1));
+    m.val_loss = loss / static_cast<double>(count);
+    task.end_validation(comm, m);
+}
+
+EpochMetrics blank_metrics(const Task& task) {
+    EpochMetrics m;
+    for (const auto& info : task.metrics()) m.metrics.push_back({info.name, std::nullopt, info.format});
+    return m;
+}
+
 }  // namespace
+
+EpochMetrics evaluate(const spec::Spec& spec, const BuiltGraph& built, const std::string& checkpoint, const std::string& data) {
+    TrainOptions options;
+    options.allow_positive_only = true;  // evaluation trains nothing
+    const std::unique_ptr<Task> task = make_task(spec, built, options, data);
+    Executor ex(built.graph);
+    const io::Checkpoint ckpt = io::read_safetensors(checkpoint);
+    load_parameters(ex, ckpt, optimizer_tensors(ckpt), checkpoint);
+    Communicator one_process;
+    EpochMetrics m = blank_metrics(*task);
+    validate(ex, *task, built, one_process, spec.train.batch_size, m);
+    return m;
+}
 
 std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options) {
     const Graph& graph = built.graph;
@@ -273,7 +318,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
     Communicator& comm = options.communicator ? *options.communicator : one_process;
     const int rank = comm.rank(), ranks = comm.size();
     const bool lead = rank == 0;
-    const std::unique_ptr<Task> task = make_task(spec, built, options);
+    const std::unique_ptr<Task> task = make_task(spec, built, options, "");
     const MetricInfo select = selected_metric(spec, *task);
 
     // Where the run's files go; an unwritable folder is found before training.
@@ -319,14 +364,11 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
     std::vector<EpochMetrics> history;
     const std::int64_t batch_size = cfg.batch_size;
     Batch batch = Batch::for_inputs(graph, batch_size);
-    std::vector<ValueRef> validation_targets = task->validation_targets();
-    validation_targets.push_back(built.loss);
     for (int epoch = start.epoch; epoch <= cfg.epochs && !steps_done(); ++epoch) {
         const auto count = task->plan_epoch(epoch);
         const std::int64_t steps = (count + batch_size - 1) / batch_size;
-        EpochMetrics m;
+        EpochMetrics m = blank_metrics(*task);
         m.epoch = epoch;
-        for (const auto& info : task->metrics()) m.metrics.push_back({info.name, std::nullopt, info.format});
         const bool resuming_here = epoch == start.epoch && start.step > 0;
         if (!resuming_here) task->start_epoch_sums();
         double loss_sum = resuming_here ? start.loss_sum : 0;
@@ -389,25 +431,8 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         }
 
         // Validation: never trained on, the same samples every epoch.
-        const std::int64_t vcount = task->validation_size();
-        if (vcount > 0) {
-            ex.set_profiling(false);  // the profile covers the training steps
-            double val_loss = 0;
-            task->start_validation();
-            for (std::int64_t first = 0; first < vcount; first += batch_size) {
-                if ((first / batch_size) % ranks != rank) continue;  // the ranks take turns; the sums are reduced below
-                const std::int64_t n = std::min(batch_size, vcount - first);
-                if (n != batch.rows) batch = Batch::for_inputs(graph, n);
-                task->fill_validation(first, batch);
-                batch.feed(ex);
-                ex.forward(validation_targets, Executor::Mode::inference);
-                val_loss += ex.value(built.loss).f32()[0] * static_cast<double>(n);
-                task->observe_validation(ex, batch);
-            }
-            comm.allreduce_sum(std::span<double>(&val_loss, 1));
-            m.val_loss = val_loss / static_cast<double>(vcount);
-            task->end_validation(comm, m);
-        }
+        ex.set_profiling(false);  // the profile covers the training steps
+        validate(ex, *task, built, comm, batch_size, m);
 
         // The best checkpoint by train.select, then the last.
         const std::optional<double> figure = select.name == "val_loss" ? m.val_loss : m.metric(select.name);

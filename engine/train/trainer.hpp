@@ -17,6 +17,11 @@ namespace graphrun::train {
 
 std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options);
 
+// The task's figures for a checkpoint on held-out data: `data` (a TSV in the
+// spec's data.inputs layout), or the spec's data.test when empty. The
+// figures keep their validation names (val_loss, val_accuracy, ...).
+EpochMetrics evaluate(const spec::Spec& spec, const BuiltGraph& built, const std::string& checkpoint, const std::string& data);
+
 // Sets every parameter of the executor's graph from a checkpoint; a missing
 // parameter, a tensor of another type, or a tensor that is neither a parameter
 // nor optimizer state is an Error naming `path` and listing them.

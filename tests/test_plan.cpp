@@ -1,0 +1,246 @@
+// The compiled plan (engine/core/plan.hpp), the two executors, results that do
+// not depend on the thread count, and the trainer's tasks.
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "engine/core/dnnl_context.hpp"
+#include "engine/core/executor.hpp"
+#include "engine/io/safetensors.hpp"
+#include "engine/spec/builder.hpp"
+#include "engine/spec/loader.hpp"
+#include "engine/train/initializer.hpp"
+#include "engine/train/task.hpp"
+#include "engine/train/trainer.hpp"
+#include "graphrun/thread_budget.hpp"
+#include "ops/builtin.hpp"
+
+using namespace graphrun;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch(const std::string& name) {
+    const fs::path p = fs::temp_directory_path() / fmt::format("graphrun_plan_{}_{}", name, getpid());
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p;
+}
+
+spec::Spec small_spec(const std::vector<std::string>& overrides = {}) {
+    return spec::load_spec_file(GRAPHRUN_SOURCE_DIR "/tests/specs/small_siamese.yaml", overrides);
+}
+
+// One batch of the small model's data, as the siamese task makes it.
+train::Batch first_batch(const spec::Spec& spec, const BuiltGraph& built, std::int64_t rows) {
+    train::TrainOptions options;
+    const auto task = train::make_task(spec, built, options, "");
+    task->plan_epoch(1);
+    train::Batch batch = train::Batch::for_inputs(built.graph, rows);
+    task->fill_training(0, batch);
+    return batch;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) { return a.type() == b.type() && std::memcmp(a.raw(), b.raw(), a.bytes()) == 0; }
+
+}  // namespace
+
+TEST_CASE("an inference plan shares memory between values whose readers are done, and computes the same values", "[plan]") {
+    const auto spec = small_spec();
+    const auto built = build_graph(spec, builtin_ops());
+    const Graph& g = built.graph;
+    Executor ex(g);
+    initialize_parameters(ex, spec.train.seed);
+    first_batch(spec, built, 32).feed(ex);
+    const ValueRef similarity{g.index_of("similarity"), 0};
+    ex.forward(Executor::Mode::training);
+    const Tensor expected = ex.value(similarity).clone();
+    CHECK(ex.plan().value_bytes() == ex.plan().unshared_bytes() - ex.plan().gradient_bytes());  // training keeps every value
+
+    ex.forward({similarity}, Executor::Mode::inference);
+    const Plan& plan = ex.plan();
+    CHECK(plan.mode == RunMode::inference);
+    CHECK(plan.value_bytes() < plan.unshared_bytes());  // some buffers share a slot
+    CHECK(plan.slot_bytes.size() < plan.buffers.size());
+    CHECK(same_bits(ex.value(similarity), expected));
+    // A value whose memory went to another is not readable.
+    CHECK_THROWS_WITH(ex.value(ValueRef{g.index_of("left_embedding"), 0}), Contains("was not kept"));
+    // Two buffers in one slot never live at once, and the later one's producer waits for every reader of the earlier.
+    for (const auto& a : plan.buffers)
+        for (const auto& b : plan.buffers)
+            if (&a != &b && a.slot == b.slot) CHECK((a.last < b.first || b.last < a.first));
+    // The waves: a node never shares a wave with a node it reads.
+    for (const auto& wave : plan.waves)
+        for (int n : wave)
+            for (const ValueRef& in : g.node(n).inputs) CHECK(std::find(wave.begin(), wave.end(), in.node) == wave.end());
+}
+
+TEST_CASE("plans are kept by shape and mode: after an epoch with a short last batch and a validation pass, no step creates a primitive", "[plan]") {
+    // 2010 pairs, 20% held out: 1608 training pairs and as many negatives, so
+    // the last batch of an epoch has 16 rows; validation's last batch has 4.
+    const auto spec = small_spec({"data.synthetic.samples=2010", "train.epochs=3"});
+    const auto built = build_graph(spec, builtin_ops());
+    const fs::path dir = scratch("primitives");
+    std::vector<std::int64_t> created;
+    train::TrainOptions options;
+    options.out_dir = dir.string();
+    const std::int64_t before = primitives_created();
+    options.on_epoch = [&](const train::EpochMetrics&) { created.push_back(primitives_created()); };
+    train::train(spec, built, options);
+    REQUIRE(created.size() == 3);
+    CHECK(created[0] > before);         // the first epoch creates the plans' primitives
+    CHECK(created[1] == created[0]);    // the second creates none
+    CHECK(created[2] == created[1]);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a training step gives the same bits with either executor and any thread count", "[plan][scheduler]") {
+    const auto spec = small_spec();
+    const auto built = build_graph(spec, builtin_ops());
+    const Graph& g = built.graph;
+    // 48 rows: the lstm cuts the batch into 3 parts, whatever the threads.
+    const train::Batch batch = first_batch(spec, built, 48);
+    const auto gradients = [&](Executor::Schedule schedule, int threads) {
+        const ThreadBudget budget(threads);
+        Executor ex(g, schedule);
+        initialize_parameters(ex, spec.train.seed);
+        batch.feed(ex);
+        ex.forward();
+        ex.backward(built.loss);
+        std::vector<Tensor> out{ex.value(built.loss).clone()};
+        for (int p : g.parameters()) out.push_back(ex.grad(p).clone());
+        return out;
+    };
+    const auto reference = gradients(Executor::Schedule::sequential, 1);
+    for (const auto& [schedule, threads] : {std::pair{Executor::Schedule::tasks, 1}, {Executor::Schedule::tasks, 2}, {Executor::Schedule::tasks, 4},
+                                            {Executor::Schedule::sequential, 2}}) {
+        INFO(fmt::format("{} with {} threads", schedule == Executor::Schedule::tasks ? "tasks" : "sequential", threads));
+        const auto got = gradients(schedule, threads);
+        REQUIRE(got.size() == reference.size());
+        for (std::size_t k = 0; k < got.size(); ++k) CHECK(same_bits(got[k], reference[k]));
+    }
+}
+
+TEST_CASE("train.max_steps stops with a checkpoint that --resume continues to the run's end", "[train]") {
+    const fs::path dir = scratch("max_steps");
+    const auto run = [&](const fs::path& out, std::vector<std::string> overrides, bool resume) {
+        const auto spec = small_spec(overrides);
+        const auto built = build_graph(spec, builtin_ops());
+        train::TrainOptions options;
+        options.out_dir = out.string();
+        options.resume = resume;
+        return train::train(spec, built, options);
+    };
+    // 7 steps: inside the first epoch (100 steps).
+    CHECK(run(dir / "a", {"train.max_steps=7", "train.epochs=2"}, false).empty());
+    const io::Checkpoint stopped = io::read_safetensors((dir / "a" / "checkpoint.safetensors").string());
+    CHECK(stopped.metadata.at("optimizer_steps") == "7");
+    CHECK(stopped.metadata.at("step") == "7");
+    run(dir / "a", {"train.epochs=2"}, true);
+    run(dir / "b", {"train.epochs=2"}, false);
+    std::ifstream a(dir / "a" / "checkpoint.safetensors", std::ios::binary), b(dir / "b" / "checkpoint.safetensors", std::ios::binary);
+    const std::string bytes_a((std::istreambuf_iterator<char>(a)), {}), bytes_b((std::istreambuf_iterator<char>(b)), {});
+    CHECK(bytes_a == bytes_b);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("train.select picks best.safetensors; an unknown figure is an error naming the task's", "[train]") {
+    const fs::path dir = scratch("select");
+    const auto spec = small_spec({"train.select=val_loss"});
+    const auto built = build_graph(spec, builtin_ops());
+    train::TrainOptions options;
+    options.out_dir = dir.string();
+    const auto history = train::train(spec, built, options);
+    std::size_t best_epoch = 0;
+    for (std::size_t e = 1; e < history.size(); ++e)
+        if (*history[e].val_loss < *history[best_epoch].val_loss) best_epoch = e;
+    const io::Checkpoint best = io::read_safetensors((dir / "best.safetensors").string());
+    CHECK(best.metadata.at("epoch") == std::to_string(best_epoch + 1));
+    CHECK(best.metadata.at("select") == "val_loss");
+
+    const auto bad = small_spec({"train.select=accuracy"});
+    CHECK_THROWS_WITH(train::train(bad, build_graph(bad, builtin_ops()), options),
+                      Contains("train.select") && Contains("no figure 'accuracy'") && Contains("val_auc"));
+    fs::remove_all(dir);
+}
+
+namespace {
+// Two "languages": texts of a few words from disjoint alphabets, with noise words shared by both.
+void write_two_languages(const fs::path& path, int rows, unsigned seed) {
+    std::ofstream out(path);
+    std::mt19937 rng(seed);
+    const char* words[2][4] = {{"abba", "baba", "aab", "bab"}, {"xyz", "zyx", "yyz", "zzx"}};
+    for (int r = 0; r < rows; ++r) {
+        const int lang = static_cast<int>(rng() % 2);
+        std::string text;
+        for (int w = 0; w < 3; ++w) text += std::string(w ? " " : "") + (rng() % 4 == 0 ? "the" : words[lang][rng() % 4]);
+        out << text << '\t' << (lang ? "xy" : "ab") << '\n';
+    }
+}
+
+std::string classify_yaml(const fs::path& dir) {
+    return fmt::format(R"(
+inputs:
+  - {{name: text, shape: [16], dtype: int32}}
+  - {{name: language, shape: [], dtype: int64}}
+nodes:
+  - {{name: embedding, op: embedding, inputs: [text], vocab: 257, dim: 8}}
+  - {{name: lstm, op: lstm, inputs: [embedding], units: 8}}
+  - {{name: logits, op: dense, inputs: [lstm], units: 2}}
+  - {{name: loss, op: cross_entropy, inputs: [logits, language]}}
+outputs: [logits]
+loss: loss
+task: classify
+data:
+  train: {0}/train.tsv
+  validation: {0}/validation.tsv
+  test: {0}/test.tsv
+  inputs:
+    text: {{column: 0, tokens: bytes}}
+    language: {{column: 1, classes: [ab, xy]}}
+train: {{epochs: 3, batch_size: 16, seed: 1, optimizer: {{type: adam, lr: 0.01}}}}
+)",
+                       dir.string());
+}
+}  // namespace
+
+TEST_CASE("task classify trains on TSV columns and reports accuracy and macro F1", "[train][classify]") {
+    const fs::path dir = scratch("classify");
+    write_two_languages(dir / "train.tsv", 400, 1);
+    write_two_languages(dir / "validation.tsv", 100, 2);
+    write_two_languages(dir / "test.tsv", 100, 3);
+    const auto spec = spec::load_spec_string(classify_yaml(dir), "classify");
+    const auto built = build_graph(spec, builtin_ops());
+    train::TrainOptions options;
+    options.out_dir = (dir / "run").string();
+    const auto history = train::train(spec, built, options);
+    REQUIRE(history.size() == 3);
+    REQUIRE(history.back().metrics.size() == 2);
+    CHECK(history.back().metrics[0].name == "val_accuracy");
+    CHECK(*history.back().metric("val_accuracy") > 0.95);
+    CHECK(*history.back().metric("val_macro_f1") > 0.95);
+    CHECK(*history.back().val_loss < *history.front().val_loss);
+    CHECK(fs::exists(dir / "run" / "best.safetensors"));  // by val_accuracy, the task's first figure
+    // The held-out split: the same model measured on test.tsv.
+    const train::EpochMetrics test = train::evaluate(spec, built, (dir / "run" / "checkpoint.safetensors").string(), "test");
+    CHECK(*test.metric("val_accuracy") > 0.95);
+
+    // Bad data: a label outside the classes, too few columns, each with file:line.
+    std::ofstream(dir / "bad.tsv") << "abba baba\tab\nxyz zyx\tfr\n";
+    CHECK_THROWS_WITH(train::evaluate(spec, built, (dir / "run" / "checkpoint.safetensors").string(), (dir / "bad.tsv").string()),
+                      Contains("bad.tsv:2") && Contains("'fr'") && Contains("[ab, xy]"));
+    std::ofstream(dir / "short.tsv") << "abba baba\n";
+    CHECK_THROWS_WITH(train::evaluate(spec, built, (dir / "run" / "checkpoint.safetensors").string(), (dir / "short.tsv").string()),
+                      Contains("short.tsv:1") && Contains("at least 2"));
+    // The task must fit the graph: classify needs a cross_entropy loss; siamese does not read data.inputs.
+    auto wrong = spec::load_spec_string(classify_yaml(dir), "classify", {"task=siamese"});
+    CHECK_THROWS_WITH(train::train(wrong, build_graph(wrong, builtin_ops()), options), Contains("siamese"));
+    fs::remove_all(dir);
+}
