@@ -46,14 +46,23 @@ ValueRef embedding_layer(Graph& graph, const std::string& name, ValueRef ids, st
 }
 
 ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences,
-                    std::optional<ValueRef> lengths, const std::string& share_from, const std::string& precision) {
+                    std::optional<ValueRef> lengths, const std::string& share_from, const std::string& precision, int biases) {
     const std::int64_t in = last_dim(graph, x);
-    // nn.LSTM draws every weight from U(-1/sqrt(H), 1/sqrt(H)); its bias is the
-    // sum of two such draws, which we keep as one draw of the same bound.
+    // nn.LSTM draws every weight from U(-1/sqrt(H), 1/sqrt(H)).
     const Attrs init = uniform(1.0 / std::sqrt(static_cast<double>(units)));
     const ValueRef w_ih = layer_parameter(graph, name, share_from, "weight_ih", {4 * units, in}, init);
     const ValueRef w_hh = layer_parameter(graph, name, share_from, "weight_hh", {4 * units, units}, init);
-    const ValueRef bias = layer_parameter(graph, name, share_from, "bias", {4 * units}, init);
+    // One bias (Keras's LSTM, one draw), or PyTorch's two, bias_ih + bias_hh:
+    // the same function, but two parameters, each drawn and each moved by the
+    // optimizer (under Adam the sum moves about twice as far a step).
+    ValueRef bias;
+    if (biases == 2) {
+        const ValueRef bias_ih = layer_parameter(graph, name, share_from, "bias_ih", {4 * units}, init);
+        const ValueRef bias_hh = layer_parameter(graph, name, share_from, "bias_hh", {4 * units}, init);
+        bias = graph.add(name + "/bias", "add", {bias_ih, bias_hh});
+    } else {
+        bias = layer_parameter(graph, name, share_from, "bias", {4 * units}, init);
+    }
     std::vector<ValueRef> inputs{x, w_ih, w_hh, bias};
     if (lengths) inputs.push_back(*lengths);
     return graph.add(name, "lstm", inputs, {{"units", units}, {"return_sequences", return_sequences}, {"precision", precision}});

@@ -25,9 +25,12 @@ ValueRef embedding_layer(Graph& graph, const std::string& name, ValueRef ids, st
 // With `lengths` (N) int, a sequence's final state is the one at its last real
 // step, lengths[n] - 1, so padding after it changes nothing.
 // Parameters: <name>.weight_ih (4*units, E), <name>.weight_hh (4*units, units),
-// <name>.bias (4*units) = PyTorch's bias_ih + bias_hh. Gate order i, f, g, o.
+// and with biases = 1 <name>.bias (4*units), Keras's one bias vector; with
+// biases = 2 PyTorch's <name>.bias_ih and <name>.bias_hh, summed by a node
+// <name>/bias. Gate order i, f, g, o.
 ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences = false,
-                    std::optional<ValueRef> lengths = std::nullopt, const std::string& share_from = "", const std::string& precision = "f32");
+                    std::optional<ValueRef> lengths = std::nullopt, const std::string& share_from = "", const std::string& precision = "f32",
+                    int biases = 1);
 
 // nn.Linear(D, units): (N, D) -> (N, units). Parameters: <name>.weight (units, D), <name>.bias (units).
 // One `matmul` node named <name>, part of composite `dense`.

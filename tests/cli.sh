@@ -48,7 +48,7 @@ expect 2 "unknown command 'trian'" "did you mean 'train'" -- trian $small
 expect 2 "--checkpoint belongs to 'predict'" -- train $small --checkpoint x.safetensors
 expect 2 "--checkpoint belongs to 'predict'" -- $small --checkpoint=x.safetensors
 expect 2 "--resume belongs to 'train'" -- predict $small --resume
-expect 2 "--out belongs to 'train', 'predict', 'dump'" -- check $small --out x
+expect 2 "--out belongs to 'train', 'predict', 'evaluate', 'dump'" -- check $small --out x
 expect 2 "unknown option '--thread' for 'train'" "did you mean '--threads'" -- $small --thread 2
 expect 2 "unknown option '--chekpoint' for 'predict'" "did you mean '--checkpoint'" -- predict $small --chekpoint x
 expect 2 "--threads expects a positive whole number, got 'two'" -- $small --threads=two
@@ -143,6 +143,28 @@ expect 2 "not a folder" -- plot "$work/no_such_run"
 expect 2 "no run folder given" -- plot
 mkdir -p "$work/empty_run"
 expect 2 "metrics.jsonl: cannot open" -- plot "$work/empty_run"
+
+# Results do not depend on the thread count or the executor: 20 steps of the
+# default model (batch 32, cut into two parts per lstm whatever the threads),
+# stopped by train.max_steps, give the same checkpoint bytes.
+expect 0 "train.max_steps = 20 reached" -- graphs/siamese.yaml --set train.max_steps=20 --threads 1 --out "$work/threads1"
+expect 0 -- graphs/siamese.yaml --set train.max_steps=20 --threads 2 --out "$work/threads2"
+expect 0 -- graphs/siamese.yaml --set train.max_steps=20 --set train.executor=sequential --threads 2 --out "$work/sequential"
+cmp -s "$work/threads1/checkpoint.safetensors" "$work/threads2/checkpoint.safetensors" || fail "--threads 1 and 2 gave different checkpoints"
+cmp -s "$work/threads1/checkpoint.safetensors" "$work/sequential/checkpoint.safetensors" || fail "the sequential executor gave another checkpoint"
+expect 2 "train.executor must be one of tasks, sequential" -- $small --set train.executor=parallel
+expect 0 "plan, training (batch 32): peak" "plan, inference (batch 32): peak" -- check $small
+
+# Task classify, and evaluate on its held-out split.
+classify=tests/specs/classify.yaml
+expect 0 "val_accuracy" "val_macro_f1" "best $work/classify/best.safetensors" -- $classify --out "$work/classify"
+expect 0 "accuracy" "macro_f1" "wrote $work/eval.json" -- evaluate $classify --checkpoint "$work/classify/best.safetensors" --out "$work/eval.json"
+grep -q '"accuracy"' "$work/eval.json" || fail "evaluate wrote no accuracy"
+expect 2 "needs --checkpoint" -- evaluate $classify
+printf 'abba\tfr\n' >"$work/bad.tsv"
+expect 2 "bad.tsv:1" "'fr'" -- evaluate $classify --checkpoint "$work/classify/best.safetensors" --data "$work/bad.tsv"
+expect 2 "task classify expects the loss to be a cross_entropy node" -- $small --set task=classify --out "$work/wrong_task"
+expect 2 "unknown task 'clasify'" "did you mean" -- $small --set task=clasify
 
 write_ids "$work/left.npy" 2 6
 write_ids "$work/right.npy" 2 8

@@ -42,3 +42,37 @@ TEST_CASE("dense is one matmul with nn.Linear's layout", "[composites][gradcheck
     ex.set("fc.bias", testing::random_tensor({4}, 3));
     REQUIRE(testing::check_graph_gradients(g, ex, {y}, {"x", "fc.weight", "fc.bias"}) == 15 + 20 + 4);
 }
+
+TEST_CASE("an lstm layer with PyTorch's two biases computes what one bias of their sum does, and each gets the sum's gradient", "[composites][lstm]") {
+    const std::int64_t N = 3, T = 5, E = 4, H = 6;
+    Graph two(builtin_ops()), one(builtin_ops());
+    const ValueRef x2 = two.parameter("x", {DType::f32, {N, T, E}});
+    const ValueRef y2 = lstm_layer(two, "lstm", x2, H, false, std::nullopt, "", "f32", 2);
+    const ValueRef x1 = one.parameter("x", {DType::f32, {N, T, E}});
+    const ValueRef y1 = lstm_layer(one, "lstm", x1, H, false, std::nullopt, "", "f32", 1);
+    CHECK(two.parameter_count() == one.parameter_count() + 4 * H);
+    CHECK_FALSE(two.find("lstm.bias").has_value());
+    const Tensor x = testing::random_tensor({N, T, E}, 1), w_ih = testing::random_tensor({4 * H, E}, 2), w_hh = testing::random_tensor({4 * H, H}, 3);
+    const Tensor b_ih = testing::random_tensor({4 * H}, 4), b_hh = testing::random_tensor({4 * H}, 5);
+    Tensor sum({4 * H});
+    for (std::int64_t k = 0; k < 4 * H; ++k) sum.f32()[k] = b_ih.f32()[k] + b_hh.f32()[k];
+    Executor e2(two), e1(one);
+    for (Executor* e : {&e2, &e1}) {
+        e->set("x", x);
+        e->set("lstm.weight_ih", w_ih);
+        e->set("lstm.weight_hh", w_hh);
+    }
+    e2.set("lstm.bias_ih", b_ih);
+    e2.set("lstm.bias_hh", b_hh);
+    e1.set("lstm.bias", sum);
+    const Tensor seed = testing::random_tensor({N, H}, 6);
+    e2.forward();
+    e1.forward();
+    e2.backward({{y2, seed}});
+    e1.backward({{y1, seed}});
+    for (std::int64_t k = 0; k < N * H; ++k) CHECK(e2.value(y2).f32()[k] == e1.value(y1).f32()[k]);
+    for (std::int64_t k = 0; k < 4 * H; ++k) {
+        CHECK(e2.grad("lstm.bias_ih").f32()[k] == e1.grad("lstm.bias").f32()[k]);
+        CHECK(e2.grad("lstm.bias_hh").f32()[k] == e1.grad("lstm.bias").f32()[k]);
+    }
+}

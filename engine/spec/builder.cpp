@@ -36,6 +36,7 @@ const std::vector<LayerDef>& layer_defs() {
          {{"units", AttrKind::integer, std::nullopt, "hidden size H"},
           {"return_sequences", AttrKind::boolean, AttrValue{false}, "output every step (N, T, H), not the last (N, H)"},
           {"precision", AttrKind::string, AttrValue{std::string("f32")}, "f32, or bf16: bfloat16 compute with float32 gradients"},
+          {"biases", AttrKind::integer, AttrValue{std::int64_t{1}}, "1: one bias (Keras's LSTM); 2: bias_ih and bias_hh, summed (PyTorch's nn.LSTM)"},
           {"share", AttrKind::string, AttrValue{std::string()}, "an lstm node whose weights to use"}}},
         {"dense", 1,
          {{"units", AttrKind::integer, std::nullopt, "output features"},
@@ -248,7 +249,9 @@ ValueRef build_node(Graph& g, const spec::Spec& s, const NodeSpec& n, const Attr
         const auto producer = std::find_if(s.nodes.begin(), s.nodes.end(), [&](const NodeSpec& m) { return m.name == n.inputs[0]; });
         if (producer != s.nodes.end() && producer->op == "embedding")
             lengths = g.add(n.name + "/lengths", "sequence_lengths", {built.at(producer->inputs[0])});
-        return lstm_layer(g, n.name, in[0], a.integer("units"), a.boolean("return_sequences"), lengths, share, a.string("precision"));
+        const std::int64_t biases = a.integer("biases");
+        if (biases != 1 && biases != 2) throw spec::SpecError(n.attr_locs.count("biases") ? n.attr_locs.at("biases") : n.loc, fmt::format("node '{}': biases must be 1 (Keras) or 2 (PyTorch), got {}", n.name, biases));
+        return lstm_layer(g, n.name, in[0], a.integer("units"), a.boolean("return_sequences"), lengths, share, a.string("precision"), static_cast<int>(biases));
     }
     return g.add(n.name, n.op, in, a);
 }

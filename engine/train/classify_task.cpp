@@ -164,11 +164,11 @@ class ClassifyTask final : public Task {
 public:
     ClassifyTask(const spec::Spec& spec, const BuiltGraph& built, const std::string& evaluation_data) : cfg_(spec.train) {
         const Graph& graph = built.graph;
-        if (spec.data.kind != spec::DataSpec::Kind::columns)
-            throw spec::SpecError(spec.data.loc, "task classify reads data.inputs (which column or file feeds each input), not pairs");
         const Node& loss = graph.node(built.loss);
         if (loss.op_name != "cross_entropy")
             throw spec::SpecError(spec.loss_loc, fmt::format("task classify expects the loss to be a cross_entropy node, '{}' is {}", loss.name, loss.op_name));
+        if (spec.data.kind != spec::DataSpec::Kind::columns)
+            throw spec::SpecError(spec.data.loc, "task classify reads data.inputs (which column or file feeds each input), not pairs");
         logits_ = loss.inputs[0];
         label_input_ = loss.inputs[1].node;
         classes_ = graph.type(logits_).shape.at(1);
