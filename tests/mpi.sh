@@ -33,6 +33,12 @@ grep -q '"ranks":2' "$work/two/metrics.jsonl" && grep -q '"allreduce_s_per_step"
 "$compare" "$work/one/checkpoint.safetensors" "$work/two/checkpoint.safetensors" 1e-5 && echo "ok: 2 ranks = 1 process to 1e-5" ||
     fail "2 ranks and 1 process disagree"
 
+# Under MPI too, the threads decide nothing: 2 ranks with 2 threads each give the bytes of 2 ranks with 1.
+timeout 120 "${mpirun[@]}" "$graphrun" tests/specs/small_siamese.yaml --threads 2 --set train.epochs=2 --set data.synthetic.samples=600 \
+    --out "$work/two_threads" >/dev/null 2>&1 || fail "the 2-rank run with 2 threads each failed"
+cmp -s "$work/two/checkpoint.safetensors" "$work/two_threads/checkpoint.safetensors" && echo "ok: 2 ranks, 1 or 2 threads each: the same bytes" ||
+    fail "2 ranks give other bytes with 2 threads each than with 1"
+
 # --resume under MPI: stopped after epoch 1, resumed, the bytes of the uninterrupted 2-rank run.
 timeout 120 "${mpirun[@]}" "$graphrun" "${run[@]}" --set train.epochs=1 --out "$work/resumed" >/dev/null 2>&1 || fail "the 1-epoch 2-rank run failed"
 timeout 120 "${mpirun[@]}" "$graphrun" "${run[@]}" --resume --out "$work/resumed" >/dev/null 2>&1 || fail "the 2-rank --resume failed"
