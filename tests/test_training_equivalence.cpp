@@ -3,8 +3,10 @@
 // embedding -> lstm on padded ids -> dense, cosine distance, contrastive loss)
 // starts from PyTorch's initial weights, sees the same batches and takes the
 // same Adam steps; each step's loss must match to 1e-5 and the final weights
-// to 1e-4, relative to each tensor's scale. The LSTM bias is one tensor on
-// both sides (PyTorch's bias_hh is frozen at zero; see the script).
+// to 1e-4, relative to each tensor's scale. Twice: with graphrun's one LSTM
+// bias against PyTorch's bias_hh frozen at zero (siamese_training.json), and
+// with PyTorch's two biases, both trained, against graphrun's `biases: 2`
+// (siamese_training_two_biases.json).
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -40,24 +42,26 @@ const Tensor& at(const Fixture& f, const std::string& name) {
 
 // ids (N, T) -> embedding (N, T, E) -> lstm final state at each row's last real
 // token (N, H) -> dense (N, D); every parameter named "<side>_<layer>.<param>".
-ValueRef branch(Graph& g, const std::string& side, ValueRef ids) {
+ValueRef branch(Graph& g, const std::string& side, ValueRef ids, int biases) {
     const ValueRef emb = embedding_layer(g, side + "_embedding", ids, kVocab, kEmbed);
     const ValueRef lengths = g.add(side + "_lstm/lengths", "sequence_lengths", {ids});  // (N)
-    const ValueRef h = lstm_layer(g, side + "_lstm", emb, kUnits, false, lengths);
+    const ValueRef h = lstm_layer(g, side + "_lstm", emb, kUnits, false, lengths, "", "f32", biases);
     return dense_layer(g, side + "_dense", h, kOut);
 }
 
 }  // namespace
 
 TEST_CASE("training the Siamese model with Adam gives PyTorch's weights", "[training][fixtures]") {
-    const Fixture f = load_fixture("siamese_training");
+  for (const int biases : {1, 2}) {
+    INFO("biases: " << biases);
+    const Fixture f = load_fixture(biases == 2 ? "siamese_training_two_biases" : "siamese_training");
 
     Graph g(builtin_ops());
     const ValueRef x1 = g.input("x1", {DType::i64, {kAnyDim, kLeftT}});
     const ValueRef x2 = g.input("x2", {DType::i64, {kAnyDim, kRightT}});
     const ValueRef y = g.input("y", {DType::f32, {kAnyDim}});  // 1 similar, 0 dissimilar
-    const ValueRef a = branch(g, "left", x1);                  // (N, D)
-    const ValueRef b = branch(g, "right", x2);                 // (N, D)
+    const ValueRef a = branch(g, "left", x1, biases);          // (N, D)
+    const ValueRef b = branch(g, "right", x2, biases);         // (N, D)
     const ValueRef cos = g.add("cos", "cosine", {a, b});       // (N)
     const ValueRef one = g.add("one", "constant", {}, Attrs{{"value", 1.0}});
     const ValueRef d = g.add("d", "sub", {one, cos});  // () - (N) -> (N)
@@ -91,4 +95,5 @@ TEST_CASE("training the Siamese model with Adam gives PyTorch's weights", "[trai
         const std::string& name = g.node(p).name;
         check_close("final " + name, ex.value(name), at(f, "final/" + name), kWeightRel);
     }
+  }
 }
