@@ -12,6 +12,7 @@
 
 #include "engine/core/dnnl_context.hpp"
 #include "engine/core/executor.hpp"
+#include "engine/io/npy.hpp"
 #include "engine/io/safetensors.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
@@ -242,5 +243,53 @@ TEST_CASE("task classify trains on TSV columns and reports accuracy and macro F1
     // The task must fit the graph: classify needs a cross_entropy loss; siamese does not read data.inputs.
     auto wrong = spec::load_spec_string(classify_yaml(dir), "classify", {"task=siamese"});
     CHECK_THROWS_WITH(train::train(wrong, build_graph(wrong, builtin_ops()), options), Contains("siamese"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("task classify reads .npy sources, splitting validation off by train.validation", "[train][classify]") {
+    const fs::path dir = scratch("classify_npy");
+    // Features whose first coordinate's sign is the class.
+    const std::int64_t rows = 200;
+    Tensor x(Shape{rows, 3}), labels(TensorType{DType::i64, {rows}});
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> u(-1, 1);
+    for (std::int64_t r = 0; r < rows; ++r) {
+        for (int k = 0; k < 3; ++k) x.f32()[r * 3 + k] = u(rng);
+        labels.i64()[r] = x.f32()[r * 3] > 0 ? 1 : 0;
+    }
+    io::write_npy((dir / "x.npy").string(), x);
+    io::write_npy((dir / "y.npy").string(), labels);
+    const std::string yaml = fmt::format(R"(
+inputs:
+  - {{name: x, shape: [3], dtype: float32}}
+  - {{name: y, shape: [], dtype: int32}}
+nodes:
+  - {{name: logits, op: dense, inputs: [x], units: 2}}
+  - {{name: loss, op: cross_entropy, inputs: [logits, y]}}
+loss: loss
+task: classify
+data:
+  inputs:
+    x: {{npy: {0}/x.npy}}
+    y: {{npy: {0}/y.npy}}
+train: {{epochs: 20, batch_size: 20, seed: 1, validation: 0.25, optimizer: {{type: adam, lr: 0.05}}}}
+)",
+                                         dir.string());
+    const auto spec = spec::load_spec_string(yaml, "npy");
+    const auto built = build_graph(spec, builtin_ops());
+    train::TrainOptions options;
+    options.out_dir = (dir / "run").string();
+    int validated = 0;
+    options.on_epoch = [&](const train::EpochMetrics&) { ++validated; };
+    const auto history = train::train(spec, built, options);
+    CHECK(validated == 20);
+    CHECK(*history.back().metric("val_accuracy") > 0.9);
+    // 150 training rows an epoch: 8 steps of 20 rows.
+    const io::Checkpoint ckpt = io::read_safetensors((dir / "run" / "checkpoint.safetensors").string());
+    CHECK(ckpt.metadata.at("optimizer_steps") == std::to_string(20 * 8));
+    // A validation file beside an .npy source is refused: its rows could not hold the .npy inputs.
+    std::string with_validation = yaml;
+    with_validation.insert(with_validation.find("data:\n") + 6, "  validation: v.tsv\n");
+    CHECK_THROWS_WITH(spec::load_spec_string(with_validation, "npy"), Contains("an .npy source has no validation"));
     fs::remove_all(dir);
 }

@@ -217,7 +217,7 @@ Executor::Compiled& Executor::compiled_for(const std::vector<char>& needed, cons
             c->input_types[i].push_back(plan.types[static_cast<std::size_t>(in.node)][static_cast<std::size_t>(in.output)]);
     }
     // A server fed every batch size from 1 up would hold a plan for each: keep the most recent few.
-    constexpr std::size_t max_plans = 16;
+    constexpr std::size_t max_plans = 8;
     if (compiled_.size() == max_plans) compiled_.erase(compiled_.begin());
     compiled_.push_back(std::move(c));
     return *compiled_.back();
@@ -242,6 +242,12 @@ void Executor::run_pass(const std::vector<char>& participating, const std::vecto
         run_task_graph(participating, pending_.get(), run, next);
         return;
     }
+    // As in a task: every primitive with one OpenMP thread (the caller's setting comes back).
+    struct OneOpenMpThread {
+        const int caller = omp_get_max_threads();
+        OneOpenMpThread() { use_one_openmp_thread(); }
+        ~OneOpenMpThread() { omp_set_num_threads(caller); }
+    } one_thread;
     const SequentialParts sequential;  // an op's batch parts run one after another, in this thread
     for (int node : order)
         if (participating[static_cast<std::size_t>(node)]) run(node);

@@ -5,6 +5,7 @@
 // overridden reports `--set KEY` as its location.
 #include "engine/spec/loader.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -364,6 +365,10 @@ DataSpec read_columns(const Reader& r, const std::vector<Entry>& all, DataSpec d
     for (const auto& name : names)
         if (!c.inputs.count(name)) r.fail(r.at(in), fmt::format("data.inputs gives no source for the input '{}'", name));
     if (any_column && c.train.empty()) r.fail(d.loc, "data.inputs reads TSV columns, so data needs `train`: the training TSV file");
+    const bool any_npy = std::any_of(c.inputs.begin(), c.inputs.end(), [](const auto& kv) { return kv.second.kind == InputSource::Kind::npy; });
+    if (any_npy && (!c.validation.empty() || !c.test.empty()))
+        r.fail(d.loc, "an .npy source has no validation or test file beside it: with .npy inputs, validation is a train.validation share "
+                      "of the rows (drop data.validation and data.test)");
     return d;
 }
 
