@@ -158,6 +158,7 @@ expect 0 "plan, training (batch 32): peak" "plan, inference (batch 32): peak" --
 # Task classify, and evaluate on its held-out split.
 classify=tests/specs/classify.yaml
 expect 0 "val_accuracy" "val_macro_f1" "best $work/classify/best.safetensors" -- $classify --out "$work/classify"
+[ -s "$work/classify/best.safetensors" ] || fail "task classify left no best.safetensors"
 expect 0 "accuracy" "macro_f1" "wrote $work/eval.json" -- evaluate $classify --checkpoint "$work/classify/best.safetensors" --out "$work/eval.json"
 grep -q '"accuracy"' "$work/eval.json" || fail "evaluate wrote no accuracy"
 expect 2 "needs --checkpoint" -- evaluate $classify

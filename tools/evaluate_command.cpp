@@ -18,7 +18,7 @@ int run_evaluate(const Args& args) {
     if (args.checkpoint.empty()) throw UsageError("evaluate needs --checkpoint CKPT (a run's best.safetensors or checkpoint.safetensors)");
     const spec::Spec spec = spec::load_spec_file(args.spec, args.overrides);
     const BuiltGraph built = build_graph(spec, builtin_ops());
-    const train::EpochMetrics m = train::evaluate(spec, built, args.checkpoint, args.data.empty() ? "test" : args.data);
+    const train::EpochMetrics m = train::evaluate(spec, built, args.checkpoint, args.data);
     // The figures lose validation's "val_" prefix: here they are the held-out data's.
     const auto plain = [](const std::string& name) { return name.starts_with("val_") ? name.substr(4) : name; };
     nlohmann::json j;

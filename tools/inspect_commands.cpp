@@ -119,7 +119,7 @@ int run_check(const Args& args) {
 
     if (spec.task == "classify") {
         train::TrainOptions options;
-        const auto task = train::make_task(spec, built, options, "");
+        const auto task = train::make_task(spec, built, options, std::nullopt);
         fmt::print("data: {} training samples an epoch, {} validation samples\n", task->plan_epoch(1), task->validation_size());
         return 0;
     }

@@ -199,8 +199,10 @@ int run_train(const Args& args) {
         return 0;
     }
     const train::Metric& first = history.back().metrics.front();
-    fmt::print("graphrun: done; final {} {}; checkpoint {}/checkpoint.safetensors (best {}/best.safetensors), metrics {}/metrics.jsonl\n", first.name,
-               metric(first.value, first.format.c_str()), options.out_dir, options.out_dir, options.out_dir);
+    const std::string best = options.out_dir + "/best.safetensors";
+    fmt::print("graphrun: done; final {} {}; checkpoint {}/checkpoint.safetensors{}, metrics {}/metrics.jsonl\n", first.name,
+               metric(first.value, first.format.c_str()), options.out_dir, std::filesystem::exists(best) ? fmt::format(" (best {})", best) : "",
+               options.out_dir);
     // The picture is a convenience: its failure must not fail a finished run.
     try {
         const std::string note = draw_training_svg(options.out_dir, spec.name);

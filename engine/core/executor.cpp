@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include <fmt/format.h>
 #include <omp.h>
@@ -129,6 +130,8 @@ Executor::Executor(const Graph& graph, Schedule schedule) : graph_(&graph), sche
 
 Executor::~Executor() = default;
 
+bool Executor::poison_new_buffers = false;
+
 void Executor::check_leaf(int node, const Tensor& value) const {
     const Node& n = graph_->node(node);
     const TensorType& want = n.outputs[0];
@@ -202,7 +205,15 @@ Executor::Compiled& Executor::compiled_for(const std::vector<char>& needed, cons
     c->inputs.resize(count);
     c->input_types.resize(count);
     c->input_grads.resize(count);
-    for (std::int64_t bytes : plan.slot_bytes) c->slots.emplace_back(Shape{(bytes + 3) / 4});
+    // Memory for the value slots (gradients are made by backward, as their
+    // nodes turn out to need them); each value a view that keeps its slot alive.
+    c->slots.resize(plan.slot_bytes.size());
+    for (const PlannedBuffer& b : plan.buffers) {
+        Tensor& slot = c->slots[static_cast<std::size_t>(b.slot)];
+        if (b.gradient || slot.defined()) continue;
+        slot = Tensor(Shape{(plan.slot_bytes[static_cast<std::size_t>(b.slot)] + 3) / 4});
+        if (poison_new_buffers) slot.fill(std::numeric_limits<float>::quiet_NaN());
+    }
     for (std::size_t i = 0; i < count; ++i) {
         c->values[i].resize(nodes[i].outputs.size());
         c->grads[i].resize(nodes[i].outputs.size());
@@ -212,7 +223,7 @@ Executor::Compiled& Executor::compiled_for(const std::vector<char>& needed, cons
         if (!plan.runs[i]) continue;
         c->states[i] = nodes[i].op->make_state();
         for (std::size_t k = 0; k < nodes[i].outputs.size(); ++k)
-            c->values[i][k] = Tensor::borrow(c->slots[static_cast<std::size_t>(plan.value_slot[i][k])].raw(), plan.types[i][k]);
+            c->values[i][k] = c->slots[static_cast<std::size_t>(plan.value_slot[i][k])].view(plan.types[i][k]);
         for (const ValueRef& in : nodes[i].inputs)
             c->input_types[i].push_back(plan.types[static_cast<std::size_t>(in.node)][static_cast<std::size_t>(in.output)]);
     }

@@ -53,6 +53,11 @@ public:
 
     // The plan the last forward ran; throws before any forward.
     const Plan& plan() const;
+    // For tests: fill the value buffers of every plan compiled from now on
+    // with NaN, so an op that leaves part of its output unwritten (and so
+    // would read a reused buffer's old contents) shows.
+    static bool poison_new_buffers;
+
     // Compiled plans held, and bytes held by their op states (workspaces,
     // scratchpads, primitives' buffers) as the ops report them.
     std::size_t plans() const { return compiled_.size(); }

@@ -61,6 +61,17 @@ Tensor Tensor::borrow(void* data, TensorType type) {
     return t;
 }
 
+Tensor Tensor::view(TensorType type) const {
+    Tensor t;
+    t.type_ = std::move(type);
+    t.count_ = element_count(t.type_.shape);
+    if (t.count_ < 0 || t.bytes() > std::max<std::size_t>(64, (bytes() + 63) / 64 * 64) || !allocated_)
+        throw Error(fmt::format("cannot view {} bytes as {}", bytes(), to_string(t.type_)));
+    t.allocated_ = true;
+    t.storage_ = storage_;
+    return t;
+}
+
 Tensor::Tensor(TensorType type) : type_(std::move(type)) {
     for (auto d : type_.shape)
         if (d < 0) throw Error(fmt::format("cannot allocate a tensor of shape {}: every dimension must be known", to_string(type_.shape)));

@@ -147,7 +147,8 @@ void add_npy(Table& t, const std::string& name, const spec::InputSource& source,
         throw Error(fmt::format("{}: input '{}' needs rows of shape {}, the file holds {}", source.npy, name, to_string(want), to_string(a.shape())));
     if ((a.dtype() == DType::f32) != (type.dtype == DType::f32))
         throw Error(fmt::format("{}: input '{}' is {}, the file holds {}", source.npy, name, to_string(type), to_string(a.type())));
-    if (t.rows && a.dim(0) != t.rows)
+    if (a.dim(0) == 0) throw Error(fmt::format("{}: input '{}' has no rows", source.npy, name));
+    if (!t.nodes.empty() && a.dim(0) != t.rows)
         throw Error(fmt::format("{}: {} rows, but the other sources have {}: one row per sample", source.npy, a.dim(0), t.rows));
     t.rows = a.dim(0);
     Shape shape = type.shape;
@@ -162,7 +163,7 @@ void add_npy(Table& t, const std::string& name, const spec::InputSource& source,
 
 class ClassifyTask final : public Task {
 public:
-    ClassifyTask(const spec::Spec& spec, const BuiltGraph& built, const std::string& evaluation_data) : cfg_(spec.train) {
+    ClassifyTask(const spec::Spec& spec, const BuiltGraph& built, const std::optional<std::string>& evaluation_data) : cfg_(spec.train) {
         const Graph& graph = built.graph;
         const Node& loss = graph.node(built.loss);
         if (loss.op_name != "cross_entropy")
@@ -171,14 +172,21 @@ public:
             throw spec::SpecError(spec.data.loc, "task classify reads data.inputs (which column or file feeds each input), not pairs");
         logits_ = loss.inputs[0];
         label_input_ = loss.inputs[1].node;
+        if (graph.node(label_input_).kind != NodeKind::input)
+            throw spec::SpecError(spec.loss_loc, fmt::format("task classify reads the labels from a graph input, but the loss '{}' takes them from node '{}' ({})",
+                                                             loss.name, graph.node(label_input_).name, graph.node(label_input_).op_name));
         classes_ = graph.type(logits_).shape.at(1);
         const spec::ColumnData& data = spec.data.columns;
         for (const auto& [name, source] : data.inputs)
             if (source.kind == spec::InputSource::Kind::classes && static_cast<std::int64_t>(source.classes.size()) != classes_)
                 throw spec::SpecError(source.loc, fmt::format("data.inputs.{} lists {} classes, but the logits '{}' have {}", name, source.classes.size(),
                                                               graph.node(logits_).name, classes_));
-        if (!evaluation_data.empty()) {
-            const std::string path = evaluation_data == "test" ? data.test : evaluation_data;
+        if (evaluation_data) {
+            for (const auto& [name, source] : data.inputs)
+                if (source.kind == spec::InputSource::Kind::npy)
+                    throw spec::SpecError(source.loc, fmt::format("data.inputs.{} is an .npy file, which a held-out TSV cannot stand in for: "
+                                                                  "evaluate needs every input from a TSV column", name));
+            const std::string path = evaluation_data->empty() ? data.test : *evaluation_data;
             if (path.empty()) throw spec::SpecError(spec.data.loc, "there is no held-out data to evaluate on: give --data FILE, or data.test in the spec");
             validation_ = load_tsv(path, data, graph);
             check_labels(validation_, path);
@@ -283,7 +291,7 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Task> make_classify_task(const spec::Spec& spec, const BuiltGraph& built, const std::string& evaluation_data) {
+std::unique_ptr<Task> make_classify_task(const spec::Spec& spec, const BuiltGraph& built, const std::optional<std::string>& evaluation_data) {
     return std::make_unique<ClassifyTask>(spec, built, evaluation_data);
 }
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -90,12 +91,13 @@ public:
 
 // The task the spec names, with its data loaded and checked (Error with the
 // file and what was expected). `options` carries allow_positive_only. With
-// `evaluation_data` (a path, or "test": the spec's data.test) its validation
+// `evaluation_data` (a path, or "" for the spec's data.test) its validation
 // samples are that held-out data instead, and no training data is read.
-std::unique_ptr<Task> make_task(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options, const std::string& evaluation_data);
+std::unique_ptr<Task> make_task(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options,
+                                const std::optional<std::string>& evaluation_data);
 
 // Each task's maker, for make_task.
 std::unique_ptr<Task> make_siamese_task(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options);
-std::unique_ptr<Task> make_classify_task(const spec::Spec& spec, const BuiltGraph& built, const std::string& evaluation_data);
+std::unique_ptr<Task> make_classify_task(const spec::Spec& spec, const BuiltGraph& built, const std::optional<std::string>& evaluation_data);
 
 }  // namespace graphrun::train

@@ -102,9 +102,10 @@ std::int64_t embedding_vocabulary(const Graph& graph, int input) {
     return 0;
 }
 
-std::unique_ptr<Task> make_task(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options, const std::string& evaluation_data) {
+std::unique_ptr<Task> make_task(const spec::Spec& spec, const BuiltGraph& built, const TrainOptions& options,
+                                const std::optional<std::string>& evaluation_data) {
     if (spec.task == "classify") return make_classify_task(spec, built, evaluation_data);
-    if (!evaluation_data.empty()) throw Error("evaluating task siamese on a file is not built yet (issue 16): evaluate a classify spec");
+    if (evaluation_data) throw Error("graphrun evaluate measures task classify for now; task siamese gets its evaluation with the text pipeline");
     return make_siamese_task(spec, built, options);
 }
 
@@ -318,7 +319,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
     Communicator& comm = options.communicator ? *options.communicator : one_process;
     const int rank = comm.rank(), ranks = comm.size();
     const bool lead = rank == 0;
-    const std::unique_ptr<Task> task = make_task(spec, built, options, "");
+    const std::unique_ptr<Task> task = make_task(spec, built, options, std::nullopt);
     const MetricInfo select = selected_metric(spec, *task);
 
     // Where the run's files go; an unwritable folder is found before training.
@@ -341,9 +342,16 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
             throw Error(fmt::format("{}: not a training checkpoint of task {} (its metadata lacks the stopped epoch's sums)", checkpoint_path, spec.task));
         }
     }
-    // The best figure so far, carried through checkpoints so a resumed run compares with it.
+    // The best figure so far, carried through checkpoints so a resumed run
+    // compares with it (when it selects by the same figure; else it starts anew).
     std::optional<double> best;
-    if (start.metadata.count("best")) best = std::stod(start.metadata.at("best"));
+    if (start.metadata.count("best") && start.metadata.count("select") && start.metadata.at("select") == select.name) {
+        try {
+            best = std::stod(start.metadata.at("best"));
+        } catch (const std::logic_error&) {
+            throw Error(fmt::format("{}: its metadata's best ('{}') is not a number", checkpoint_path, start.metadata.at("best")));
+        }
+    }
     const auto best_metadata = [&]() -> std::map<std::string, std::string> {
         if (!best) return {};
         return {{"select", select.name}, {"best", fmt::format("{:a}", *best)}};

@@ -70,6 +70,9 @@ public:
     void fill(float value);
     // A deep copy: Tensor itself copies shallowly (shared storage), like torch.Tensor.
     Tensor clone() const;
+    // The first bytes of this tensor's storage seen as `type`: shared, and kept
+    // alive by the view (an Error when the type needs more bytes than there are).
+    Tensor view(TensorType type) const;
 
 private:
     TensorType type_;
