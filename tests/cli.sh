@@ -162,6 +162,8 @@ expect 0 "val_accuracy" "val_macro_f1" "best $work/classify/best.safetensors" --
 expect 0 "accuracy" "macro_f1" "wrote $work/eval.json" -- evaluate $classify --checkpoint "$work/classify/best.safetensors" --out "$work/eval.json"
 grep -q '"accuracy"' "$work/eval.json" || fail "evaluate wrote no accuracy"
 expect 2 "needs --checkpoint" -- evaluate $classify
+expect 0 "gradcheck on 4 samples" "left_lstm.weight_ih" -- gradcheck $small
+expect 0 "gradcheck on 4 samples" "lstm.bias_hh" -- gradcheck $classify
 printf 'abba\tfr\n' >"$work/bad.tsv"
 expect 2 "bad.tsv:1" "'fr'" -- evaluate $classify --checkpoint "$work/classify/best.safetensors" --data "$work/bad.tsv"
 expect 2 "task classify expects the loss to be a cross_entropy node" -- $small --set task=classify --out "$work/wrong_task"

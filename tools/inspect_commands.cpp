@@ -166,32 +166,25 @@ int run_gradcheck(const Args& args) {
     const spec::Spec spec = spec::load_spec_file(args.spec, args.overrides);
     const BuiltGraph built = build_graph(spec, builtin_ops());
     const Graph& g = built.graph;
-    const train::SiameseRoles roles = train::find_roles(g);
-
-    // A small batch: the first pairs, with one dissimilar pair each.
-    train::PairSet pairs = train::load_pairs(spec.data, roles.shape);
-    train::PairSet few;
-    few.left_length = pairs.left_length;
-    few.right_length = pairs.right_length;
-    for (std::int64_t r = 0; r < std::min<std::int64_t>(2, pairs.count()); ++r) few.append(pairs, r);
+    // A small batch: the first samples of the task's first epoch (for task
+    // siamese, pairs and their sampled negatives).
+    train::TrainOptions options;
+    options.allow_positive_only = true;  // a gradient check trains nothing
+    const auto task = train::make_task(spec, built, options, std::nullopt);
+    const std::int64_t n = std::min<std::int64_t>(4, task->plan_epoch(1));
+    train::Batch batch = train::Batch::for_inputs(g, n);
+    task->fill_training(0, batch);
     std::mt19937_64 rng(spec.train.seed);
-    const auto samples = train::plan_epoch(few, 1, false, rng);
-    const auto n = static_cast<std::int64_t>(samples.size());
-    Tensor left({n, few.left_length}, g.node(roles.left_input).outputs[0].dtype), right({n, few.right_length}, g.node(roles.right_input).outputs[0].dtype);
-    Tensor label(Shape{n});
-    train::fill_batch(few, samples, 0, n, left, right, label);
 
     Executor ex(g);
     initialize_parameters(ex, spec.train.seed);
-    ex.set(roles.left_input, left);
-    ex.set(roles.right_input, right);
-    ex.set(roles.label_input, label);
+    batch.feed(ex);
     ex.forward();
     ex.backward(built.loss);
 
     // Central differences in float32: h large enough that rounding stays small.
     const double h = 1e-2, tolerance = 2e-2;
-    fmt::print("gradcheck on {} pairs: central differences, h = {}, error = max|analytic - numeric| / max|analytic| over sampled elements\n", n, h);
+    fmt::print("gradcheck on {} samples: central differences, h = {}, error = max|analytic - numeric| / max|analytic| over sampled elements\n", n, h);
     fmt::print("{:<28} {:>10} {:>14} {:>12}\n", "parameter", "sampled", "max|grad|", "error");
     bool ok = true;
     for (int p : g.parameters()) {
