@@ -53,11 +53,15 @@ void run_task_graph(const std::vector<char>& participating, std::atomic<int>* pe
             }
         }
         void spawn(int node) const {
-            TaskOrder::handing_over();
-            group.run([chain = *this, node] {
+            // The task (with its copy of the chain) is made first, then the
+            // order is stated, then it is scheduled: the task reads nothing
+            // written after the hand-over.
+            tbb::task_handle task = group.defer([chain = *this, node] {
                 TaskOrder::started();  // before reading anything the spawner wrote
                 chain(node);
             });
+            TaskOrder::handing_over();
+            group.run(std::move(task));
         }
     };
     const Chain chain{group, participating, pending, run, next};

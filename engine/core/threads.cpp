@@ -4,7 +4,7 @@
 
 #include <omp.h>
 #include <tbb/global_control.h>
-#include <tbb/parallel_for.h>
+#include <tbb/task_group.h>
 #include <tbb/task_arena.h>
 
 namespace graphrun {
@@ -52,14 +52,29 @@ void run_parts(int parts, const std::function<void(int)>& part) {
         for (int p = 0; p < parts; ++p) part(p);
         return;
     }
-    const auto run_part = [&](int p) {
-        TaskOrder::started();
-        use_one_openmp_thread();
-        part(p);
-        TaskOrder::ended();
-    };
-    TaskOrder::handing_over();  // after everything the parts read is written, the lambda too
-    tbb::parallel_for(0, parts, run_part, tbb::simple_partitioner());
+    // Part 0 in this thread, the others as tasks; each task is made before the
+    // order is stated (TaskOrder), so it reads nothing written after the hand-over.
+    tbb::task_group group;
+    for (int p = 1; p < parts; ++p) {
+        tbb::task_handle task = group.defer([&part, p] {
+            TaskOrder::started();
+            struct Ended {  // also when the part throws
+                ~Ended() { TaskOrder::ended(); }
+            } ended;
+            use_one_openmp_thread();
+            part(p);
+        });
+        TaskOrder::handing_over();
+        group.run(std::move(task));
+    }
+    try {
+        part(0);
+    } catch (...) {
+        group.wait();
+        TaskOrder::waited();
+        throw;
+    }
+    group.wait();
     TaskOrder::waited();
 }
 

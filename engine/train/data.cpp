@@ -168,8 +168,9 @@ PairSet load_pairs(const spec::DataSpec& data, const PairShape& shape) {
         case spec::DataSpec::Kind::synthetic: return make_synthetic(data.synthetic, shape);
         case spec::DataSpec::Kind::files: return load_npy_pairs(data.files, shape);
         case spec::DataSpec::Kind::text: return load_text_pairs(data.text.path, shape);
+        case spec::DataSpec::Kind::columns: break;  // not pairs: task classify reads it
     }
-    throw Error("unknown data kind");
+    throw Error("pairs come from data.synthetic, data.files or data.text (data.inputs is for task classify)");
 }
 
 Split split_validation(const PairSet& pairs, double fraction, std::uint64_t seed) {

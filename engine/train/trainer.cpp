@@ -260,7 +260,9 @@ MetricInfo selected_metric(const spec::Spec& spec, const Task& task) {
         if (m.name == spec.train.select) return m;
         names.push_back(m.name);
     }
-    const auto where = spec.train.locs.count("select") ? spec.train.locs.at("select") : spec::Location{spec.path};
+    spec::Location where;
+    where.file = spec.path;
+    if (spec.train.locs.count("select")) where = spec.train.locs.at("select");
     throw spec::SpecError(where, fmt::format("train.select: task {} has no figure '{}' (it has {})", spec.task, spec.train.select, fmt::join(names, ", ")));
 }
 
