@@ -161,6 +161,7 @@ expect 0 "val_accuracy" "val_macro_f1" "best $work/classify/best.safetensors" --
 [ -s "$work/classify/best.safetensors" ] || fail "task classify left no best.safetensors"
 expect 0 "accuracy" "macro_f1" "wrote $work/eval.json" -- evaluate $classify --checkpoint "$work/classify/best.safetensors" --out "$work/eval.json"
 grep -q '"accuracy"' "$work/eval.json" || fail "evaluate wrote no accuracy"
+expect 0 "data: 30000 training samples an epoch, 4000 validation samples" "Total params: 33,962" -- check graphs/langid.yaml
 expect 2 "needs --checkpoint" -- evaluate $classify
 expect 0 "gradcheck on 4 samples" "left_lstm.weight_ih" -- gradcheck $small
 expect 0 "gradcheck on 4 samples" "lstm.bias_hh" -- gradcheck $classify
