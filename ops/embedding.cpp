@@ -9,9 +9,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <tbb/parallel_for.h>
 
-#include "engine/core/threads.hpp"
 #include "ops/builtin.hpp"
 
 namespace graphrun {
@@ -55,14 +53,10 @@ public:
         else check_ids(ids.i64(), ids.shape(), vocab);
         const float* table = weight.f32();
         float* y = args.outputs[0].f32();
-            const auto copy_row = [&](std::int64_t j) {
-            TaskOrder::started();
+        // Serial: a row copy is a few hundred bytes, and the whole lookup (2.7 MB
+        // for the Siamese batch) is well under 1% of a step; tasks would cost more.
+        for (std::int64_t j = 0; j < count; ++j)
             std::memcpy(y + j * dim, table + id_at(ids, j) * dim, static_cast<std::size_t>(dim) * sizeof(float));
-            TaskOrder::ended();
-        };
-        TaskOrder::handing_over();
-        tbb::parallel_for(std::int64_t{0}, count, copy_row);
-        TaskOrder::waited();
     }
 
     void backward(const BackwardArgs& args) const override {
