@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include <unistd.h>
 
@@ -314,6 +315,122 @@ train: {{epochs: 20, batch_size: 20, seed: 1, validation: 0.25, optimizer: {{typ
     std::string with_validation = yaml;
     with_validation.insert(with_validation.find("data:\n") + 6, "  validation: v.tsv\n");
     CHECK_THROWS_WITH(spec::load_spec_string(with_validation, "npy"), Contains("an .npy source has no validation"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("task classify generates inputs: data.samples rows, each input and split its own draw, bounds from the graph", "[train][classify]") {
+    const std::string yaml = R"(
+inputs:
+  - {name: ids, shape: [12], dtype: int32}
+  - {name: features, shape: [4], dtype: float32}
+  - {name: label, shape: [], dtype: int64}
+nodes:
+  - {name: embedding, op: embedding, inputs: [ids], vocab: 50, dim: 4}
+  - {name: lstm, op: lstm, inputs: [embedding], units: 4}
+  - {name: from_text, op: dense, inputs: [lstm], units: 3}
+  - {name: from_features, op: dense, inputs: [features], units: 3}
+  - {name: logits, op: add, inputs: [from_text, from_features]}
+  - {name: loss, op: cross_entropy, inputs: [logits, label]}
+loss: loss
+task: classify
+data:
+  samples: 300
+  inputs:
+    ids: {generate: integers}
+    features: {generate: normal}
+    label: {generate: integers, seed: 5}
+train: {epochs: 1, batch_size: 32, seed: 1, validation: 0.2}
+)";
+    const auto spec = spec::load_spec_string(yaml, "generated");
+    const auto built = build_graph(spec, builtin_ops());
+    const auto all_rows = [&](const spec::Spec& s) {
+        const auto b = build_graph(s, builtin_ops());
+        const auto task = train::make_task(s, b, train::TrainOptions{}, std::nullopt);
+        REQUIRE(task->plan_epoch(1) == 240);  // 300 rows, a 0.2 validation share held out
+        CHECK(task->validation_size() == 60);
+        train::Batch batch = train::Batch::for_inputs(b.graph, 240);
+        task->fill_training(0, batch);
+        return batch;
+    };
+    const train::Batch batch = all_rows(spec);
+    const Tensor& ids = batch.of(built.graph.index_of("ids"));
+    const Tensor& features = batch.of(built.graph.index_of("features"));
+    const Tensor& label = batch.of(built.graph.index_of("label"));
+    // Ids an embedding reads: 1..vocab-1 (0 is padding), every one of them drawn.
+    std::set<std::int32_t> seen_ids(ids.i32(), ids.i32() + ids.numel());
+    CHECK(*seen_ids.begin() == 1);
+    CHECK(*seen_ids.rbegin() == 49);
+    CHECK(seen_ids.size() == 49);
+    // Labels: 0..classes-1, from the logits' width.
+    std::set<std::int64_t> seen_labels(label.i64(), label.i64() + label.numel());
+    CHECK(seen_labels == std::set<std::int64_t>{0, 1, 2});
+    // Features: standard normal (960 draws: mean within 0.1, deviation within 0.1 of 1).
+    double sum = 0, squares = 0;
+    for (float v : features.floats()) sum += v, squares += static_cast<double>(v) * v;
+    const double mean = sum / static_cast<double>(features.numel());
+    CHECK(std::abs(mean) < 0.1);
+    CHECK(std::abs(std::sqrt(squares / static_cast<double>(features.numel()) - mean * mean) - 1.0) < 0.1);
+    // The same spec draws the same rows; another seed draws others, for that input only.
+    const train::Batch again = all_rows(spec);
+    for (std::size_t k = 0; k < batch.tensors.size(); ++k) CHECK(same_bits(batch.tensors[k], again.tensors[k]));
+    const train::Batch reseeded = all_rows(spec::load_spec_string(yaml, "generated", {"data.inputs.ids.seed=2"}));
+    CHECK_FALSE(same_bits(ids, reseeded.of(built.graph.index_of("ids"))));
+    CHECK(same_bits(features, reseeded.of(built.graph.index_of("features"))));
+
+    // It trains, and evaluate measures a fresh draw of data.samples rows.
+    const fs::path dir = scratch("generated");
+    train::TrainOptions options;
+    options.out_dir = (dir / "run").string();
+    const auto history = train::train(spec, built, options);
+    REQUIRE(history.size() == 1);
+    CHECK(history.back().metric("val_accuracy").has_value());
+    const train::EpochMetrics test = train::evaluate(spec, built, (dir / "run" / "checkpoint.safetensors").string(), "");
+    REQUIRE(test.metric("val_accuracy").has_value());
+    CHECK_THROWS_WITH(train::evaluate(spec, built, (dir / "run" / "checkpoint.safetensors").string(), (dir / "x.tsv").string()),
+                      Contains("every input of the spec is generated"));
+    fs::remove_all(dir);
+
+    // Bounds that do not fit the graph, and sources that cannot be generated, name what is wrong.
+    const auto train_with = [&](const std::vector<std::string>& overrides) {
+        const auto s = spec::load_spec_string(yaml, "generated", overrides);
+        return train::make_task(s, build_graph(s, builtin_ops()), train::TrainOptions{}, std::nullopt);
+    };
+    CHECK_THROWS_WITH(train_with({"data.inputs.ids.high=60"}), Contains("data.inputs.ids") && Contains("[1, 60)") && Contains("vocab 50"));
+    CHECK_THROWS_WITH(train_with({"data.inputs.label.high=4"}), Contains("data.inputs.label") && Contains("3 classes"));
+    CHECK_THROWS_WITH(train_with({"data.inputs.ids.generate=normal"}), Contains("draws float32 values") && Contains("i32"));
+    std::string gaussian = yaml;
+    gaussian.replace(gaussian.find("{generate: integers}"), 20, "{generate: gaussian}");
+    CHECK_THROWS_WITH(spec::load_spec_string(gaussian, "generated"),
+                      Contains("<string>:18:21:") && Contains("must be one of integers, uniform, normal, got 'gaussian'"));
+    CHECK_THROWS_WITH(spec::load_spec_string(yaml, "generated", {"data.inputs.features.low=0"}), Contains("generate: normal takes mean and std"));
+    CHECK_THROWS_WITH(spec::load_spec_string(yaml, "generated", {"data.inputs.ids.low=9", "data.inputs.ids.high=9"}),
+                      Contains("low must be below high"));
+    std::string no_samples = yaml;
+    no_samples.erase(no_samples.find("  samples: 300\n"), 15);
+    CHECK_THROWS_WITH(spec::load_spec_string(no_samples, "generated"), Contains("data needs `samples`"));
+}
+
+TEST_CASE("a generated source beside TSV columns draws as many rows as each split's file", "[train][classify]") {
+    const fs::path dir = scratch("generated_tsv");
+    write_two_languages(dir / "train.tsv", 120, 1);
+    write_two_languages(dir / "validation.tsv", 30, 2);
+    write_two_languages(dir / "test.tsv", 30, 3);
+    std::string yaml = classify_yaml(dir);
+    const std::string labels = "language: {column: 1, classes: [ab, xy]}";
+    yaml.replace(yaml.find(labels), labels.size(), "language: {generate: integers}");  // random labels, 0 or 1
+    const auto spec = spec::load_spec_string(yaml, "mixed");
+    const auto built = build_graph(spec, builtin_ops());
+    const auto task = train::make_task(spec, built, train::TrainOptions{}, std::nullopt);
+    CHECK(task->plan_epoch(1) == 120);
+    CHECK(task->validation_size() == 30);
+    train::Batch batch = train::Batch::for_inputs(built.graph, 120);
+    task->fill_training(0, batch);
+    const Tensor& label = batch.of(built.graph.index_of("language"));
+    std::set<std::int64_t> seen(label.i64(), label.i64() + label.numel());
+    CHECK(seen == std::set<std::int64_t>{0, 1});
+    // data.samples is for specs whose every input is generated.
+    yaml.insert(yaml.find("data:\n") + 6, "  samples: 10\n");
+    CHECK_THROWS_WITH(spec::load_spec_string(yaml, "mixed"), Contains("data.samples sets the rows only when every input is generated"));
     fs::remove_all(dir);
 }
 

@@ -31,8 +31,9 @@ const Keys kInputKeys{"name", "shape", "dtype"};
 const Keys kTrainKeys{"epochs", "batch_size", "shuffle", "seed", "negatives", "validation", "optimizer", "clip_norm", "max_steps", "select", "executor"};
 const Keys kExecutors{"tasks", "sequential"};
 const Keys kOptimizerKeys{"type", "lr", "beta1", "beta2", "eps", "momentum"};
-const Keys kDataKeys{"synthetic", "files", "text", "inputs", "train", "validation", "test"};
-const Keys kSourceKeys{"column", "tokens", "classes", "npy"};
+const Keys kDataKeys{"synthetic", "files", "text", "inputs", "train", "validation", "test", "samples"};
+const Keys kSourceKeys{"column", "tokens", "classes", "npy", "generate", "low", "high", "mean", "std", "seed"};
+const Keys kGenerators{"integers", "uniform", "normal"};
 const Keys kSyntheticKeys{"samples", "classes", "class_tokens", "signal", "min_length", "seed"};
 const Keys kFilesKeys{"inputs", "labels"};
 const Keys kTextKeys{"path"};
@@ -41,7 +42,7 @@ const std::map<std::string, Keys> kSections{{"", kTopKeys},          {"train", k
                                             {"train.optimizer", kOptimizerKeys}, {"data", kDataKeys},
                                             {"data.synthetic", kSyntheticKeys},  {"data.files", kFilesKeys},
                                             {"data.files.inputs", {}},          {"data.text", kTextKeys},
-                                            {"data.inputs", {}}};
+                                            {"data.inputs", {}},                {"data.inputs.*", kSourceKeys}};
 
 bool contains(const Keys& keys, const std::string& key) { return std::find(keys.begin(), keys.end(), key) != keys.end(); }
 
@@ -340,12 +341,43 @@ DataSpec read_columns(const Reader& r, const std::vector<Entry>& all, DataSpec d
         const Entry* column = find(keys, "column");
         const Entry* tokens = find(keys, "tokens");
         const Entry* classes = find(keys, "classes");
-        if (npy) {
+        const Entry* generate = find(keys, "generate");
+        if (!generate)
+            for (const char* k : {"low", "high", "mean", "std", "seed"})
+                if (const Entry* e = find(keys, k)) r.fail(r.at(e->key_node, e->path), fmt::format("{}: `{}` goes with `generate`", f.path, k));
+        if (generate) {
+            if (npy || column || tokens || classes) r.fail(src.loc, fmt::format("{}: a generated source takes no column, tokens, classes or npy", f.path));
+            src.kind = InputSource::Kind::generate;
+            src.generate = r.string(generate->value, generate->path, generate->path);
+            if (!contains(kGenerators, src.generate))
+                r.fail(r.at(*generate), fmt::format("{} must be one of {}, got '{}'{}", generate->path, join(kGenerators), src.generate,
+                                                   did_you_mean(src.generate, kGenerators)));
+            const bool normal = src.generate == "normal";
+            for (const auto& k : keys) {
+                if ((k.key == "low" || k.key == "high") && normal)
+                    r.fail(r.at(k.key_node, k.path), fmt::format("{}: generate: normal takes mean and std, not {}", f.path, k.key));
+                if ((k.key == "mean" || k.key == "std") && !normal)
+                    r.fail(r.at(k.key_node, k.path), fmt::format("{}: generate: {} takes low and high, not {}", f.path, src.generate, k.key));
+                if (k.key == "low" || k.key == "high") {
+                    const double v = src.generate == "integers" ? static_cast<double>(r.integer(k.value, k.path, k.path)) : r.number(k.value, k.path, k.path);
+                    (k.key == "low" ? src.low : src.high) = v;
+                }
+                if (k.key == "mean") src.mean = r.number(k.value, k.path, k.path);
+                if (k.key == "std") src.std = r.in_range(k.value, k.path, k.path, 0, true, HUGE_VAL, false);
+                if (k.key == "seed") src.seed = static_cast<std::uint64_t>(r.non_negative(k.value, k.path, k.path));
+            }
+            if (src.generate == "uniform") {
+                src.low = src.low.value_or(0.0);
+                src.high = src.high.value_or(1.0);
+            }
+            if (src.low && src.high && !(*src.low < *src.high))
+                r.fail(src.loc, fmt::format("{}: low must be below high (values are drawn from [low, high)), got low {} and high {}", f.path, *src.low, *src.high));
+        } else if (npy) {
             if (column || tokens || classes) r.fail(src.loc, fmt::format("{}: an .npy source takes no column, tokens or classes", f.path));
             src.kind = InputSource::Kind::npy;
             src.npy = resolve(folder, r.string(npy->value, npy->path, npy->path));
         } else {
-            if (!column) r.fail(src.loc, fmt::format("{} needs `column` (0-based, of the TSV) or `npy`", f.path));
+            if (!column) r.fail(src.loc, fmt::format("{} needs `column` (0-based, of the TSV), `npy` or `generate`", f.path));
             src.column = static_cast<int>(r.non_negative(column->value, column->path, column->path));
             if ((tokens != nullptr) == (classes != nullptr))
                 r.fail(src.loc, fmt::format("{} needs one of `tokens: bytes` (text as byte ids) or `classes: [...]` (a label's index)", f.path));
@@ -366,6 +398,18 @@ DataSpec read_columns(const Reader& r, const std::vector<Entry>& all, DataSpec d
         if (!c.inputs.count(name)) r.fail(r.at(in), fmt::format("data.inputs gives no source for the input '{}'", name));
     if (any_column && c.train.empty()) r.fail(d.loc, "data.inputs reads TSV columns, so data needs `train`: the training TSV file");
     const bool any_npy = std::any_of(c.inputs.begin(), c.inputs.end(), [](const auto& kv) { return kv.second.kind == InputSource::Kind::npy; });
+    const Entry* samples = find(all, "samples");
+    if (!any_column && !any_npy) {
+        // Every input is generated: data.samples says how many rows.
+        if (!samples) r.fail(r.at(in), "every input is generated, so data needs `samples`: how many rows to generate");
+        c.samples = r.positive(samples->value, samples->path, samples->path);
+        for (const char* split : {"train", "validation", "test"})
+            if (const Entry* e = find(all, split))
+                r.fail(r.at(e->key_node, e->path), fmt::format("data.{} is a TSV file, but no input reads a column (every input is generated)", split));
+    } else if (samples) {
+        r.fail(r.at(samples->key_node, samples->path), "data.samples sets the rows only when every input is generated; here the "
+                                                       "rows are those of the TSV or .npy sources");
+    }
     if (any_npy && (!c.validation.empty() || !c.test.empty()))
         r.fail(d.loc, "an .npy source has no validation or test file beside it: with .npy inputs, validation is a train.validation share "
                       "of the rows (drop data.validation and data.test)");
@@ -377,9 +421,9 @@ DataSpec read_data(const Reader& r, const Entry& section, const std::vector<Inpu
     d.loc = r.at(section);
     const auto all = r.map(section.value, section.path, "data", kDataKeys);
     if (find(all, "inputs")) return read_columns(r, all, d, inputs, folder);
-    for (const char* split : {"train", "validation", "test"})
-        if (const Entry* e = find(all, split))
-            r.fail(r.at(e->key_node, e->path), fmt::format("data.{} goes with data.inputs (which columns feed which inputs)", split));
+    for (const char* key : {"train", "validation", "test", "samples"})
+        if (const Entry* e = find(all, key))
+            r.fail(r.at(e->key_node, e->path), fmt::format("data.{} goes with data.inputs (the source of each input)", key));
     const auto& entries = all;
     if (entries.size() != 1)
     {
@@ -525,7 +569,9 @@ std::set<std::string> apply_overrides(YAML::Node& root, const std::vector<std::s
             // Maps all the way down; every segment must be a key the format knows.
             std::string prefix;
             for (std::size_t i = 0; i < seg.size(); ++i) {
-                const auto it = kSections.find(prefix);
+                // data.inputs.<input name> is a source, whatever the input's name.
+                const bool source = i == 3 && seg[0] == "data" && seg[1] == "inputs";
+                const auto it = kSections.find(source ? "data.inputs.*" : prefix);
                 if (it == kSections.end()) throw SpecError(where, fmt::format("'{}' is a single value, with no keys below it", prefix));
                 if (!it->second.empty() && !contains(it->second, seg[i]))
                     unknown(i, it->second, prefix.empty() ? "unknown top-level key" : "unknown " + prefix + " key");

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,17 +72,27 @@ struct InputSource {
         tokens,   // a TSV column's text as UTF-8 byte ids (byte b -> b + 1, 0 = padding), cut to the input's length
         classes,  // a TSV column's label as its index in `classes`
         npy,      // an .npy file with one row per sample
+        generate, // random values, as torch.randint / torch.rand / torch.randn
     } kind = Kind::tokens;
     int column = 0;                    // 0-based TSV column
     std::vector<std::string> classes;  // kind classes
     std::string npy;                   // kind npy: path, resolved
+    // kind generate: `integers` in [low, high), `uniform` in [low, high), or
+    // `normal` (mean, std). An integer source's bounds are filled in by the
+    // task, which knows the graph (the embedding's vocab, the logits' classes).
+    std::string generate;
+    std::optional<double> low, high;
+    double mean = 0.0, std = 1.0;
+    std::uint64_t seed = 1;
     Location loc;
 };
 
 // The general mapping: each graph input from a column of the split's TSV
-// file, or from an .npy file (then validation is a train.validation share).
+// file, an .npy file or a generator (with no TSV, validation is a
+// train.validation share of the rows).
 struct ColumnData {
     std::string train, validation, test;  // TSV paths, resolved; validation and test may be empty
+    std::int64_t samples = 0;             // data.samples: the rows when every input is generated
     std::map<std::string, InputSource> inputs;
 };
 

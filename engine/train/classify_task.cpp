@@ -1,5 +1,5 @@
 // task: classify. Every graph input comes from data.inputs: a TSV column as
-// byte tokens, a TSV column as a class index, or an .npy file. The loss is a
+// byte tokens, a TSV column as a class index, an .npy file, or a generator. The loss is a
 // cross_entropy node; its first input holds the logits, and the prediction is
 // their argmax. Figures: validation accuracy and macro F1 (the mean over
 // classes of each class's F1, as scikit-learn's f1_score(average="macro")).
@@ -70,7 +70,7 @@ Table load_tsv(const std::string& path, const spec::ColumnData& data, const Grap
     };
     std::vector<Column> columns;
     for (const auto& [name, source] : data.inputs) {
-        if (source.kind == spec::InputSource::Kind::npy) continue;
+        if (source.kind == spec::InputSource::Kind::npy || source.kind == spec::InputSource::Kind::generate) continue;
         const int node = graph.index_of(name);
         const TensorType& type = graph.node(node).outputs[0];
         if (source.kind == spec::InputSource::Kind::tokens) {
@@ -161,6 +161,40 @@ void add_npy(Table& t, const std::string& name, const spec::InputSource& source,
     t.columns.push_back(std::move(column));
 }
 
+// FNV-1a over the source's seed, its input's name and the split: each
+// generated input and split draws its own values, the same on every machine.
+std::uint64_t generator_seed(std::uint64_t seed, const std::string& name, const std::string& split) {
+    std::uint64_t h = 14695981039346656037ull;
+    const auto mix = [&h](unsigned char c) { h = (h ^ c) * 1099511628211ull; };
+    for (int i = 0; i < 8; ++i) mix(static_cast<unsigned char>(seed >> (8 * i)));
+    for (const char c : name + '/' + split) mix(static_cast<unsigned char>(c));
+    return h;
+}
+
+// A generated source: `rows` rows of the input's shape, as torch.randint
+// (integers in [low, high)), torch.rand (uniform) or torch.randn (normal).
+void add_generated(Table& t, const std::string& name, const spec::InputSource& source, const Graph& graph, std::int64_t rows,
+                   const std::string& split) {
+    const int node = graph.index_of(name);
+    Shape shape = graph.node(node).outputs[0].shape;
+    shape[0] = rows;
+    Tensor column(TensorType{graph.node(node).outputs[0].dtype, shape});
+    std::mt19937_64 rng(generator_seed(source.seed, name, split));
+    if (source.generate == "integers") {
+        std::uniform_int_distribution<std::int64_t> draw(static_cast<std::int64_t>(*source.low), static_cast<std::int64_t>(*source.high) - 1);
+        for (std::int64_t j = 0; j < column.numel(); ++j) store_id(column, j, draw(rng));
+    } else if (source.generate == "uniform") {
+        std::uniform_real_distribution<float> draw(static_cast<float>(*source.low), static_cast<float>(*source.high));
+        for (float& v : column.floats()) v = draw(rng);
+    } else {
+        std::normal_distribution<float> draw(static_cast<float>(source.mean), static_cast<float>(source.std));
+        for (float& v : column.floats()) v = draw(rng);
+    }
+    t.rows = rows;
+    t.nodes.push_back(node);
+    t.columns.push_back(std::move(column));
+}
+
 class ClassifyTask final : public Task {
 public:
     ClassifyTask(const spec::Spec& spec, const BuiltGraph& built, const std::optional<std::string>& evaluation_data) : cfg_(spec.train) {
@@ -181,25 +215,31 @@ public:
             if (source.kind == spec::InputSource::Kind::classes && static_cast<std::int64_t>(source.classes.size()) != classes_)
                 throw spec::SpecError(source.loc, fmt::format("data.inputs.{} lists {} classes, but the logits '{}' have {}", name, source.classes.size(),
                                                               graph.node(logits_).name, classes_));
+        data_ = spec.data.columns;
+        for (auto& [name, source] : data_.inputs)
+            if (source.kind == spec::InputSource::Kind::generate) resolve_generator(name, source, graph);
+        const bool generated_only = data_.samples > 0;
         if (evaluation_data) {
-            for (const auto& [name, source] : data.inputs)
+            for (const auto& [name, source] : data_.inputs)
                 if (source.kind == spec::InputSource::Kind::npy)
                     throw spec::SpecError(source.loc, fmt::format("data.inputs.{} is an .npy file, which a held-out TSV cannot stand in for: "
-                                                                  "evaluate needs every input from a TSV column", name));
-            const std::string path = evaluation_data->empty() ? data.test : *evaluation_data;
-            if (path.empty()) throw spec::SpecError(spec.data.loc, "there is no held-out data to evaluate on: give --data FILE, or data.test in the spec");
-            validation_ = load_tsv(path, data, graph);
-            check_labels(validation_, path);
+                                                                  "evaluate needs every input from a TSV column or a generator", name));
+            if (generated_only && !evaluation_data->empty())
+                throw spec::SpecError(spec.data.loc, fmt::format("every input of the spec is generated, so there is no column to read from {}", *evaluation_data));
+            const std::string path = evaluation_data->empty() ? data_.test : *evaluation_data;
+            if (path.empty() && !generated_only)
+                throw spec::SpecError(spec.data.loc, "there is no held-out data to evaluate on: give --data FILE, or data.test in the spec");
+            // With every input generated, the held-out rows are a fresh draw of data.samples rows.
+            validation_ = load_split(path, graph, "test");
+            check_labels(validation_, generated_only ? "the generated test rows" : path);
             validation_order_.resize(static_cast<std::size_t>(validation_.rows));
             std::iota(validation_order_.begin(), validation_order_.end(), 0);
             return;
         }
-        Table all = data.train.empty() ? Table{} : load_tsv(data.train, data, graph);
-        for (const auto& [name, source] : data.inputs)
-            if (source.kind == spec::InputSource::Kind::npy) add_npy(all, name, source, graph);
-        if (!data.validation.empty()) {
+        Table all = load_split(data_.train, graph, "train");
+        if (!data_.validation.empty()) {
             train_ = std::move(all);
-            validation_ = load_tsv(data.validation, data, graph);
+            validation_ = load_split(data_.validation, graph, "validation");
         } else {
             // Hold out a train.validation share, chosen at random from train.seed.
             std::vector<std::int64_t> order(static_cast<std::size_t>(all.rows));
@@ -211,8 +251,8 @@ public:
             train_ = all.take({order.begin() + static_cast<std::ptrdiff_t>(held), order.end()});
         }
         if (train_.rows == 0) throw Error(fmt::format("{}: no training samples", spec.path));
-        check_labels(train_, data.train);
-        check_labels(validation_, data.validation.empty() ? data.train : data.validation);
+        check_labels(train_, data_.train.empty() ? "the training rows" : data_.train);
+        check_labels(validation_, data_.validation.empty() ? (data_.train.empty() ? "the validation rows" : data_.train) : data_.validation);
         validation_order_.resize(static_cast<std::size_t>(validation_.rows));
         std::iota(validation_order_.begin(), validation_order_.end(), 0);
     }
@@ -268,6 +308,53 @@ public:
     }
 
 private:
+    // One split's rows: its TSV columns (if any input reads one), the .npy
+    // files (training only), then the generated inputs, as many rows as the
+    // others have (data.samples when every input is generated).
+    Table load_split(const std::string& tsv, const Graph& graph, const std::string& split) const {
+        const bool any_column = std::any_of(data_.inputs.begin(), data_.inputs.end(), [](const auto& kv) {
+            return kv.second.kind == spec::InputSource::Kind::tokens || kv.second.kind == spec::InputSource::Kind::classes;
+        });
+        Table t = any_column ? load_tsv(tsv, data_, graph) : Table{};
+        for (const auto& [name, source] : data_.inputs)
+            if (source.kind == spec::InputSource::Kind::npy) add_npy(t, name, source, graph);
+        const std::int64_t rows = t.nodes.empty() ? data_.samples : t.rows;
+        for (const auto& [name, source] : data_.inputs)
+            if (source.kind == spec::InputSource::Kind::generate) add_generated(t, name, source, graph, rows, split);
+        return t;
+    }
+
+    // A generator's bounds and kind of number, from the graph: integer ids an
+    // embedding reads are 1..vocab-1 by default (0 is padding), labels 0..classes-1.
+    void resolve_generator(const std::string& name, spec::InputSource& source, const Graph& graph) const {
+        const int node = graph.index_of(name);
+        const TensorType& type = graph.node(node).outputs[0];
+        if (source.generate != "integers") {
+            if (type.dtype != DType::f32)
+                throw spec::SpecError(source.loc, fmt::format("data.inputs.{}: generate: {} draws float32 values, but the input is {}: "
+                                                              "use generate: integers", name, source.generate, dtype_name(type.dtype)));
+            return;
+        }
+        const std::int64_t vocab = embedding_vocabulary(graph, node);
+        const bool label = node == label_input_;
+        if (!source.low) source.low = vocab > 0 ? 1.0 : 0.0;
+        if (!source.high) {
+            if (vocab > 0) source.high = static_cast<double>(vocab);
+            else if (label) source.high = static_cast<double>(classes_);
+            else throw spec::SpecError(source.loc, fmt::format("data.inputs.{}: generate: integers needs `high` (values are drawn from [low, high)): "
+                                                               "the input feeds no embedding and is not the labels", name));
+        }
+        if (!(*source.low < *source.high))
+            throw spec::SpecError(source.loc, fmt::format("data.inputs.{}: low must be below high, got low {} and high {}", name, *source.low, *source.high));
+        if (vocab > 0 && (*source.low < 0 || *source.high > static_cast<double>(vocab)))
+            throw spec::SpecError(source.loc, fmt::format("data.inputs.{}: ids are drawn from [{}, {}), but the embedding reading '{}' has vocab {}: "
+                                                          "ids must be in [0, {})", name, *source.low, *source.high, name, vocab, vocab));
+        if (label && (*source.low < 0 || *source.high > static_cast<double>(classes_)))
+            throw spec::SpecError(source.loc, fmt::format("data.inputs.{}: labels are drawn from [{}, {}), but the logits '{}' have {} classes: "
+                                                          "labels must be in [0, {})", name, *source.low, *source.high, graph.node(logits_.node).name,
+                                                          classes_, classes_));
+    }
+
     void check_labels(const Table& t, const std::string& where) const {
         for (std::size_t k = 0; k < t.nodes.size(); ++k) {
             if (t.nodes[k] != label_input_) continue;
@@ -281,6 +368,7 @@ private:
     }
 
     spec::TrainSpec cfg_;
+    spec::ColumnData data_;  // data.inputs, generators' bounds resolved
     ValueRef logits_;
     int label_input_ = -1;
     std::int64_t classes_ = 0;

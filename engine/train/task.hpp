@@ -41,6 +41,7 @@ struct Batch {
     static Batch for_inputs(const Graph& graph, std::int64_t rows);
     void feed(Executor& executor) const;
     Tensor& of(int node);
+    const Tensor& of(int node) const;
 };
 
 // What a task's figure is, for the epoch line and for choosing the best checkpoint.

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <utility>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -90,11 +91,12 @@ void Batch::feed(Executor& executor) const {
     for (std::size_t k = 0; k < nodes.size(); ++k) executor.set(nodes[k], tensors[k]);
 }
 
-Tensor& Batch::of(int node) {
+const Tensor& Batch::of(int node) const {
     for (std::size_t k = 0; k < nodes.size(); ++k)
         if (nodes[k] == node) return tensors[k];
     throw Error(fmt::format("the batch has no input node {}", node));
 }
+Tensor& Batch::of(int node) { return const_cast<Tensor&>(std::as_const(*this).of(node)); }
 
 std::int64_t embedding_vocabulary(const Graph& graph, int input) {
     for (const Node& n : graph.nodes())
