@@ -13,6 +13,7 @@
 #include <fmt/ranges.h>
 
 #include "engine/io/npy.hpp"
+#include "engine/text/tokenizer.hpp"
 #include "engine/train/data.hpp"
 #include "engine/train/task.hpp"
 
@@ -96,7 +97,7 @@ Table load_tsv(const std::string& path, const spec::ColumnData& data, const Grap
         ++number;
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty()) continue;
-        if (!valid_utf8(line)) throw Error(fmt::format("{}:{}: the line is not valid UTF-8", path, number));
+        if (!text::valid_utf8(line)) throw Error(fmt::format("{}:{}: the line is not valid UTF-8", path, number));
         fields.clear();
         for (std::size_t start = 0;;) {
             const auto tab = line.find('\t', start);

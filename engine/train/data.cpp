@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "engine/io/npy.hpp"
+#include "engine/text/tokenizer.hpp"
 
 namespace graphrun::train {
 
@@ -70,20 +71,6 @@ std::vector<std::int32_t> ids_from(const Tensor& t, const std::string& path, std
 
 }  // namespace
 
-bool valid_utf8(const std::string& s) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        // The lead byte says how many continuation bytes (10xxxxxx) follow.
-        const int extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : -1;
-        if (extra < 0 || i + static_cast<std::size_t>(extra) >= s.size() + (extra == 0 ? 1 : 0)) return false;
-        for (int k = 1; k <= extra; ++k)
-            if ((static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]) >> 6) != 0x2) return false;
-        i += static_cast<std::size_t>(extra) + 1;
-    }
-    return true;
-}
-
 void append_byte_tokens(const std::string& text, std::int64_t length, std::vector<std::int32_t>& out) {
     for (std::int64_t t = 0; t < length; ++t)
         out.push_back(t < static_cast<std::int64_t>(text.size()) ? static_cast<std::int32_t>(static_cast<unsigned char>(text[static_cast<std::size_t>(t)])) + 1 : 0);
@@ -144,7 +131,7 @@ PairSet load_text_pairs(const std::string& path, const PairShape& shape) {
         ++number;
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty()) continue;
-        if (!valid_utf8(line)) throw Error(fmt::format("{}:{}: the line is not valid UTF-8", path, number));
+        if (!text::valid_utf8(line)) throw Error(fmt::format("{}:{}: the line is not valid UTF-8", path, number));
         const auto tab1 = line.find('\t');
         if (tab1 == std::string::npos) throw Error(fmt::format("{}:{}: expected two texts separated by a tab, found no tab", path, number));
         const auto tab2 = line.find('\t', tab1 + 1);

@@ -52,7 +52,6 @@ PairSet load_pairs(const spec::DataSpec& data, const PairShape& shape);
 // Text as byte tokens: byte b is id b + 1 (1..256), then 0 (padding) up to
 // `length`; longer texts are cut. Appends `length` ids.
 void append_byte_tokens(const std::string& text, std::int64_t length, std::vector<std::int32_t>& out);
-bool valid_utf8(const std::string& s);
 
 struct Split {
     PairSet train, validation;

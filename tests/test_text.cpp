@@ -1,0 +1,128 @@
+// Tokenizers (engine/text): ids, vocabularies learned from the training texts,
+// and a saved tokenizer that loads to the same ids.
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "engine/text/tokenizer.hpp"
+#include "graphrun/error.hpp"
+
+using namespace graphrun;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch(const std::string& name) {
+    const fs::path p = fs::temp_directory_path() / fmt::format("graphrun_text_{}_{}", name, getpid());
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p;
+}
+
+std::vector<std::int32_t> ids_of(const text::Tokenizer& t, std::string_view s) {
+    std::vector<std::int32_t> ids;
+    t.encode(s, ids);
+    return ids;
+}
+
+// Package summaries, the kind of text graphrun's examples read.
+std::vector<std::string> corpus() {
+    std::vector<std::string> texts;
+    const char* lines[] = {"GNU C compiler", "library for parsing YAML files", "Python bindings for the YAML library",
+                           "GNU debugger", "documentation for the GNU C library", "command line tool for parsing JSON",
+                           "fast JSON library for C++", "YAML parser and emitter for C++", "tool to compress files",
+                           "compression library (development files)"};
+    for (int round = 0; round < 20; ++round)
+        for (const char* l : lines) texts.push_back(fmt::format("{} {}", l, round % 3 ? "" : "(transitional package)"));
+    return texts;
+}
+
+}  // namespace
+
+TEST_CASE("bytes: UTF-8 byte b is id b + 1; encode_to_length cuts and pads with 0", "[text]") {
+    const auto bytes = text::make_tokenizer({}, {});
+    CHECK(bytes->vocab_size() == 257);
+    CHECK(ids_of(*bytes, "a\xc3\xa9") == std::vector<std::int32_t>{'a' + 1, 0xc3 + 1, 0xa9 + 1});
+    std::vector<std::int32_t> out(4), scratch;
+    CHECK(text::encode_to_length(*bytes, "hello", 4, out.data(), scratch) == 5);  // 5 tokens before the cut
+    CHECK(out == std::vector<std::int32_t>{'h' + 1, 'e' + 1, 'l' + 1, 'l' + 1});
+    CHECK(text::encode_to_length(*bytes, "hi", 4, out.data(), scratch) == 2);
+    CHECK(out == std::vector<std::int32_t>{'h' + 1, 'i' + 1, 0, 0});
+}
+
+TEST_CASE("lowercase folds every script's capitals, as Python's str.lower does for these", "[text]") {
+    CHECK(text::lowercase("GNU \xc3\x89" "COLE \xd0\x9c\xd0\x98\xd0\xa0 \xce\xa9") == "gnu \xc3\xa9" "cole \xd0\xbc\xd0\xb8\xd1\x80 \xcf\x89");
+    CHECK(text::lowercase("\xff" "AB") == "\xff" "ab");  // not UTF-8: only ASCII letters change
+}
+
+TEST_CASE("words: the most frequent words of the training texts, 1 for the unknown, punctuation on its own", "[text]") {
+    text::TokenizerConfig config;
+    config.type = "words";
+    config.vocab = 6;  // padding, unknown and 4 words
+    config.lowercase = true;
+    const auto words = text::make_tokenizer(config, {"the cat. The dog", "a cat and the dog", "THE END"});
+    CHECK(words->vocab_size() == 6);
+    // Counts: the 4, cat 2, dog 2, then ". a and end" once each: "." is first of those in byte order.
+    CHECK(ids_of(*words, "The cat, the dog.") == std::vector<std::int32_t>{2, 3, 1, 2, 4, 5});
+    CHECK(ids_of(*words, "it's") == std::vector<std::int32_t>{1, 1, 1});  // it ' s
+    config.lowercase = false;
+    const auto cased = text::make_tokenizer(config, {"the cat. The dog", "a cat and the dog", "THE END"});
+    CHECK(ids_of(*cased, "THE")[0] != ids_of(*cased, "the")[0]);
+}
+
+TEST_CASE("a saved tokenizer loads to the same ids; sentencepiece trains the same model twice", "[text]") {
+    const fs::path dir = scratch("save");
+    const auto texts = corpus();
+    for (const std::string type : {"bytes", "words", "sentencepiece"}) {
+        text::TokenizerConfig config;
+        config.type = type;
+        config.vocab = type == "bytes" ? 257 : 40;
+        config.lowercase = type != "bytes";
+        const auto made = text::make_tokenizer(config, texts);
+        CHECK(made->vocab_size() <= config.vocab);
+        made->save(dir.string());
+        const auto loaded = text::load_tokenizer(dir.string());
+        CHECK(loaded->config().type == type);
+        CHECK(loaded->vocab_size() == made->vocab_size());
+        for (const char* s : {"GNU YAML library", "an unseen text, with \xc3\xa9 accents", ""}) {
+            const auto ids = ids_of(*made, s);
+            CHECK(ids == ids_of(*loaded, s));
+            for (const auto id : ids) {
+                CHECK(id > 0);  // 0 is padding, never a token
+                CHECK(id < made->vocab_size());
+            }
+        }
+        if (type == "sentencepiece") {
+            const auto again = text::make_tokenizer(config, texts);
+            fs::create_directories(dir / "again");
+            again->save((dir / "again").string());
+        }
+    }
+    std::ifstream a(dir / "tokenizer.model", std::ios::binary), b(dir / "again" / "tokenizer.model", std::ios::binary);
+    const std::string model_a{std::istreambuf_iterator<char>(a), {}}, model_b{std::istreambuf_iterator<char>(b), {}};
+    CHECK(!model_a.empty());
+    CHECK(model_a == model_b);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a tokenizer file that is not what it says is an error naming the file", "[text]") {
+    const fs::path dir = scratch("bad");
+    CHECK_THROWS_WITH(text::load_tokenizer(dir.string()), Contains("tokenizer.json") && Contains("cannot open"));
+    std::ofstream(dir / "tokenizer.json") << "{\"format\": \"graphrun-tokenizer 1\", \"type\": \"words\", \"lowercase\": false, \"vocab\": 9, \"words\": [\"a\"]}";
+    CHECK_THROWS_WITH(text::load_tokenizer(dir.string()), Contains("says vocab 9") && Contains("holds 3 ids"));
+    std::ofstream(dir / "tokenizer.json") << "{\"format\": \"graphrun-tokenizer 1\", \"type\": \"sentencepiece\", \"lowercase\": false, \"vocab\": 9, \"model\": \"bpe\"}";
+    std::ofstream(dir / "tokenizer.model") << "not a model";
+    CHECK_THROWS_WITH(text::load_tokenizer(dir.string()), Contains("tokenizer.model"));
+    std::ofstream(dir / "tokenizer.json") << "{\"type\": ";
+    CHECK_THROWS_WITH(text::load_tokenizer(dir.string()), Contains("not valid JSON"));
+    text::TokenizerConfig config;
+    config.type = "words";
+    config.vocab = 2;
+    CHECK_THROWS_WITH(text::make_tokenizer(config, {"a"}), Contains("at least 3"));
+    fs::remove_all(dir);
+}
