@@ -2,13 +2,19 @@
 // and a saved tokenizer that loads to the same ids.
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "engine/spec/builder.hpp"
+#include "engine/spec/loader.hpp"
 #include "engine/text/tokenizer.hpp"
+#include "engine/train/task.hpp"
+#include "engine/train/trainer.hpp"
+#include "ops/builtin.hpp"
 #include "graphrun/error.hpp"
 
 using namespace graphrun;
@@ -124,5 +130,92 @@ TEST_CASE("a tokenizer file that is not what it says is an error naming the file
     config.type = "words";
     config.vocab = 2;
     CHECK_THROWS_WITH(text::make_tokenizer(config, {"a"}), Contains("at least 3"));
+    fs::remove_all(dir);
+}
+
+namespace {
+
+// Pairs of a topic's words: left a short title, right a longer text of the same topic.
+void write_topic_pairs(const fs::path& path, int rows, unsigned seed) {
+    const char* topics[4][5] = {{"json", "parser", "fast", "objects", "arrays"},
+                                {"audio", "sound", "mixer", "volume", "speakers"},
+                                {"font", "glyphs", "typeface", "unicode", "serif"},
+                                {"kernel", "module", "driver", "firmware", "boot"}};
+    std::ofstream out(path);
+    std::mt19937 rng(seed);
+    for (int r = 0; r < rows; ++r) {
+        const auto* t = topics[rng() % 4];
+        std::string left = fmt::format("{} {}", t[rng() % 5], t[rng() % 5]), right;
+        const int words = 4 + static_cast<int>(rng() % 10);  // some longer than the right input's 10 tokens
+        for (int w = 0; w < words; ++w) right += fmt::format("{}{}", w ? " " : "", w % 3 == 2 ? "the" : t[rng() % 5]);
+        out << left << '\t' << right << '\n';
+    }
+}
+
+std::string text_pairs_yaml(const fs::path& dir, const std::string& tokenizer) {
+    return fmt::format(R"(
+inputs:
+  - {{name: title, shape: [4], dtype: int32}}
+  - {{name: body, shape: [10], dtype: int32}}
+  - {{name: y, shape: [], dtype: float32}}
+nodes:
+  - {{name: left_embedding, op: embedding, inputs: [title], vocab: 40, dim: 8}}
+  - {{name: left_lstm, op: lstm, inputs: [left_embedding], units: 8}}
+  - {{name: left_dense, op: dense, inputs: [left_lstm], units: 8}}
+  - {{name: right_embedding, op: embedding, inputs: [body], vocab: 40, dim: 8, share: left_embedding}}
+  - {{name: right_lstm, op: lstm, inputs: [right_embedding], units: 8, share: left_lstm}}
+  - {{name: right_dense, op: dense, inputs: [right_lstm], units: 8, share: left_dense}}
+  - {{name: similarity, op: cosine, inputs: [left_dense, right_dense]}}
+  - {{name: one, op: constant, value: 1.0}}
+  - {{name: distance, op: sub, inputs: [one, similarity]}}
+  - {{name: loss, op: contrastive_loss, inputs: [distance, y], margin: 1.0}}
+outputs: [left_dense, right_dense, similarity]
+loss: loss
+data:
+  text: {{path: {0}/train.tsv, validation: {0}/validation.tsv, tokenizer: {1}}}
+train: {{epochs: 1, batch_size: 16, seed: 1, negatives: 1}}
+)",
+                       dir.string(), tokenizer);
+}
+
+}  // namespace
+
+TEST_CASE("data.text learns its tokenizer from the training split, saves it with the run, and says what is cut", "[text][train]") {
+    const fs::path dir = scratch("pairs");
+    write_topic_pairs(dir / "train.tsv", 200, 1);
+    write_topic_pairs(dir / "validation.tsv", 40, 2);
+    const auto spec = spec::load_spec_string(text_pairs_yaml(dir, "{type: words, lowercase: true}"), "pairs");
+    const auto built = build_graph(spec, builtin_ops());
+    const auto task = train::make_task(spec, built, train::TrainOptions{}, std::nullopt);
+    REQUIRE(task->tokenizer() != nullptr);
+    // 20 topic words and "the": padding, unknown and 21 words, below the embedding's 40.
+    CHECK(task->tokenizer()->vocab_size() == 23);
+    const auto report = task->data_report();
+    REQUIRE(report.size() == 5);
+    CHECK_THAT(report[4], Contains("body: words tokens per text: 50% ") && Contains("of the training texts are cut at 10"));
+    const auto warnings = task->data_warnings();
+    REQUIRE(warnings.size() == 1);  // bodies of 11 to 13 words are cut at 10; titles (2 words) never
+    CHECK_THAT(warnings[0], Contains("input 'body'") && Contains("a length of 13 would keep 99% whole"));
+
+    train::TrainOptions options;
+    options.out_dir = (dir / "run").string();
+    std::vector<std::string> warned;
+    options.on_warning = [&](const std::string& w) { warned.push_back(w); };
+    train::train(spec, built, options);
+    CHECK(warned.size() == 1);
+    const auto saved = text::load_tokenizer((dir / "run").string());
+    CHECK(saved->config().type == "words");
+    std::vector<std::int32_t> a, b;
+    saved->encode("JSON parser for the kernel", a);
+    task->tokenizer()->encode("JSON parser for the kernel", b);
+    CHECK(a == b);
+    CHECK(a[2] == 1);  // "for" is not in the vocabulary
+
+    // The tokenizer's ids must fit the embeddings: a mismatch names both numbers.
+    const auto wide = spec::load_spec_string(text_pairs_yaml(dir, "{type: sentencepiece, vocab: 60}"), "pairs");
+    CHECK_THROWS_WITH(train::make_task(wide, build_graph(wide, builtin_ops()), train::TrainOptions{}, std::nullopt),
+                      Contains("vocab is 60") && Contains("vocab 40 and 40"));
+    CHECK_THROWS_WITH(spec::load_spec_string(text_pairs_yaml(dir, "{type: word}"), "pairs"),
+                      Contains("must be one of bytes, words, sentencepiece, got 'word'") && Contains("did you mean 'words'"));
     fs::remove_all(dir);
 }

@@ -121,23 +121,29 @@ TEST_CASE("the validation split is held out", "[train]") {
 TEST_CASE("text pairs: bytes as ids, and clear errors", "[train]") {
     const fs::path dir = scratch("text");
     train::PairShape shape{"x1", "x2", 4, 4, 257, 257};
+    const auto load_text_pairs = [](const std::string& path, const train::PairShape& s) {
+        spec::DataSpec data;
+        data.kind = spec::DataSpec::Kind::text;
+        data.text.path = path;
+        return train::load_pairs(data, s);
+    };
     std::ofstream(dir / "ok.tsv") << "ab\tabcdef\t1\nz\ty\t0\n";
-    const auto p = train::load_text_pairs((dir / "ok.tsv").string(), shape);
+    const auto p = load_text_pairs((dir / "ok.tsv").string(), shape);
     REQUIRE(p.count() == 2);
     CHECK(p.left[0] == 'a' + 1);
     CHECK(p.left[2] == 0);               // padded after the text
     CHECK(p.right[3] == 'd' + 1);        // cut to the input length
     CHECK(p.label[1] == 0.0f);
     std::ofstream(dir / "notab.tsv") << "ab\tcd\nno tab here\n";
-    CHECK_THROWS_WITH(train::load_text_pairs((dir / "notab.tsv").string(), shape), Contains("notab.tsv:2: expected two texts separated by a tab"));
+    CHECK_THROWS_WITH(load_text_pairs((dir / "notab.tsv").string(), shape), Contains("notab.tsv:2: expected two texts separated by a tab"));
     std::ofstream(dir / "utf8.tsv") << "ok\tok\nbad \xff byte\tx\n";
-    CHECK_THROWS_WITH(train::load_text_pairs((dir / "utf8.tsv").string(), shape), Contains("utf8.tsv:2: the line is not valid UTF-8"));
+    CHECK_THROWS_WITH(load_text_pairs((dir / "utf8.tsv").string(), shape), Contains("utf8.tsv:2: the line is not valid UTF-8"));
     std::ofstream(dir / "empty.tsv") << "";
-    CHECK_THROWS_WITH(train::load_text_pairs((dir / "empty.tsv").string(), shape), Contains("holds no pairs"));
+    CHECK_THROWS_WITH(load_text_pairs((dir / "empty.tsv").string(), shape), Contains("holds no pairs"));
     std::ofstream(dir / "label.tsv") << "a\tb\tmaybe\n";
-    CHECK_THROWS_WITH(train::load_text_pairs((dir / "label.tsv").string(), shape), Contains("must be 0 or 1"));
+    CHECK_THROWS_WITH(load_text_pairs((dir / "label.tsv").string(), shape), Contains("must be 0 or 1"));
     train::PairShape small_vocab{"x1", "x2", 4, 4, 100, 257};
-    CHECK_THROWS_WITH(train::load_text_pairs((dir / "ok.tsv").string(), small_vocab), Contains("vocab >= 257"));
+    CHECK_THROWS_WITH(load_text_pairs((dir / "ok.tsv").string(), small_vocab), Contains("bytes tokenizer's vocab is 257") && Contains("vocab 100 and 257"));
     fs::remove_all(dir);
 }
 

@@ -36,12 +36,14 @@ const Keys kSourceKeys{"column", "tokens", "classes", "npy", "generate", "low", 
 const Keys kGenerators{"integers", "uniform", "normal"};
 const Keys kSyntheticKeys{"samples", "classes", "class_tokens", "signal", "min_length", "seed"};
 const Keys kFilesKeys{"inputs", "labels"};
-const Keys kTextKeys{"path"};
+const Keys kTextKeys{"path", "validation", "test", "tokenizer"};
+const Keys kTokenizerKeys{"type", "vocab", "lowercase", "model"};
+const Keys kTokenizerTypes{"bytes", "words", "sentencepiece"};
 // The maps --set can reach by key, and the keys each one takes (empty: any).
 const std::map<std::string, Keys> kSections{{"", kTopKeys},          {"train", kTrainKeys},
                                             {"train.optimizer", kOptimizerKeys}, {"data", kDataKeys},
                                             {"data.synthetic", kSyntheticKeys},  {"data.files", kFilesKeys},
-                                            {"data.files.inputs", {}},          {"data.text", kTextKeys},
+                                            {"data.files.inputs", {}},          {"data.text", kTextKeys}, {"data.text.tokenizer", kTokenizerKeys},
                                             {"data.inputs", {}},                {"data.inputs.*", kSourceKeys}};
 
 bool contains(const Keys& keys, const std::string& key) { return std::find(keys.begin(), keys.end(), key) != keys.end(); }
@@ -462,6 +464,30 @@ DataSpec read_data(const Reader& r, const Entry& section, const std::vector<Inpu
         const Entry* p = find(text, "path");
         if (!p) r.fail(r.at(e), "data.text needs `path`: a TSV file");
         d.text.path = resolve(folder, r.string(p->value, p->path, p->path));
+        if (const Entry* v = find(text, "validation")) d.text.validation = resolve(folder, r.string(v->value, v->path, v->path));
+        if (const Entry* t = find(text, "test")) d.text.test = resolve(folder, r.string(t->value, t->path, t->path));
+        if (const Entry* t = find(text, "tokenizer")) {
+            spec::TokenizerSpec& tok = d.text.tokenizer;
+            tok.loc = r.at(*t);
+            for (const auto& k : r.map(t->value, t->path, t->path, kTokenizerKeys)) {
+                if (k.key == "type") {
+                    tok.type = r.string(k.value, k.path, k.path);
+                    if (!contains(kTokenizerTypes, tok.type))
+                        r.fail(r.at(k), fmt::format("{} must be one of {}, got '{}'{}", k.path, join(kTokenizerTypes), tok.type,
+                                                    did_you_mean(tok.type, kTokenizerTypes)));
+                }
+                if (k.key == "vocab") tok.vocab = r.positive(k.value, k.path, k.path);
+                if (k.key == "lowercase") tok.lowercase = r.boolean(k.value, k.path, k.path);
+                if (k.key == "model") {
+                    tok.model = r.string(k.value, k.path, k.path);
+                    if (tok.model != "unigram" && tok.model != "bpe") r.fail(r.at(k), fmt::format("{} must be unigram or bpe, got '{}'", k.path, tok.model));
+                }
+            }
+            if (tok.type == "bytes" && tok.vocab != 0 && tok.vocab != 257)
+                r.fail(tok.loc, fmt::format("data.text.tokenizer: bytes have 257 ids (0 padding, 1..256 the bytes), got vocab {}", tok.vocab));
+            if (tok.type != "sentencepiece" && find(r.map(t->value, t->path, t->path, kTokenizerKeys), "model"))
+                r.fail(tok.loc, "data.text.tokenizer: `model` (unigram or bpe) is for type sentencepiece");
+        }
     }
     return d;
 }

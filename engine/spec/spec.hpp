@@ -62,8 +62,19 @@ struct FileData {
     std::string labels;                         // .npy path, or empty: every pair is similar (y = 1)
 };
 
+// How text becomes ids (engine/text turns this into a tokenizer).
+struct TokenizerSpec {
+    std::string type = "bytes";     // bytes | words | sentencepiece
+    std::int64_t vocab = 0;         // words, sentencepiece: ids in all (padding, unknown included); 0: the embedding's vocab
+    bool lowercase = false;
+    std::string model = "unigram";  // sentencepiece: unigram | bpe
+    Location loc;
+};
+
 struct TextData {
-    std::string path;  // TSV: text1 <tab> text2 [<tab> label]
+    std::string path;              // TSV: text1 <tab> text2 [<tab> label]; the training split
+    std::string validation, test;  // the same format; validation empty: a train.validation share of path's pairs
+    TokenizerSpec tokenizer;
 };
 
 // Where one graph input's values come from, row by row (data.inputs).

@@ -258,6 +258,10 @@ public:
         std::iota(validation_order_.begin(), validation_order_.end(), 0);
     }
 
+    std::vector<std::string> data_report() const override {
+        return {fmt::format("data: {} training samples an epoch, {} validation samples", train_.rows, validation_.rows)};
+    }
+
     const std::vector<MetricInfo>& metrics() const override {
         static const std::vector<MetricInfo> m{{"val_accuracy", "{:.4f}", true}, {"val_macro_f1", "{:.4f}", true}};
         return m;

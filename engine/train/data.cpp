@@ -16,6 +16,10 @@ void PairSet::append(const PairSet& other, std::int64_t row) {
     left.insert(left.end(), other.left.begin() + row * left_length, other.left.begin() + (row + 1) * left_length);
     right.insert(right.end(), other.right.begin() + row * right_length, other.right.begin() + (row + 1) * right_length);
     label.push_back(other.label[static_cast<std::size_t>(row)]);
+    if (!other.left_tokens.empty()) {
+        left_tokens.push_back(other.left_tokens[static_cast<std::size_t>(row)]);
+        right_tokens.push_back(other.right_tokens[static_cast<std::size_t>(row)]);
+    }
 }
 
 namespace {
@@ -118,13 +122,11 @@ PairSet load_npy_pairs(const spec::FileData& files, const PairShape& shape) {
     return p;
 }
 
-PairSet load_text_pairs(const std::string& path, const PairShape& shape) {
-    if (shape.left_vocab < 257 || shape.right_vocab < 257)
-        throw Error(fmt::format("{}: text is tokenized as bytes (ids 1..256), so each embedding needs vocab >= 257; got {} and {}", path,
-                                shape.left_vocab, shape.right_vocab));
+TextPairs read_text_pairs(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error(fmt::format("{}: cannot open the text data file", path));
-    PairSet p = empty_like(shape);
+    TextPairs p;
+    p.path = path;
     std::string line;
     std::int64_t number = 0;
     while (std::getline(in, line)) {
@@ -135,8 +137,8 @@ PairSet load_text_pairs(const std::string& path, const PairShape& shape) {
         const auto tab1 = line.find('\t');
         if (tab1 == std::string::npos) throw Error(fmt::format("{}:{}: expected two texts separated by a tab, found no tab", path, number));
         const auto tab2 = line.find('\t', tab1 + 1);
-        append_byte_tokens(line.substr(0, tab1), shape.left_length, p.left);
-        append_byte_tokens(line.substr(tab1 + 1, tab2 == std::string::npos ? std::string::npos : tab2 - tab1 - 1), shape.right_length, p.right);
+        p.left.push_back(line.substr(0, tab1));
+        p.right.push_back(line.substr(tab1 + 1, tab2 == std::string::npos ? std::string::npos : tab2 - tab1 - 1));
         float label = 1.0f;
         if (tab2 != std::string::npos) {
             const std::string field = line.substr(tab2 + 1);
@@ -146,32 +148,75 @@ PairSet load_text_pairs(const std::string& path, const PairShape& shape) {
         }
         p.label.push_back(label);
     }
-    if (p.count() == 0) throw Error(fmt::format("{}: the text data file holds no pairs", path));
+    if (p.label.empty()) throw Error(fmt::format("{}: the text data file holds no pairs", path));
     return p;
+}
+
+PairSet encode_text_pairs(const TextPairs& texts, const PairShape& shape, const text::Tokenizer& tokenizer) {
+    PairSet p = empty_like(shape);
+    const std::size_t count = texts.label.size();
+    p.left.resize(count * static_cast<std::size_t>(shape.left_length));
+    p.right.resize(count * static_cast<std::size_t>(shape.right_length));
+    p.left_tokens.resize(count);
+    p.right_tokens.resize(count);
+    std::vector<std::int32_t> scratch;
+    for (std::size_t i = 0; i < count; ++i) {
+        p.left_tokens[i] = text::encode_to_length(tokenizer, texts.left[i], shape.left_length, p.left.data() + i * static_cast<std::size_t>(shape.left_length), scratch);
+        p.right_tokens[i] =
+            text::encode_to_length(tokenizer, texts.right[i], shape.right_length, p.right.data() + i * static_cast<std::size_t>(shape.right_length), scratch);
+    }
+    p.label = texts.label;
+    return p;
+}
+
+std::unique_ptr<text::Tokenizer> make_text_tokenizer(const spec::TokenizerSpec& config, const PairShape& shape,
+                                                     const std::vector<std::string>& training_texts) {
+    const std::int64_t fits = std::min(shape.left_vocab, shape.right_vocab);
+    text::TokenizerConfig c{config.type, config.vocab, config.lowercase, config.model};
+    if (c.type == "bytes") c.vocab = 257;
+    if (c.vocab == 0) c.vocab = fits;  // words, sentencepiece: as many ids as the embedding has
+    if (c.vocab > fits)
+        throw spec::SpecError(config.loc.file.empty() ? spec::Location{} : config.loc,
+                              fmt::format("the {} tokenizer's vocab is {}, but the embeddings reading '{}' and '{}' have vocab {} and {}: "
+                                          "ids must be below both (set data.text.tokenizer.vocab, or the embeddings' vocab)",
+                                          c.type, c.vocab, shape.left_name, shape.right_name, shape.left_vocab, shape.right_vocab));
+    return text::make_tokenizer(c, training_texts);
 }
 
 PairSet load_pairs(const spec::DataSpec& data, const PairShape& shape) {
     switch (data.kind) {
         case spec::DataSpec::Kind::synthetic: return make_synthetic(data.synthetic, shape);
         case spec::DataSpec::Kind::files: return load_npy_pairs(data.files, shape);
-        case spec::DataSpec::Kind::text: return load_text_pairs(data.text.path, shape);
+        case spec::DataSpec::Kind::text: {
+            // Every pair of the file, tokenized as data.text.tokenizer says,
+            // learned from all of them (the task learns it from the training split alone).
+            const TextPairs texts = read_text_pairs(data.text.path);
+            std::vector<std::string> all(texts.left);
+            all.insert(all.end(), texts.right.begin(), texts.right.end());
+            return encode_text_pairs(texts, shape, *make_text_tokenizer(data.text.tokenizer, shape, all));
+        }
         case spec::DataSpec::Kind::columns: break;  // not pairs: task classify reads it
     }
     throw Error("pairs come from data.synthetic, data.files or data.text (data.inputs is for task classify)");
 }
 
-Split split_validation(const PairSet& pairs, double fraction, std::uint64_t seed) {
-    std::vector<std::int64_t> rows(static_cast<std::size_t>(pairs.count()));
+std::vector<char> validation_rows(std::int64_t count, double fraction, std::uint64_t seed) {
+    std::vector<std::int64_t> rows(static_cast<std::size_t>(count));
     std::iota(rows.begin(), rows.end(), 0);
     std::mt19937_64 rng(seed ^ 0x5eed5eedULL);
     std::shuffle(rows.begin(), rows.end(), rng);
-    const auto held = static_cast<std::int64_t>(std::llround(fraction * static_cast<double>(pairs.count())));
+    const auto held = static_cast<std::int64_t>(std::llround(fraction * static_cast<double>(count)));
+    std::vector<char> is_validation(rows.size(), 0);
+    for (std::int64_t k = 0; k < held; ++k) is_validation[static_cast<std::size_t>(rows[static_cast<std::size_t>(k)])] = 1;
+    return is_validation;
+}
+
+Split split_validation(const PairSet& pairs, double fraction, std::uint64_t seed) {
     Split split;
     split.train.left_length = split.validation.left_length = pairs.left_length;
     split.train.right_length = split.validation.right_length = pairs.right_length;
     // Keep each part in the data's own order: the split picks rows, not an order.
-    std::vector<char> is_validation(rows.size(), 0);
-    for (std::int64_t k = 0; k < held; ++k) is_validation[static_cast<std::size_t>(rows[static_cast<std::size_t>(k)])] = 1;
+    const std::vector<char> is_validation = validation_rows(pairs.count(), fraction, seed);
     for (std::int64_t r = 0; r < pairs.count(); ++r) (is_validation[static_cast<std::size_t>(r)] ? split.validation : split.train).append(pairs, r);
     return split;
 }

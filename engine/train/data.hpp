@@ -6,11 +6,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "engine/spec/spec.hpp"
+#include "engine/text/tokenizer.hpp"
 #include "graphrun/tensor.hpp"
 
 namespace graphrun::train {
@@ -19,6 +21,8 @@ struct PairSet {
     std::int64_t left_length = 0, right_length = 0;  // T of each branch's input
     std::vector<std::int32_t> left, right;            // (count, T) row-major ids
     std::vector<float> label;                         // (count)
+    // Text data: each text's token count before the cut to T (else empty).
+    std::vector<std::int64_t> left_tokens, right_tokens;
 
     std::int64_t count() const { return static_cast<std::int64_t>(label.size()); }
     void append(const PairSet& other, std::int64_t row);
@@ -43,9 +47,20 @@ PairSet make_synthetic(const spec::SyntheticData& config, const PairShape& shape
 // count mismatch or a non-finite label is an Error naming the file.
 PairSet load_npy_pairs(const spec::FileData& files, const PairShape& shape);
 
-// A TSV of text pairs, `text1 <tab> text2 [<tab> label]`, tokenized as UTF-8
-// bytes: byte b is id b + 1 (1..256), 0 is padding; longer texts are cut.
-PairSet load_text_pairs(const std::string& path, const PairShape& shape);
+// A TSV of text pairs, `text1 <tab> text2 [<tab> label]` (label 1 = similar,
+// 0 = dissimilar; without it every pair is similar), as read.
+struct TextPairs {
+    std::string path;
+    std::vector<std::string> left, right;
+    std::vector<float> label;
+};
+TextPairs read_text_pairs(const std::string& path);
+// The pairs as ids: each text's tokens cut to its input's length, then padding.
+PairSet encode_text_pairs(const TextPairs& texts, const PairShape& shape, const text::Tokenizer& tokenizer);
+// The tokenizer data.text asks for, learned from `training_texts` where its type
+// learns; its vocabulary must fit both embeddings (an Error names both numbers).
+std::unique_ptr<text::Tokenizer> make_text_tokenizer(const spec::TokenizerSpec& config, const PairShape& shape,
+                                                     const std::vector<std::string>& training_texts);
 
 PairSet load_pairs(const spec::DataSpec& data, const PairShape& shape);
 
@@ -56,6 +71,8 @@ void append_byte_tokens(const std::string& text, std::int64_t length, std::vecto
 struct Split {
     PairSet train, validation;
 };
+// Which of `count` rows a train.validation `fraction` holds out (1), drawn from `seed`.
+std::vector<char> validation_rows(std::int64_t count, double fraction, std::uint64_t seed);
 // Holds out a `fraction` of the pairs (chosen at random from `seed`), never trained on.
 Split split_validation(const PairSet& pairs, double fraction, std::uint64_t seed);
 

@@ -1,7 +1,9 @@
 #include "engine/train/siamese_task.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <random>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -24,10 +26,17 @@ public:
         : roles_(find_roles(built.graph)), cfg_(spec.train) {
         if (spec.data.kind == spec::DataSpec::Kind::columns)
             throw spec::SpecError(spec.data.loc, "task siamese reads pairs: data.synthetic, data.files or data.text (data.inputs is for task classify)");
-        const PairSet pairs = load_pairs(spec.data, roles_.shape);
-        const bool all_similar = std::all_of(pairs.label.begin(), pairs.label.end(), [](float y) { return y == 1.0f; });
-        if (all_similar && cfg_.negatives == 0 && !options.allow_positive_only) throw Error(positive_only_message(spec));
-        split_ = split_validation(pairs, cfg_.validation, cfg_.seed);
+        if (spec.data.kind == spec::DataSpec::Kind::text) {
+            load_text(spec.data.text);
+        } else {
+            split_ = split_validation(load_pairs(spec.data, roles_.shape), cfg_.validation, cfg_.seed);
+        }
+        const bool all_similar = std::all_of(split_.train.label.begin(), split_.train.label.end(), [](float y) { return y == 1.0f; }) &&
+                                 std::all_of(split_.validation.label.begin(), split_.validation.label.end(), [](float y) { return y == 1.0f; });
+        if (all_similar && cfg_.negatives == 0) {
+            if (!options.allow_positive_only) throw Error(positive_only_message(spec));
+            positive_only_ = positive_only_message(spec);
+        }
         if (split_.train.count() == 0)
             throw Error(fmt::format("{}: no training pairs left after holding out train.validation = {}", spec.path, cfg_.validation));
         std::mt19937_64 validation_rng(epoch_seed(cfg_.seed, -1));
@@ -37,6 +46,40 @@ public:
             std::all_of(split_.validation.label.begin(), split_.validation.label.end(), [](float y) { return y == 1.0f; });
         const std::int64_t validation_negatives = validation_all_similar ? std::max<std::int64_t>(cfg_.negatives, 1) : cfg_.negatives;
         validation_ = train::plan_epoch(split_.validation, validation_negatives, false, validation_rng);
+    }
+
+    const text::Tokenizer* tokenizer() const override { return tokenizer_.get(); }
+
+    std::vector<std::string> data_report() const override {
+        std::vector<std::string> lines;
+        const std::int64_t count = split_.train.count() + split_.validation.count();
+        std::int64_t similar = 0;
+        for (const PairSet* p : {&split_.train, &split_.validation}) similar += std::count(p->label.begin(), p->label.end(), 1.0f);
+        lines.push_back(fmt::format("data: {} pairs, {} labelled similar, {} dissimilar; train.negatives {} adds {} dissimilar pairs an epoch", count,
+                                    similar, count - similar, cfg_.negatives, cfg_.negatives * split_.train.count()));
+        for (const auto& [name, ids, length, tokens] :
+             {std::tuple{roles_.shape.left_name, &split_.train.left, split_.train.left_length, &split_.train.left_tokens},
+              std::tuple{roles_.shape.right_name, &split_.train.right, split_.train.right_length, &split_.train.right_tokens}}) {
+            const auto s = length_stats(*ids, length);
+            lines.push_back(fmt::format("  {}: length min {}, median {}, max {} of {}; padding {:.1f}% of ids", name, s.min, s.median, s.max, length,
+                                        100 * s.padding_share));
+            if (const auto t = token_stats(*tokens, length))
+                lines.push_back(fmt::format("  {}: {} tokens per text: 50% {}, 90% {}, 99% {}; {:.1f}% of the training texts are cut at {}", name,
+                                            tokenizer_->config().type, t->p50, t->p90, t->p99, 100 * t->cut_share, length));
+        }
+        return lines;
+    }
+
+    std::vector<std::string> data_warnings() const override {
+        std::vector<std::string> warnings;
+        if (!positive_only_.empty()) warnings.push_back(positive_only_);
+        for (const auto& [name, length, tokens] : {std::tuple{roles_.shape.left_name, split_.train.left_length, &split_.train.left_tokens},
+                                                   std::tuple{roles_.shape.right_name, split_.train.right_length, &split_.train.right_tokens}})
+            if (const auto t = token_stats(*tokens, length); t && t->cut_share > 0.01)
+                warnings.push_back(fmt::format("{:.1f}% of the training texts for input '{}' are longer than its {} tokens and are cut; "
+                                               "a length of {} would keep 99% whole (--set inputs.{}.shape=[{}])",
+                                               100 * t->cut_share, name, length, t->p99, name, t->p99));
+        return warnings;
     }
 
     const std::vector<MetricInfo>& metrics() const override {
@@ -122,6 +165,39 @@ public:
     }
 
 private:
+    // data.text: the training split's texts teach the tokenizer (never the
+    // validation texts), then every split is encoded with it.
+    void load_text(const spec::TextData& data) {
+        const TextPairs all = read_text_pairs(data.path);
+        std::vector<char> held(all.label.size(), 0);
+        if (data.validation.empty()) held = validation_rows(static_cast<std::int64_t>(all.label.size()), cfg_.validation, cfg_.seed);
+        std::vector<std::string> training_texts;
+        for (std::size_t i = 0; i < all.label.size(); ++i)
+            if (!held[i]) training_texts.push_back(all.left[i]);
+        for (std::size_t i = 0; i < all.label.size(); ++i)
+            if (!held[i]) training_texts.push_back(all.right[i]);
+        tokenizer_ = make_text_tokenizer(data.tokenizer, roles_.shape, training_texts);
+        const PairSet pairs = encode_text_pairs(all, roles_.shape, *tokenizer_);
+        if (data.validation.empty()) {
+            split_ = split_validation(pairs, cfg_.validation, cfg_.seed);
+        } else {
+            split_.train = pairs;
+            split_.validation = encode_text_pairs(read_text_pairs(data.validation), roles_.shape, *tokenizer_);
+        }
+    }
+
+    struct TokenStats {
+        std::int64_t p50, p90, p99;
+        double cut_share;
+    };
+    static std::optional<TokenStats> token_stats(std::vector<std::int64_t> tokens, std::int64_t length) {
+        if (tokens.empty()) return std::nullopt;
+        std::sort(tokens.begin(), tokens.end());
+        const auto at = [&](double q) { return tokens[static_cast<std::size_t>(q * static_cast<double>(tokens.size() - 1) + 0.5)]; };
+        const auto cut = std::count_if(tokens.begin(), tokens.end(), [&](std::int64_t n) { return n > length; });
+        return TokenStats{at(0.5), at(0.9), at(0.99), static_cast<double>(cut) / static_cast<double>(tokens.size())};
+    }
+
     void fill(const PairSet& pairs, const std::vector<Sample>& samples, std::int64_t first, Batch& batch) const {
         fill_batch(pairs, samples, first, batch.rows, batch.of(roles_.left_input), batch.of(roles_.right_input), batch.of(roles_.label_input));
     }
@@ -135,6 +211,8 @@ private:
 
     SiameseRoles roles_;
     spec::TrainSpec cfg_;
+    std::unique_ptr<text::Tokenizer> tokenizer_;  // data.text
+    std::string positive_only_;                   // the guard's message, when --allow-positive-only let it pass
     Split split_;
     std::vector<Sample> samples_, validation_;
     double spread_sum_ = 0;

@@ -19,6 +19,7 @@
 
 #include "engine/core/executor.hpp"
 #include "engine/spec/builder.hpp"
+#include "engine/text/tokenizer.hpp"
 #include "engine/train/communicator.hpp"
 #include "graphrun/training.hpp"
 
@@ -54,6 +55,13 @@ struct MetricInfo {
 class Task {
 public:
     virtual ~Task() = default;
+
+    // How the task turns text into ids (saved into the run's folder), if it reads text.
+    virtual const text::Tokenizer* tokenizer() const { return nullptr; }
+    // What `graphrun check` says of the data (counts, lengths), and what the
+    // trainer warns of before the first step (texts cut short).
+    virtual std::vector<std::string> data_report() const { return {}; }
+    virtual std::vector<std::string> data_warnings() const { return {}; }
 
     // The figures end_validation reports, in order; the first is train.select's default.
     virtual const std::vector<MetricInfo>& metrics() const = 0;

@@ -372,6 +372,10 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
     const auto warn = [&](const std::string& message) {
         if (options.on_warning && lead) options.on_warning(message);
     };
+    for (const auto& message : task->data_warnings()) warn(message);
+    // The run's folder is a model: how text becomes ids travels with the weights.
+    if (lead)
+        if (const text::Tokenizer* tokenizer = task->tokenizer()) tokenizer->save(out.string());
 
     std::vector<EpochMetrics> history;
     const std::int64_t batch_size = cfg.batch_size;
