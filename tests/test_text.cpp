@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <lzma.h>
 #include <fmt/format.h>
 
+#include "engine/io/text_file.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
 #include "engine/text/tokenizer.hpp"
@@ -217,5 +219,23 @@ TEST_CASE("data.text learns its tokenizer from the training split, saves it with
                       Contains("vocab is 60") && Contains("vocab 40 and 40"));
     CHECK_THROWS_WITH(spec::load_spec_string(text_pairs_yaml(dir, "{type: word}"), "pairs"),
                       Contains("must be one of bytes, words, sentencepiece, got 'word'") && Contains("did you mean 'words'"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a data file ending in .xz is read decompressed; one cut short or not xz is an error naming it", "[text][io]") {
+    const fs::path dir = scratch("xz");
+    const std::string text = "fast json parser\ta library that parses json\n" + std::string(100000, 'x') + "\tlong line\n";
+    std::vector<std::uint8_t> packed(text.size() + 1024);
+    std::size_t size = 0;
+    REQUIRE(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC64, nullptr, reinterpret_cast<const std::uint8_t*>(text.data()), text.size(), packed.data(),
+                                    &size, packed.size()) == LZMA_OK);
+    const auto write = [&](const fs::path& p, std::size_t bytes) { std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(packed.data()), static_cast<std::streamsize>(bytes)); };
+    write(dir / "pairs.tsv.xz", size);
+    CHECK(io::read_text_file((dir / "pairs.tsv.xz").string()) == text);
+    write(dir / "cut.tsv.xz", size / 2);
+    CHECK_THROWS_WITH(io::read_text_file((dir / "cut.tsv.xz").string()), Contains("cut.tsv.xz: the xz data is cut short"));
+    std::ofstream(dir / "plain.tsv.xz") << text;
+    CHECK_THROWS_WITH(io::read_text_file((dir / "plain.tsv.xz").string()), Contains("plain.tsv.xz: not an xz file"));
+    CHECK_THROWS_WITH(io::read_text_file((dir / "missing.tsv").string()), Contains("missing.tsv: cannot open the data file"));
     fs::remove_all(dir);
 }

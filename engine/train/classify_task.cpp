@@ -7,12 +7,14 @@
 #include <cstring>
 #include <fstream>
 #include <numeric>
+#include <sstream>
 #include <random>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "engine/io/npy.hpp"
+#include "engine/io/text_file.hpp"
 #include "engine/text/tokenizer.hpp"
 #include "engine/train/data.hpp"
 #include "engine/train/task.hpp"
@@ -61,8 +63,7 @@ void store_id(Tensor& t, std::int64_t at, std::int64_t v) {
 
 // The TSV columns of one split, as the sources of data.inputs say.
 Table load_tsv(const std::string& path, const spec::ColumnData& data, const Graph& graph) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(fmt::format("{}: cannot open the data file", path));
+    std::istringstream in(io::read_text_file(path));  // plain or .xz
     struct Column {
         int node;
         const spec::InputSource* source;

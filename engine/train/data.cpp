@@ -4,10 +4,12 @@
 #include <cmath>
 #include <fstream>
 #include <numeric>
+#include <sstream>
 
 #include <fmt/format.h>
 
 #include "engine/io/npy.hpp"
+#include "engine/io/text_file.hpp"
 #include "engine/text/tokenizer.hpp"
 
 namespace graphrun::train {
@@ -123,8 +125,7 @@ PairSet load_npy_pairs(const spec::FileData& files, const PairShape& shape) {
 }
 
 TextPairs read_text_pairs(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(fmt::format("{}: cannot open the text data file", path));
+    std::istringstream in(io::read_text_file(path));  // plain or .xz
     TextPairs p;
     p.path = path;
     std::string line;
