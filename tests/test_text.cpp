@@ -213,6 +213,29 @@ TEST_CASE("data.text learns its tokenizer from the training split, saves it with
     CHECK(a == b);
     CHECK(a[2] == 1);  // "for" is not in the vocabulary
 
+    // The run's folder is a model: model.yaml loads as a spec, with the threshold chosen on validation.
+    const auto model = spec::load_spec_file((dir / "run" / "model.yaml").string());
+    REQUIRE(model.run.threshold.has_value());
+    CHECK(*model.run.threshold > -1.0);
+    CHECK(*model.run.threshold < 1.0);
+    CHECK(model.run.tokenizer == "tokenizer.json");
+    CHECK(model.data.text.path == (dir / "train.tsv").string());
+    // Weights trained on words load into no spec that feeds other ids, though every shape fits.
+    std::string synthetic = text_pairs_yaml(dir, "{type: words, lowercase: true}");
+    synthetic.replace(synthetic.find("  text: {"), synthetic.find("}}\n", synthetic.find("  text: {")) + 3 - synthetic.find("  text: {"),
+                      "  synthetic: {samples: 100}\n");
+    const auto other = spec::load_spec_string(synthetic, "other");
+    train::TrainOptions init;
+    init.out_dir = (dir / "other").string();
+    init.init_checkpoint = (dir / "run" / "checkpoint.safetensors").string();
+    CHECK_THROWS_WITH(train::train(other, build_graph(other, builtin_ops()), init),
+                      Contains("trained on text as words tokens, lowercased") && Contains("feeds synthetic ids"));
+    // A resumed run must be the same graph.
+    const auto changed = spec::load_spec_string(text_pairs_yaml(dir, "{type: words, lowercase: true}"), "pairs", {"nodes.loss.margin=0.5"});
+    train::TrainOptions resume = options;
+    resume.resume = true;
+    CHECK_THROWS_WITH(train::train(changed, build_graph(changed, builtin_ops()), resume), Contains("trained in another graph"));
+
     // The tokenizer's ids must fit the embeddings: a mismatch names both numbers.
     const auto wide = spec::load_spec_string(text_pairs_yaml(dir, "{type: sentencepiece, vocab: 60}"), "pairs");
     CHECK_THROWS_WITH(train::make_task(wide, build_graph(wide, builtin_ops()), train::TrainOptions{}, std::nullopt),
@@ -237,5 +260,26 @@ TEST_CASE("a data file ending in .xz is read decompressed; one cut short or not 
     std::ofstream(dir / "plain.tsv.xz") << text;
     CHECK_THROWS_WITH(io::read_text_file((dir / "plain.tsv.xz").string()), Contains("plain.tsv.xz: not an xz file"));
     CHECK_THROWS_WITH(io::read_text_file((dir / "missing.tsv").string()), Contains("missing.tsv: cannot open the data file"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("train.early_stopping stops when its figure has not improved for `patience` epochs", "[text][train]") {
+    const fs::path dir = scratch("early");
+    write_topic_pairs(dir / "train.tsv", 64, 1);
+    write_topic_pairs(dir / "validation.tsv", 32, 2);
+    // A learning rate too small to change val_loss: epoch 1 sets the best, epoch 2 does not beat it.
+    const auto spec = spec::load_spec_string(text_pairs_yaml(dir, "{type: bytes}"), "early",
+                                             {"train.epochs=5", "train.optimizer.lr=1e-30", "train.early_stopping.metric=val_loss",
+                                              "train.early_stopping.patience=1", "nodes.left_embedding.vocab=257", "nodes.right_embedding.vocab=257"});
+    train::TrainOptions options;
+    options.out_dir = (dir / "run").string();
+    std::vector<std::string> warned;
+    options.on_warning = [&](const std::string& w) { warned.push_back(w); };
+    const auto history = train::train(spec, build_graph(spec, builtin_ops()), options);
+    CHECK(history.size() == 2);
+    REQUIRE(!warned.empty());
+    CHECK_THAT(warned.back(), Contains("early stopping after epoch 2: val_loss has not improved for 1 epoch"));
+    CHECK_THROWS_WITH(spec::load_spec_string(text_pairs_yaml(dir, "{type: bytes}"), "early", {"train.early_stopping.metric=val_loss"}),
+                      Contains("train.early_stopping needs `patience`"));
     fs::remove_all(dir);
 }

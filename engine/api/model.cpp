@@ -127,6 +127,7 @@ void Model::load(const std::string& checkpoint_path) {
     const io::Checkpoint ckpt = io::read_safetensors(checkpoint_path);
     Executor ex(impl_->graph);
     train::load_parameters(ex, ckpt, train::optimizer_tensors(ckpt), checkpoint_path);
+    if (impl_->spec) train::check_trained_for(ckpt, checkpoint_path, *impl_->spec, impl_->graph, false);
     for (int p : impl_->graph.parameters()) impl_->parameters[p] = ex.value(ValueRef{p, 0});
 }
 

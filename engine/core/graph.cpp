@@ -121,4 +121,19 @@ std::int64_t Graph::parameter_count() const {
     return count;
 }
 
+std::string structure_hash(const Graph& graph) {
+    std::string text;
+    for (const Node& n : graph.nodes()) {
+        text += fmt::format("{}|{}|{}|", n.name, n.op_name, static_cast<int>(n.kind));
+        if (n.kind != NodeKind::parameter)
+            for (const auto& [key, value] : n.attrs.values()) text += fmt::format("{}={};", key, to_string(value));
+        for (const ValueRef& in : n.inputs) text += fmt::format("<{}:{}", in.node, in.output);
+        for (const TensorType& t : n.outputs) text += ">" + to_string(t);
+        text += '\n';
+    }
+    std::uint64_t h = 14695981039346656037ull;
+    for (const char c : text) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    return fmt::format("{:016x}", h);
+}
+
 }  // namespace graphrun

@@ -79,4 +79,9 @@ private:
     std::string composite_kind_, composite_name_;
 };
 
+// A hash of what the graph computes (FNV-1a, 16 hex digits): every node's
+// name, op, attributes, inputs and output types. Parameters count by name
+// and type only: how they were initialized is no part of the model.
+std::string structure_hash(const Graph& graph);
+
 }  // namespace graphrun

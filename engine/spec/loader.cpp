@@ -25,10 +25,12 @@ namespace fs = std::filesystem;
 using Keys = std::vector<std::string>;
 
 // The keys of the format. They check the file and the --set paths alike.
-const Keys kTopKeys{"name", "inputs", "nodes", "outputs", "loss", "task", "data", "train"};
+const Keys kTopKeys{"name", "inputs", "nodes", "outputs", "loss", "task", "data", "train", "run"};
+const Keys kRunKeys{"threshold", "tokenizer", "checkpoint"};
 const Keys kTasks{"siamese", "classify"};
 const Keys kInputKeys{"name", "shape", "dtype"};
-const Keys kTrainKeys{"epochs", "batch_size", "shuffle", "seed", "negatives", "validation", "optimizer", "clip_norm", "max_steps", "select", "executor"};
+const Keys kTrainKeys{"epochs", "batch_size", "shuffle", "seed", "negatives", "validation", "optimizer", "clip_norm", "max_steps", "select", "executor", "early_stopping"};
+const Keys kEarlyStoppingKeys{"metric", "patience"};
 const Keys kExecutors{"tasks", "sequential"};
 const Keys kOptimizerKeys{"type", "lr", "beta1", "beta2", "eps", "momentum"};
 const Keys kDataKeys{"synthetic", "files", "text", "inputs", "train", "validation", "test", "samples"};
@@ -40,7 +42,7 @@ const Keys kTextKeys{"path", "validation", "test", "tokenizer"};
 const Keys kTokenizerKeys{"type", "vocab", "lowercase", "model"};
 const Keys kTokenizerTypes{"bytes", "words", "sentencepiece"};
 // The maps --set can reach by key, and the keys each one takes (empty: any).
-const std::map<std::string, Keys> kSections{{"", kTopKeys},          {"train", kTrainKeys},
+const std::map<std::string, Keys> kSections{{"", kTopKeys},          {"train", kTrainKeys}, {"run", kRunKeys}, {"train.early_stopping", kEarlyStoppingKeys},
                                             {"train.optimizer", kOptimizerKeys}, {"data", kDataKeys},
                                             {"data.synthetic", kSyntheticKeys},  {"data.files", kFilesKeys},
                                             {"data.files.inputs", {}},          {"data.text", kTextKeys}, {"data.text.tokenizer", kTokenizerKeys},
@@ -302,6 +304,14 @@ TrainSpec read_train(const Reader& r, const Entry& section) {
         if (e.key == "optimizer") t.optimizer = read_optimizer(r, e);
         if (e.key == "max_steps") t.max_steps = r.non_negative(e.value, e.path, what);
         if (e.key == "select") t.select = r.string(e.value, e.path, what);
+        if (e.key == "early_stopping") {
+            const auto keys = r.map(e.value, e.path, e.path, kEarlyStoppingKeys);
+            for (const auto& k : keys) {
+                if (k.key == "metric") t.early_stopping_metric = r.string(k.value, k.path, k.path);
+                if (k.key == "patience") t.patience = r.positive(k.value, k.path, k.path);
+            }
+            if (!find(keys, "patience")) r.fail(r.at(e), "train.early_stopping needs `patience`: the epochs without improvement before it stops");
+        }
         if (e.key == "executor") {
             t.executor = r.string(e.value, e.path, what);
             if (!contains(kExecutors, t.executor))
@@ -500,7 +510,7 @@ Spec read_spec(const Reader& r, const YAML::Node& root, const std::string& path,
     for (const char* required : {"inputs", "nodes", "loss"})
         if (!find(top, required)) r.fail(r.file_start(), fmt::format("the spec needs a `{}` key (known keys: {})", required, join(kTopKeys)));
     // Inputs before data: data.files names inputs.
-    for (const char* key : {"name", "inputs", "nodes", "outputs", "loss", "task", "train", "data"}) {
+    for (const char* key : {"name", "inputs", "nodes", "outputs", "loss", "task", "train", "data", "run"}) {
         const Entry* e = find(top, key);
         if (!e) continue;
         const std::string k = key;
@@ -527,6 +537,13 @@ Spec read_spec(const Reader& r, const YAML::Node& root, const std::string& path,
             spec.train = read_train(r, *e);
         } else if (k == "data") {
             spec.data = read_data(r, *e, spec.inputs, folder);
+        } else if (k == "run") {
+            // What a training run found and wrote into its model.yaml.
+            for (const auto& f : r.map(e->value, e->path, "run", kRunKeys)) {
+                if (f.key == "threshold") spec.run.threshold = r.number(f.value, f.path, f.path);
+                if (f.key == "tokenizer") spec.run.tokenizer = r.string(f.value, f.path, f.path);
+                if (f.key == "checkpoint") spec.run.checkpoint = r.string(f.value, f.path, f.path);
+            }
         }
     }
     check_unique_names(spec);
@@ -619,6 +636,32 @@ std::set<std::string> apply_overrides(YAML::Node& root, const std::vector<std::s
     return written;
 }
 
+// The spec as read, --set applied, every data path absolute: a run's
+// model.yaml, which lives in the run's folder, not beside the spec.
+std::string resolved_yaml(YAML::Node root, const Spec& spec) {
+    root = YAML::Clone(root);
+    const auto absolute = [](const std::string& p) { return fs::absolute(p).lexically_normal().string(); };
+    YAML::Node data = root["data"];
+    const DataSpec& d = spec.data;
+    if (data.IsMap()) {
+        if (d.kind == DataSpec::Kind::text) {
+            for (const auto& [key, path] : {std::pair{"path", d.text.path}, {"validation", d.text.validation}, {"test", d.text.test}})
+                if (!path.empty()) data["text"][key] = absolute(path);
+        } else if (d.kind == DataSpec::Kind::files) {
+            for (const auto& [name, path] : d.files.inputs) data["files"]["inputs"][name] = absolute(path);
+            if (!d.files.labels.empty()) data["files"]["labels"] = absolute(d.files.labels);
+        } else if (d.kind == DataSpec::Kind::columns) {
+            for (const auto& [key, path] : {std::pair{"train", d.columns.train}, {"validation", d.columns.validation}, {"test", d.columns.test}})
+                if (!path.empty()) data[key] = absolute(path);
+            for (const auto& [name, source] : d.columns.inputs)
+                if (source.kind == InputSource::Kind::npy) data["inputs"][name]["npy"] = absolute(source.npy);
+        }
+    }
+    YAML::Emitter out;
+    out << root;
+    return std::string(out.c_str()) + "\n";
+}
+
 Spec load(const std::string& yaml, const std::string& file, const std::string& default_name, const fs::path& folder,
           const std::vector<std::string>& overrides) {
     YAML::Node root;
@@ -632,7 +675,9 @@ Spec load(const std::string& yaml, const std::string& file, const std::string& d
         throw SpecError(plain.file_start(), "the spec is empty (no YAML in it): expected a map with keys " + join(kTopKeys));
     plain.map(root, "", "the spec", {});  // a spec that is not a map fails here, before --set walks it
     const Reader r(file, apply_overrides(root, overrides, file));
-    return read_spec(r, root, file, default_name, folder);
+    Spec spec = read_spec(r, root, file, default_name, folder);
+    spec.resolved_yaml = resolved_yaml(root, spec);
+    return spec;
 }
 
 }  // namespace
@@ -649,6 +694,18 @@ Spec load_spec_file(const std::string& path, const std::vector<std::string>& ove
 
 Spec load_spec_string(const std::string& yaml, const std::string& name, const std::vector<std::string>& overrides) {
     return load(yaml, "<string>", name, fs::path(), overrides);
+}
+
+std::string with_run(const Spec& spec, const Spec::Run& run) {
+    YAML::Node root = YAML::Load(spec.resolved_yaml);
+    YAML::Node r;
+    if (!run.checkpoint.empty()) r["checkpoint"] = run.checkpoint;
+    if (!run.tokenizer.empty()) r["tokenizer"] = run.tokenizer;
+    if (run.threshold) r["threshold"] = *run.threshold;
+    root["run"] = r;
+    YAML::Emitter out;
+    out << root;
+    return std::string(out.c_str()) + "\n";
 }
 
 }  // namespace graphrun::spec

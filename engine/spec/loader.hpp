@@ -46,4 +46,7 @@ std::int64_t checked_elements(const std::vector<std::int64_t>& dims);
 // Throws "<what> (a, b) is too large: ... elements" when the product exceeds kMaxElements.
 void check_size(const Location& where, const std::string& what, const std::vector<std::int64_t>& dims);
 
+// A run's model.yaml: the spec's resolved_yaml with its `run:` section set.
+std::string with_run(const Spec& spec, const Spec::Run& run);
+
 }  // namespace graphrun::spec

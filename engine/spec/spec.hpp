@@ -134,6 +134,9 @@ struct TrainSpec {
     std::int64_t max_steps = 0;  // stop after this many optimizer steps (counted over the whole run), checkpoint written; 0: off
     std::string select;          // the validation metric that picks OUT/best.safetensors; empty: the task's first
     std::string executor = "tasks";  // tasks (oneTBB task graph) | sequential: the same plan, the same results
+    // train.early_stopping: stop when `metric` (empty: select's) has not improved for `patience` epochs; 0: off.
+    std::string early_stopping_metric;
+    std::int64_t patience = 0;
     std::map<std::string, Location> locs;  // "negatives" -> where it was set
 };
 
@@ -148,6 +151,13 @@ struct Spec {
     Location outputs_loc, loss_loc, task_loc;
     DataSpec data;
     TrainSpec train;
+    // What a training run found (a run's model.yaml): the decision threshold
+    // on the similarity, the tokenizer's file, the checkpoint to use.
+    struct Run {
+        std::optional<double> threshold;
+        std::string tokenizer, checkpoint;
+    } run;
+    std::string resolved_yaml;  // the spec as read, --set applied, data paths absolute
 };
 
 }  // namespace graphrun::spec

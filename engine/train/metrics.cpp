@@ -49,4 +49,65 @@ std::optional<double> embedding_spread(const float* rows, std::int64_t n, std::i
     return (squared - m) / (m * (m - 1));
 }
 
+namespace {
+// Rows ordered by score, highest first.
+std::vector<std::size_t> by_score_descending(std::span<const float> score) {
+    std::vector<std::size_t> order(score.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return score[a] > score[b]; });
+    return order;
+}
+}  // namespace
+
+std::optional<double> average_precision(std::span<const float> score, std::span<const float> label) {
+    const auto order = by_score_descending(score);
+    const double positives = static_cast<double>(std::count(label.begin(), label.end(), 1.0f));
+    if (positives == 0) return std::nullopt;
+    double ap = 0, true_positives = 0, previous_recall = 0;
+    for (std::size_t k = 0; k < order.size();) {
+        // A run of tied scores is one step of the curve.
+        std::size_t end = k;
+        while (end < order.size() && score[order[end]] == score[order[k]]) true_positives += label[order[end++]] == 1.0f;
+        const double recall = true_positives / positives, precision = true_positives / static_cast<double>(end);
+        ap += (recall - previous_recall) * precision;
+        previous_recall = recall;
+        k = end;
+    }
+    return ap;
+}
+
+std::optional<ThresholdChoice> best_accuracy_threshold(std::span<const float> score, std::span<const float> label) {
+    if (score.empty()) return std::nullopt;
+    auto order = by_score_descending(score);
+    std::reverse(order.begin(), order.end());  // lowest first
+    // Cut below everything: all predicted 1, right = the positives; moving the
+    // cut above each run of tied scores turns those rows to 0.
+    double right = static_cast<double>(std::count(label.begin(), label.end(), 1.0f));
+    const double n = static_cast<double>(score.size());
+    ThresholdChoice best{static_cast<double>(score[order.front()]) - 1e-6, right / n};
+    for (std::size_t k = 0; k < order.size();) {
+        std::size_t end = k;
+        while (end < order.size() && score[order[end]] == score[order[k]]) right += label[order[end++]] == 1.0f ? -1 : 1;
+        const double cut = end < order.size() ? 0.5 * (static_cast<double>(score[order[k]]) + score[order[end]]) : static_cast<double>(score[order[k]]) + 1e-6;
+        if (right / n > best.accuracy) best = {cut, right / n};
+        k = end;
+    }
+    return best;
+}
+
+Decisions decide(std::span<const float> score, std::span<const float> label, double threshold) {
+    double tp = 0, fp = 0, fn = 0, tn = 0;
+    for (std::size_t i = 0; i < score.size(); ++i) {
+        const bool predicted = score[i] >= threshold, truth = label[i] == 1.0f;
+        (predicted ? (truth ? tp : fp) : (truth ? fn : tn)) += 1;
+    }
+    Decisions d;
+    const double n = tp + fp + fn + tn;
+    if (n > 0) d.accuracy = (tp + tn) / n;
+    if (tp + fp > 0) d.precision = tp / (tp + fp);
+    if (tp + fn > 0) d.recall = tp / (tp + fn);
+    if (2 * tp + fp + fn > 0) d.f1 = 2 * tp / (2 * tp + fp + fn);
+    return d;
+}
+
 }  // namespace graphrun::train

@@ -82,6 +82,11 @@ public:
         return warnings;
     }
 
+    std::optional<double> decision_threshold() const override {
+        const auto choice = best_accuracy_threshold(similarity_, label_);
+        return choice ? std::optional<double>(choice->threshold) : std::nullopt;
+    }
+
     const std::vector<MetricInfo>& metrics() const override {
         static const std::vector<MetricInfo> m{
             {"val_auc", "{:.3f}", true}, {"pos_sim", "{:+.3f}", true}, {"neg_sim", "{:+.3f}", false}, {"spread", "{:.3f}", false}};

@@ -62,6 +62,9 @@ public:
     // trainer warns of before the first step (texts cut short).
     virtual std::vector<std::string> data_report() const { return {}; }
     virtual std::vector<std::string> data_warnings() const { return {}; }
+    // After a validation pass: the cut that decides (similar above it), chosen
+    // on the validation samples, for tasks that decide by a threshold.
+    virtual std::optional<double> decision_threshold() const { return std::nullopt; }
 
     // The figures end_validation reports, in order; the first is train.select's default.
     virtual const std::vector<MetricInfo>& metrics() const = 0;

@@ -13,7 +13,9 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/core/threads.hpp"
+#include "engine/io/atomic_file.hpp"
 #include "engine/io/safetensors.hpp"
+#include "engine/spec/loader.hpp"
 #include "engine/train/initializer.hpp"
 #include "engine/train/optimizer.hpp"
 #include "engine/train/step.hpp"
@@ -43,6 +45,41 @@ void load_parameters(Executor& ex, const io::Checkpoint& ckpt, const std::map<st
         if (!g.find(name) && !optimizer_state.count(name)) extra.push_back(name);
     if (!missing.empty()) throw Error(fmt::format("{}: the checkpoint lacks parameter(s) of this graph: {}", path, fmt::join(missing, ", ")));
     if (!extra.empty()) throw Error(fmt::format("{}: the checkpoint holds tensor(s) this graph does not have: {}", path, fmt::join(extra, ", ")));
+}
+
+std::string input_encoding(const spec::Spec& spec) {
+    const spec::DataSpec& d = spec.data;
+    switch (d.kind) {
+        case spec::DataSpec::Kind::synthetic: return "synthetic ids";
+        case spec::DataSpec::Kind::files: return "ids from .npy files";
+        case spec::DataSpec::Kind::text: {
+            const auto& t = d.text.tokenizer;
+            return fmt::format("text as {} tokens{}{}", t.type, t.type == "sentencepiece" ? " (" + t.model + ")" : "", t.lowercase ? ", lowercased" : "");
+        }
+        case spec::DataSpec::Kind::columns: {
+            std::vector<std::string> parts;
+            for (const auto& [name, source] : d.columns.inputs) {
+                using K = spec::InputSource::Kind;
+                parts.push_back(name + ": " +
+                                (source.kind == K::tokens ? "text as bytes tokens" : source.kind == K::classes ? fmt::format("classes [{}]", fmt::join(source.classes, ", "))
+                                 : source.kind == K::npy                           ? "an .npy file"
+                                                                                   : "generated " + source.generate));
+            }
+            return fmt::format("{}", fmt::join(parts, "; "));
+        }
+    }
+    return "";
+}
+
+void check_trained_for(const io::Checkpoint& ckpt, const std::string& path, const spec::Spec& spec, const Graph& graph, bool same_graph) {
+    const auto& meta = ckpt.metadata;
+    if (meta.count("inputs") && meta.at("inputs") != input_encoding(spec))
+        throw Error(fmt::format("{}: these weights were trained on {}, but {} feeds {}: every shape fits, but the ids would mean other things",
+                                path, meta.at("inputs"), spec.path, input_encoding(spec)));
+    if (same_graph && meta.count("structure") && meta.at("structure") != structure_hash(graph))
+        throw Error(fmt::format("{}: these weights fit every parameter of {}, but were trained in another graph (structure {}, this graph {}): "
+                                "an op, an attribute or a connection differs",
+                                path, spec.path, meta.at("structure"), structure_hash(graph)));
 }
 
 std::map<std::string, Tensor> optimizer_tensors(const io::Checkpoint& ckpt) {
@@ -138,7 +175,9 @@ public:
                          {"epochs", std::to_string(spec_.train.epochs)},
                          {"optimizer", spec_.train.optimizer.type},
                          {"optimizer_steps", std::to_string(optimizer_.steps())},
-                         {"seed", std::to_string(spec_.train.seed)}};
+                         {"seed", std::to_string(spec_.train.seed)},
+                         {"structure", structure_hash(graph_)},
+                         {"inputs", input_encoding(spec_)}};
         ckpt.metadata.insert(extra.begin(), extra.end());
         io::write_safetensors(path, ckpt);
     }
@@ -227,6 +266,7 @@ Start start_run(const spec::Spec& spec, const TrainOptions& options, Executor& e
         const io::Checkpoint ckpt = io::read_safetensors(checkpoint_path);
         const auto state = optimizer_tensors(ckpt);
         load_parameters(ex, ckpt, state, checkpoint_path);
+        check_trained_for(ckpt, checkpoint_path, spec, ex.graph(), true);
         try {
             start.epoch = std::stoi(ckpt.metadata.at("epoch")) + 1;
             optimizer.load_state(state, std::stoll(ckpt.metadata.at("optimizer_steps")));
@@ -244,6 +284,7 @@ Start start_run(const spec::Spec& spec, const TrainOptions& options, Executor& e
         if (!fs::exists(options.init_checkpoint)) throw Error(fmt::format("--init: {} does not exist", options.init_checkpoint));
         const io::Checkpoint ckpt = io::read_safetensors(options.init_checkpoint);
         load_parameters(ex, ckpt, optimizer_tensors(ckpt), options.init_checkpoint);
+        check_trained_for(ckpt, options.init_checkpoint, spec, ex.graph(), false);
     } else if (!options.initial_parameters.empty()) {
         io::Checkpoint given;
         given.tensors = options.initial_parameters;
@@ -253,19 +294,39 @@ Start start_run(const spec::Spec& spec, const TrainOptions& options, Executor& e
 }
 
 // The figure train.select names, and which way is better.
-MetricInfo selected_metric(const spec::Spec& spec, const Task& task) {
+// A validation figure by name (`key` says which spec key named it); empty: the task's first.
+MetricInfo named_metric(const spec::Spec& spec, const Task& task, const std::string& name, const std::string& key) {
     const auto& metrics = task.metrics();
-    if (spec.train.select.empty()) return metrics.front();
-    if (spec.train.select == "val_loss") return {"val_loss", "{:.4f}", false};
+    if (name.empty()) return metrics.front();
+    if (name == "val_loss") return {"val_loss", "{:.4f}", false};
     std::vector<std::string> names{"val_loss"};
     for (const auto& m : metrics) {
-        if (m.name == spec.train.select) return m;
+        if (m.name == name) return m;
         names.push_back(m.name);
     }
     spec::Location where;
     where.file = spec.path;
-    if (spec.train.locs.count("select")) where = spec.train.locs.at("select");
-    throw spec::SpecError(where, fmt::format("train.select: task {} has no figure '{}' (it has {})", spec.task, spec.train.select, fmt::join(names, ", ")));
+    if (spec.train.locs.count(key)) where = spec.train.locs.at(key);
+    throw spec::SpecError(where, fmt::format("train.{}: task {} has no figure '{}' (it has {})", key, spec.task, name, fmt::join(names, ", ")));
+}
+
+MetricInfo selected_metric(const spec::Spec& spec, const Task& task) { return named_metric(spec, task, spec.train.select, "select"); }
+
+std::optional<double> figure_of(const EpochMetrics& m, const MetricInfo& info) { return info.name == "val_loss" ? m.val_loss : m.metric(info.name); }
+bool improves(const MetricInfo& info, double value, const std::optional<double>& best) {
+    return !best || (info.higher_is_better ? value > *best : value < *best);
+}
+
+// OUT/model.yaml: the spec as trained (--set applied, data paths absolute)
+// and what the run found: with the tokenizer's files and the weights beside
+// it, the folder is a model that `graphrun evaluate|score|embed RUN` use.
+void write_model_yaml(const fs::path& out, const spec::Spec& spec, const Task& task, std::optional<double> threshold, const std::string& checkpoint) {
+    spec::Spec::Run run;
+    run.checkpoint = checkpoint;
+    if (task.tokenizer()) run.tokenizer = "tokenizer.json";
+    run.threshold = threshold;
+    const std::string text = "# Written by graphrun train: the spec as trained, and what the run found (run:).\n" + spec::with_run(spec, run);
+    io::write_file_atomically((out / "model.yaml").string(), std::as_bytes(std::span(text.data(), text.size())));
 }
 
 // Runs the task's validation samples through an inference plan (the ranks
@@ -308,6 +369,7 @@ EpochMetrics evaluate(const spec::Spec& spec, const BuiltGraph& built, const std
     Executor ex(built.graph);
     const io::Checkpoint ckpt = io::read_safetensors(checkpoint);
     load_parameters(ex, ckpt, optimizer_tensors(ckpt), checkpoint);
+    check_trained_for(ckpt, checkpoint, spec, built.graph, false);
     Communicator one_process;
     EpochMetrics m = blank_metrics(*task);
     validate(ex, *task, built, one_process, spec.train.batch_size, m);
@@ -355,6 +417,16 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         } catch (const std::logic_error&) {
             throw Error(fmt::format("{}: its metadata's best ('{}') is not a number", checkpoint_path, start.metadata.at("best")));
         }
+    }
+    const MetricInfo early = named_metric(spec, *task, cfg.early_stopping_metric.empty() ? select.name : cfg.early_stopping_metric, "early_stopping");
+    std::optional<double> early_best, best_threshold;
+    std::int64_t stale_epochs = 0;
+    try {
+        if (start.metadata.count("stale_epochs")) stale_epochs = std::stoll(start.metadata.at("stale_epochs"));
+        if (start.metadata.count("early_stopping_best")) early_best = std::stod(start.metadata.at("early_stopping_best"));
+        if (start.metadata.count("threshold")) best_threshold = std::stod(start.metadata.at("threshold"));
+    } catch (const std::logic_error&) {
+        throw Error(fmt::format("{}: its early-stopping or threshold metadata is not a number", checkpoint_path));
     }
     const auto best_metadata = [&]() -> std::map<std::string, std::string> {
         if (!best) return {};
@@ -451,11 +523,31 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         validate(ex, *task, built, comm, batch_size, m);
 
         // The best checkpoint by train.select, then the last.
-        const std::optional<double> figure = select.name == "val_loss" ? m.val_loss : m.metric(select.name);
-        const bool better = figure && (!best || (select.higher_is_better ? *figure > *best : *figure < *best));
+        const std::optional<double> figure = figure_of(m, select);
+        const bool better = figure && improves(select, *figure, best);
         if (better) best = figure;
-        checkpoints.write(checkpoint_path, epoch, best_metadata());
-        if (better) checkpoints.write(best_path, epoch, best_metadata());
+        // Early stopping counts the epochs since its figure last improved.
+        bool stop_early = false;
+        if (cfg.patience > 0) {
+            if (const auto f = figure_of(m, early); f && improves(early, *f, early_best)) {
+                early_best = f;
+                stale_epochs = 0;
+            } else {
+                ++stale_epochs;
+            }
+            stop_early = stale_epochs >= cfg.patience && epoch < cfg.epochs;
+        }
+        const std::optional<double> threshold = task->decision_threshold();
+        if (better) best_threshold = threshold;
+        auto metadata = best_metadata();
+        if (threshold) metadata["threshold"] = fmt::format("{:a}", *threshold);
+        if (cfg.patience > 0) {
+            metadata["stale_epochs"] = std::to_string(stale_epochs);
+            if (early_best) metadata["early_stopping_best"] = fmt::format("{:a}", *early_best);
+        }
+        checkpoints.write(checkpoint_path, epoch, metadata);
+        if (better) checkpoints.write(best_path, epoch, metadata);
+        if (lead) write_model_yaml(out, spec, *task, best ? best_threshold : threshold, best ? "best.safetensors" : "checkpoint.safetensors");
         if (lead) std::ofstream(metrics_path, std::ios::app) << m.to_json() << "\n";
         ex.set_profiling(options.profile);
         if (options.on_epoch && lead) options.on_epoch(m);
@@ -463,6 +555,11 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         const bool stop = ranks == 1 ? stop_asked_here() : stop_agreed;
         if (stop && epoch < cfg.epochs)
             throw TrainingInterrupted(fmt::format("stopped after epoch {}; checkpoint {}", epoch, checkpoint_path), checkpoint_path);
+        if (stop_early) {
+            warn(fmt::format("early stopping after epoch {}: {} has not improved for {} epoch(s) (best {})", epoch, early.name, cfg.patience,
+                             early_best ? fmt::format(fmt::runtime(early.format), *early_best) : "n/a"));
+            break;
+        }
     }
     if (steps_done() && lead) warn(fmt::format("stopped after train.max_steps = {} steps; checkpoint {}", cfg.max_steps, checkpoint_path));
     if (options.on_finish) options.on_finish(ex);  // every rank: each holds the trained weights

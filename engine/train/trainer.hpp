@@ -27,6 +27,14 @@ EpochMetrics evaluate(const spec::Spec& spec, const BuiltGraph& built, const std
 // nor optimizer state is an Error naming `path` and listing them.
 void load_parameters(Executor& executor, const io::Checkpoint& checkpoint, const std::map<std::string, Tensor>& optimizer_state,
                      const std::string& path);
+// How the spec's data becomes the graph's inputs ("text as words tokens,
+// lowercased", "synthetic ids", ...): weights trained on one are meaningless
+// with another, though every shape fits.
+std::string input_encoding(const spec::Spec& spec);
+// After load_parameters: a checkpoint that records how it was trained must
+// match `spec` in its input encoding and, with `same_graph`, in its graph's
+// structure hash (a resumed run, a run's own model). An Error says what differs.
+void check_trained_for(const io::Checkpoint& checkpoint, const std::string& path, const spec::Spec& spec, const Graph& graph, bool same_graph);
 // The checkpoint's optimizer state (`<param>.adam_m`, `.adam_v`, `.sgd_momentum`).
 std::map<std::string, Tensor> optimizer_tensors(const io::Checkpoint& checkpoint);
 
