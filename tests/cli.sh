@@ -48,7 +48,7 @@ expect 2 "unknown command 'trian'" "did you mean 'train'" -- trian $small
 expect 2 "--checkpoint belongs to 'predict'" -- train $small --checkpoint x.safetensors
 expect 2 "--checkpoint belongs to 'predict'" -- $small --checkpoint=x.safetensors
 expect 2 "--resume belongs to 'train'" -- predict $small --resume
-expect 2 "--out belongs to 'train', 'predict', 'evaluate', 'dump'" -- check $small --out x
+expect 2 "--out belongs to 'train', 'predict', 'evaluate', 'embed', 'dump'" -- check $small --out x
 expect 2 "unknown option '--thread' for 'train'" "did you mean '--threads'" -- $small --thread 2
 expect 2 "unknown option '--chekpoint' for 'predict'" "did you mean '--checkpoint'" -- predict $small --chekpoint x
 expect 2 "--threads expects a positive whole number, got 'two'" -- $small --threads=two
@@ -162,7 +162,7 @@ expect 0 "val_accuracy" "val_macro_f1" "best $work/classify/best.safetensors" --
 expect 0 "accuracy" "macro_f1" "wrote $work/eval.json" -- evaluate $classify --checkpoint "$work/classify/best.safetensors" --out "$work/eval.json"
 grep -q '"accuracy"' "$work/eval.json" || fail "evaluate wrote no accuracy"
 expect 0 "data: 30000 training samples an epoch, 4000 validation samples" "Total params: 33,962" -- check graphs/langid.yaml
-expect 2 "needs --checkpoint" -- evaluate $classify
+expect 2 "a SPEC with --checkpoint CKPT" -- evaluate $classify
 expect 0 "gradcheck on 4 samples" "left_lstm.weight_ih" -- gradcheck $small
 expect 0 "gradcheck on 4 samples" "lstm.bias_hh" -- gradcheck $classify
 printf 'abba\tfr\n' >"$work/bad.tsv"

@@ -30,7 +30,9 @@ const CommandInfo kCommands[] = {
     {"check", "SPEC [options]", "validate SPEC; print its summary table and its data's lengths"},
     {"gradcheck", "SPEC [options]", "check each parameter's gradient against finite differences on a small batch"},
     {"predict", "SPEC --checkpoint CKPT --input NAME=FILE.npy... --output NODE... --out DIR", "run a trained graph on .npy inputs; write the outputs as .npy"},
-    {"evaluate", "SPEC --checkpoint CKPT [--data FILE] [--out FILE.json]", "a checkpoint's figures on held-out data (default: the spec's data.test)"},
+    {"evaluate", "RUN [--data FILE] [--out FILE.json] | SPEC --checkpoint CKPT ...", "a trained model's figures on held-out data (default: its data.test)"},
+    {"score", "RUN TEXT_A TEXT_B | RUN [--data PAIRS.tsv]", "similarity, distance and decision of text pairs under a trained pair model"},
+    {"embed", "RUN --side left|right [--data TEXTS.txt] --out VECTORS.npy", "one embedding per line of text, as float32 .npy"},
     {"dump", "SPEC [-o FILE]", "write the graph as JSON (docs/graph-dump.md), for tools/graphviz_export"},
     {"plot", "OUT", "redraw OUT/training.svg from a run's metrics (needs gnuplot)"},
     {"help", "[COMMAND]", "list the commands, or print one command's options"},
@@ -132,12 +134,27 @@ struct Parser {
         threads(predict);
 
         CLI::App* evaluate = command("evaluate");
-        spec(evaluate);
+        evaluate->add_option("RUN", a.spec, "a run's folder (the --out of graphrun train), or a spec with --checkpoint")->type_name("RUN|SPEC");
         set(evaluate);
-        evaluate->add_option("--checkpoint", a.checkpoint, "the trained weights (safetensors)")->type_name("CKPT");
-        evaluate->add_option("--data", a.data, "held-out data in the layout of the spec's data.inputs")->type_name("FILE")->default_str("the spec's data.test");
-        evaluate->add_option("--out", a.out, "also write the figures as JSON")->type_name("FILE.json");
+        evaluate->add_option("--checkpoint", a.checkpoint, "with a SPEC: the trained weights (safetensors)")->type_name("CKPT");
+        evaluate->add_option("--data", a.data, "held-out data in the layout of the training data")->type_name("FILE")->default_str("the model's data.test");
+        evaluate->add_option("--out", a.out, "where the figures go as JSON")->type_name("FILE.json")->default_str("RUN/eval.json; with a SPEC, none");
+        evaluate->add_option("--candidates", a.candidates, "pair models: rank each text among this many test pairs' partners")->type_name("N")->default_str("1000");
         threads(evaluate);
+
+        CLI::App* score = command("score");
+        score->add_option("RUN", a.spec, "a run's folder (the --out of graphrun train)")->type_name("DIR");
+        score->add_option("TEXTS", a.texts, "a left and a right text")->type_name("TEXT");
+        score->add_option("--data", a.data, "a TSV of pairs, left <tab> right: one line out per pair")->type_name("FILE")->default_str("standard input");
+        threads(score);
+
+        CLI::App* embed = command("embed");
+        embed->add_option("RUN", a.spec, "a run's folder (the --out of graphrun train)")->type_name("DIR");
+        embed->add_option("--side", a.side, "which branch embeds the texts: left or right")->type_name("left|right");
+        embed->add_option("--data", a.data, "one text a line")->type_name("FILE")->default_str("standard input");
+        embed->add_option("--out", a.out, "the (lines, dimension) float32 array")->type_name("FILE.npy");
+        embed->add_flag("--overwrite", a.overwrite, "replace --out if it exists");
+        threads(embed);
 
         CLI::App* dump = command("dump");
         spec(dump);
@@ -204,7 +221,7 @@ void check_leftovers(Parser& p, const std::string& command, const std::vector<st
                                      usage_hint(command)));
     }
     if (!left.empty()) {
-        const std::string what = command == "plot" ? "the run folder" : command == "help" || command == "completion" ? "the topic" : "the spec";
+        const std::string what = command == "plot" || command == "score" || command == "embed" || command == "evaluate" ? "the run" : command == "help" || command == "completion" ? "the topic" : "the spec";
         throw UsageError(fmt::format("unexpected argument '{}' ({} is '{}')\n{}", left.front(), what, command == "help" || command == "completion" ? a.topic : a.spec,
                                      usage_hint(command)));
     }
@@ -289,7 +306,17 @@ Args parse_args(int argc, char** argv) {
         if (a.topic != "bash") throw UsageError(fmt::format("completion: expected the shell, bash; got '{}'", a.topic));
         return a;
     }
-    if (a.spec.empty()) throw UsageError(command == "plot" ? "no run folder given (graphrun plot OUT)" : fmt::format("no spec given\n{}", usage_hint(command)));
+    if (a.spec.empty())
+        throw UsageError(command == "plot" ? "no run folder given (graphrun plot OUT)"
+                         : command == "score" || command == "embed" || command == "evaluate" ? fmt::format("no run given\n{}", usage_hint(command))
+                                                                                           : fmt::format("no spec given\n{}", usage_hint(command)));
+    if (command == "score" && !a.texts.empty() && a.texts.size() != 2)
+        throw UsageError(fmt::format("score takes two texts (left and right), got {}\n{}", a.texts.size(), usage_hint(command)));
+    if (command == "score" && !a.texts.empty() && !a.data.empty()) throw UsageError("score: give two texts or --data FILE, not both");
+    if (command == "embed" && a.side != "left" && a.side != "right")
+        throw UsageError(fmt::format("embed needs --side left or --side right{}\n{}", a.side.empty() ? "" : fmt::format(", got '{}'", a.side), usage_hint(command)));
+    if (command == "embed" && a.out.empty()) throw UsageError(fmt::format("embed needs --out FILE.npy\n{}", usage_hint(command)));
+    if (command == "evaluate" && a.candidates < 2) throw UsageError(fmt::format("--candidates expects a whole number of at least 2, got {}", a.candidates));
     if (a.resume && !a.init.empty()) throw UsageError("--resume and --init exclude each other: --resume continues from OUT/checkpoint.safetensors");
     if (a.resume && a.overwrite) throw UsageError("--resume and --overwrite exclude each other: --resume continues the run in --out, --overwrite replaces it");
     return a;

@@ -2,6 +2,7 @@
 // their options, and what a parse gives.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -30,6 +31,9 @@ struct Args {
     std::vector<std::string> input_texts;  // --input as given
     std::vector<std::pair<std::string, std::string>> inputs;  // --input NAME=FILE.npy
     std::vector<std::string> outputs;      // --output NODE
+    std::int64_t candidates = 1000;        // evaluate --candidates N
+    std::string side;                      // embed --side left|right
+    std::vector<std::string> texts;        // score TEXT_A TEXT_B
 };
 
 // argv as main() has it. Throws UsageError for anything it cannot take; asks

@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
         if (args.command == "gradcheck") return cli::run_gradcheck(args);
         if (args.command == "predict") return cli::run_predict(args);
         if (args.command == "evaluate") return cli::run_evaluate(args);
+        if (args.command == "score") return cli::run_score(args);
+        if (args.command == "embed") return cli::run_embed(args);
         if (args.command == "dump") return cli::run_dump(args);
         if (args.command == "plot") return cli::run_plot(args);
         return cli::run_train(args);

@@ -5,10 +5,12 @@
 // OUT` redraws it; training writes it after the run.
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -135,6 +137,70 @@ unset multiplot
     const Drawing drawing = draw_with("gnuplot", script);
     if (!drawing.ok) throw Error(fmt::format("gnuplot failed ({}) drawing {}", drawing.complaint, svg.string()));
     io::write_file_atomically(svg.string(), std::as_bytes(std::span(drawing.bytes)));
+    return "";
+}
+
+std::string draw_evaluation_svg(const std::string& path, const std::vector<float>& similarity, const std::vector<float>& label, const std::string& title) {
+    if (!on_path("gnuplot")) return "no evaluation picture: gnuplot is not installed (apt-get install gnuplot-nox)";
+    // Histograms, bins of 0.05 over [-1, 1], each class as a share of its pairs.
+    constexpr int kBins = 40;
+    std::array<double, kBins> similar{}, dissimilar{};
+    double n_similar = 0, n_dissimilar = 0;
+    for (std::size_t k = 0; k < similarity.size(); ++k) {
+        const int bin = std::clamp(static_cast<int>((similarity[k] + 1.0) / 2.0 * kBins), 0, kBins - 1);
+        (label[k] == 1.0f ? similar : dissimilar)[static_cast<std::size_t>(bin)] += 1;
+        (label[k] == 1.0f ? n_similar : n_dissimilar) += 1;
+    }
+    std::string hist;
+    for (int b = 0; b < kBins; ++b)
+        hist += fmt::format("{:.3f} {} {}\n", -1.0 + (b + 0.5) * 2.0 / kBins, similar[static_cast<std::size_t>(b)] / std::max(n_similar, 1.0),
+                            dissimilar[static_cast<std::size_t>(b)] / std::max(n_dissimilar, 1.0));
+    // ROC: the rates as the threshold falls past each score (at most ~1000 points).
+    std::vector<std::size_t> order(similarity.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return similarity[a] > similarity[b]; });
+    std::string roc = "0 0\n";
+    double tp = 0, fp = 0;
+    const std::size_t every = std::max<std::size_t>(1, order.size() / 1000);
+    for (std::size_t k = 0; k < order.size(); ++k) {
+        (label[order[k]] == 1.0f ? tp : fp) += 1;
+        if (k % every == 0 || k + 1 == order.size()) roc += fmt::format("{} {}\n", fp / std::max(n_dissimilar, 1.0), tp / std::max(n_similar, 1.0));
+    }
+    std::string quoted_title = "'";
+    for (char c : title) quoted_title += c == '\'' ? std::string("''") : std::string(1, c);
+    quoted_title += "'";
+    const std::string script = fmt::format(R"(
+$hist << EOD
+{}EOD
+$roc << EOD
+{}EOD
+set terminal svg size 1100,420 dynamic noenhanced font "sans,11" background rgb "white"
+set output '{{out}}'
+set multiplot layout 1,2 title {}
+set title "similarity of held-out pairs"
+set xlabel "cosine similarity of the two embeddings"
+set ylabel "share of the class's pairs"
+set xrange [-1:1]
+set key top left
+set grid
+set style fill transparent solid 0.5 noborder
+set boxwidth 0.05
+plot $hist using 1:2 with boxes lc rgb "#1f77b4" title "similar pairs", \
+     $hist using 1:3 with boxes lc rgb "#d62728" title "dissimilar pairs"
+set title "ROC curve"
+set xlabel "false positive rate"
+set ylabel "true positive rate"
+set xrange [0:1]
+set yrange [0:1]
+set size ratio -1
+set key bottom right
+plot $roc using 1:2 with lines lw 2 lc rgb "#1f77b4" title "model", x with lines dt 2 lc rgb "gray" title "chance"
+unset multiplot
+)",
+                                           hist, roc, quoted_title);
+    const Drawing drawing = draw_with("gnuplot", script);
+    if (!drawing.ok) throw Error(fmt::format("gnuplot failed ({}) drawing {}", drawing.complaint, path));
+    io::write_file_atomically(path, std::as_bytes(std::span(drawing.bytes)));
     return "";
 }
 
