@@ -1,5 +1,7 @@
 // Tokenizers (engine/text): ids, vocabularies learned from the training texts,
 // and a saved tokenizer that loads to the same ids.
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -14,6 +16,8 @@
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
 #include "engine/text/tokenizer.hpp"
+#include "engine/text/vector_index.hpp"
+#include "engine/train/pair_model.hpp"
 #include "engine/train/task.hpp"
 #include "engine/train/trainer.hpp"
 #include "ops/builtin.hpp"
@@ -281,5 +285,116 @@ TEST_CASE("train.early_stopping stops when its figure has not improved for `pati
     CHECK_THAT(warned.back(), Contains("early stopping after epoch 2: val_loss has not improved for 1 epoch"));
     CHECK_THROWS_WITH(spec::load_spec_string(text_pairs_yaml(dir, "{type: bytes}"), "early", {"train.early_stopping.metric=val_loss"}),
                       Contains("train.early_stopping needs `patience`"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("evaluate's auc and recall@10 equal figures computed here from embed's vectors; score is their cosine", "[text][train]") {
+    const fs::path dir = scratch("evaluate");
+    write_topic_pairs(dir / "train.tsv", 300, 1);
+    write_topic_pairs(dir / "validation.tsv", 60, 2);
+    write_topic_pairs(dir / "test.tsv", 80, 3);
+    std::string yaml = text_pairs_yaml(dir, "{type: words, lowercase: true}");
+    yaml.replace(yaml.find("validation.tsv, "), 16, fmt::format("validation.tsv, test: {}/test.tsv, ", dir.string()));
+    const auto spec = spec::load_spec_string(yaml, "pairs", {"train.epochs=4", "train.optimizer.lr=0.01"});
+    train::TrainOptions options;
+    options.out_dir = (dir / "run").string();
+    train::train(spec, build_graph(spec, builtin_ops()), options);
+
+    const auto model = train::PairModel::load_run((dir / "run").string());
+    REQUIRE(model.threshold().has_value());
+    const train::TextPairs test = train::read_text_pairs((dir / "test.tsv").string());
+    const auto e = train::evaluate_pairs(model, test, 50, 7);
+
+    // The same figures from the embeddings alone, computed in this test.
+    const auto d = static_cast<std::size_t>(model.dimension());
+    const auto left = model.embed(train::Side::left, test.left), right = model.embed(train::Side::right, test.right);
+    const auto cosine = [&](std::size_t i, std::size_t j) {
+        double dot = 0, a = 0, b = 0;
+        for (std::size_t k = 0; k < d; ++k) {
+            dot += static_cast<double>(left[i * d + k]) * right[j * d + k];
+            a += static_cast<double>(left[i * d + k]) * left[i * d + k];
+            b += static_cast<double>(right[j * d + k]) * right[j * d + k];
+        }
+        return dot / (std::sqrt(a) * std::sqrt(b));
+    };
+    // Every test pair is similar: evaluate adds one random partner each as dissimilar, 160 pairs in all.
+    REQUIRE(e.pairs == 160);
+    REQUIRE(e.similar == 80);
+    for (std::size_t i = 0; i < 80; ++i) CHECK(e.similarity[i] == Approx(cosine(i, i)).margin(1e-6));
+    // AUC by counting, every similar against every dissimilar score.
+    double wins = 0;
+    for (std::size_t i = 0; i < 80; ++i)
+        for (std::size_t j = 80; j < 160; ++j) wins += e.similarity[i] > e.similarity[j] ? 1.0 : e.similarity[i] == e.similarity[j] ? 0.5 : 0.0;
+    CHECK(*e.auc == Approx(wins / (80.0 * 80.0)).margin(1e-12));
+    // Recall@10 over all 80 pairs (candidates 1000 > 80): the partner among the 10 best right texts.
+    const auto all = train::evaluate_pairs(model, test, 1000, 7);
+    CHECK(all.candidates == 80);
+    int hits = 0;
+    for (std::size_t i = 0; i < 80; ++i) {
+        int better = 0;
+        for (std::size_t j = 0; j < 80; ++j) better += j != i && cosine(i, j) >= cosine(i, i);
+        hits += better < 10;
+    }
+    CHECK(*all.recall_at_10 == Approx(hits / 80.0).margin(1e-12));
+    CHECK(*e.auc > 0.75);  // four topics, one per pair: the model learned to tell them apart
+    // score's similarity is the cosine of the two embeddings.
+    const auto a = model.embed(train::Side::left, {"json parser"}), b = model.embed(train::Side::right, {"fast json objects the arrays"});
+    double dot = 0, na = 0, nb = 0;
+    for (std::size_t k = 0; k < d; ++k) dot += static_cast<double>(a[k]) * b[k], na += static_cast<double>(a[k]) * a[k], nb += static_cast<double>(b[k]) * b[k];
+    CHECK(model.similarity(a.data(), b.data()) == Approx(dot / std::sqrt(na * nb)).margin(1e-6));
+    // A run folder without model.yaml, or a model that read no text, is refused by name.
+    CHECK_THROWS_WITH(train::PairModel::load_run(dir.string()), Contains("no model.yaml"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("approximate search (hnswlib) finds at least 95% of exact search's 10 nearest; a saved index loads to the same answers", "[text][index]") {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    const std::int64_t n = 10000;  // the instrumented build is ~10x slower
+#else
+    const std::int64_t n = 100000;
+#endif
+    const std::int64_t d = 32, queries = 200, k = 10;
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal;
+    std::vector<float> rows(static_cast<std::size_t>(n * d)), query(static_cast<std::size_t>(queries * d));
+    for (float& v : rows) v = normal(rng);
+    for (float& v : query) v = normal(rng);
+    const text::VectorIndex index(rows, d, true);
+    double found = 0;
+    for (std::int64_t q = 0; q < queries; ++q) {
+        const auto approx = index.search(query.data() + q * d, k), exact = index.search_exact(query.data() + q * d, k);
+        REQUIRE(approx.size() == static_cast<std::size_t>(k));
+        REQUIRE(exact.size() == static_cast<std::size_t>(k));
+        for (std::size_t i = 1; i < exact.size(); ++i) CHECK(exact[i - 1].similarity >= exact[i].similarity);  // best first
+        for (const auto& a : approx)
+            found += std::any_of(exact.begin(), exact.end(), [&](const text::Neighbour& e) { return e.row == a.row; });
+    }
+    const double recall = found / static_cast<double>(queries * k);
+    INFO("recall@10 of HNSW against exact search on " << n << " vectors: " << recall);
+    CHECK(recall >= 0.95);
+
+    // Exact search is brute force: the best row by a plain loop here.
+    const float* q0 = query.data();
+    std::int64_t best_row = 0;
+    double best = -2;
+    for (std::int64_t r = 0; r < n; ++r) {
+        double dot = 0, norm = 0, qn = 0;
+        for (std::int64_t j = 0; j < d; ++j) {
+            dot += static_cast<double>(q0[j]) * rows[static_cast<std::size_t>(r * d + j)];
+            norm += static_cast<double>(rows[static_cast<std::size_t>(r * d + j)]) * rows[static_cast<std::size_t>(r * d + j)];
+            qn += static_cast<double>(q0[j]) * q0[j];
+        }
+        if (dot / std::sqrt(norm * qn) > best) best = dot / std::sqrt(norm * qn), best_row = r;
+    }
+    CHECK(index.search_exact(q0, 1).front().row == best_row);
+
+    const fs::path dir = scratch("index");
+    const auto [bytes, hash] = index.save(dir.string());
+    const auto loaded = text::VectorIndex::load(dir.string(), true, index.hnsw(), bytes, hash);
+    const auto a = index.search(q0, k), b = loaded.search(q0, k);
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i].row == b[i].row);
+    // A file cut short is found before hnswlib reads it.
+    fs::resize_file(dir / "hnsw.bin", static_cast<std::uintmax_t>(bytes / 2));
+    CHECK_THROWS_WITH(text::VectorIndex::load(dir.string(), true, index.hnsw(), bytes, hash), Contains("hnsw.bin") && Contains("cut short"));
     fs::remove_all(dir);
 }

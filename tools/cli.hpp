@@ -33,6 +33,8 @@ int run_predict(const Args& args);
 int run_evaluate(const Args& args);
 int run_score(const Args& args);
 int run_embed(const Args& args);
+int run_index(const Args& args);
+int run_search(const Args& args);
 // OUT/eval.svg: similarity histograms of similar and dissimilar pairs, and the ROC curve.
 std::string draw_evaluation_svg(const std::string& path, const std::vector<float>& similarity, const std::vector<float>& label, const std::string& title);
 

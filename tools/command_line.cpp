@@ -33,6 +33,8 @@ const CommandInfo kCommands[] = {
     {"evaluate", "RUN [--data FILE] [--out FILE.json] | SPEC --checkpoint CKPT ...", "a trained model's figures on held-out data (default: its data.test)"},
     {"score", "RUN TEXT_A TEXT_B | RUN [--data PAIRS.tsv]", "similarity, distance and decision of text pairs under a trained pair model"},
     {"embed", "RUN --side left|right [--data TEXTS.txt] --out VECTORS.npy", "one embedding per line of text, as float32 .npy"},
+    {"index", "RUN --data CORPUS.txt --out INDEX", "embed a corpus (a text a line) for search"},
+    {"search", "INDEX [--k 10] QUERY... | INDEX --data QUERIES.txt", "the corpus lines most similar to each query, best first"},
     {"dump", "SPEC [-o FILE]", "write the graph as JSON (docs/graph-dump.md), for tools/graphviz_export"},
     {"plot", "OUT", "redraw OUT/training.svg from a run's metrics (needs gnuplot)"},
     {"help", "[COMMAND]", "list the commands, or print one command's options"},
@@ -156,6 +158,21 @@ struct Parser {
         embed->add_flag("--overwrite", a.overwrite, "replace --out if it exists");
         threads(embed);
 
+        CLI::App* index = command("index");
+        index->add_option("RUN", a.spec, "a run's folder (the --out of graphrun train)")->type_name("DIR");
+        index->add_option("--data", a.data, "the corpus: one text a line, embedded by the model's right branch")->type_name("FILE")->default_str("standard input");
+        index->add_option("--out", a.out, "the index's folder")->type_name("INDEX");
+        index->add_flag("--approximate", a.approximate, "also build an HNSW graph (hnswlib): approximate, fast search (default beyond 200,000 lines)");
+        index->add_flag("--overwrite", a.overwrite, "replace --out if it exists");
+        threads(index);
+
+        CLI::App* search = command("search");
+        search->add_option("INDEX", a.spec, "an index's folder (the --out of graphrun index)")->type_name("DIR");
+        search->add_option("QUERIES", a.texts, "texts to search for, embedded by the model's left branch")->type_name("QUERY");
+        search->add_option("--data", a.data, "queries, one a line")->type_name("FILE")->default_str("standard input");
+        search->add_option("--k", a.k, "how many lines to print for each query")->type_name("N")->default_str("10");
+        threads(search);
+
         CLI::App* dump = command("dump");
         spec(dump);
         set(dump);
@@ -221,7 +238,7 @@ void check_leftovers(Parser& p, const std::string& command, const std::vector<st
                                      usage_hint(command)));
     }
     if (!left.empty()) {
-        const std::string what = command == "plot" || command == "score" || command == "embed" || command == "evaluate" ? "the run" : command == "help" || command == "completion" ? "the topic" : "the spec";
+        const std::string what = command == "plot" || command == "score" || command == "embed" || command == "evaluate" || command == "index" ? "the run" : command == "search" ? "the index" : command == "help" || command == "completion" ? "the topic" : "the spec";
         throw UsageError(fmt::format("unexpected argument '{}' ({} is '{}')\n{}", left.front(), what, command == "help" || command == "completion" ? a.topic : a.spec,
                                      usage_hint(command)));
     }
@@ -308,7 +325,8 @@ Args parse_args(int argc, char** argv) {
     }
     if (a.spec.empty())
         throw UsageError(command == "plot" ? "no run folder given (graphrun plot OUT)"
-                         : command == "score" || command == "embed" || command == "evaluate" ? fmt::format("no run given\n{}", usage_hint(command))
+                         : command == "score" || command == "embed" || command == "evaluate" || command == "index" ? fmt::format("no run given\n{}", usage_hint(command))
+                         : command == "search"                                                                     ? fmt::format("no index given\n{}", usage_hint(command))
                                                                                            : fmt::format("no spec given\n{}", usage_hint(command)));
     if (command == "score" && !a.texts.empty() && a.texts.size() != 2)
         throw UsageError(fmt::format("score takes two texts (left and right), got {}\n{}", a.texts.size(), usage_hint(command)));
@@ -316,6 +334,9 @@ Args parse_args(int argc, char** argv) {
     if (command == "embed" && a.side != "left" && a.side != "right")
         throw UsageError(fmt::format("embed needs --side left or --side right{}\n{}", a.side.empty() ? "" : fmt::format(", got '{}'", a.side), usage_hint(command)));
     if (command == "embed" && a.out.empty()) throw UsageError(fmt::format("embed needs --out FILE.npy\n{}", usage_hint(command)));
+    if (command == "index" && a.out.empty()) throw UsageError(fmt::format("index needs --out INDEX (a folder)\n{}", usage_hint(command)));
+    if (command == "search" && a.k < 1) throw UsageError(fmt::format("--k expects a whole number of at least 1, got {}", a.k));
+    if (command == "search" && !a.texts.empty() && !a.data.empty()) throw UsageError("search: give queries or --data FILE, not both");
     if (command == "evaluate" && a.candidates < 2) throw UsageError(fmt::format("--candidates expects a whole number of at least 2, got {}", a.candidates));
     if (a.resume && !a.init.empty()) throw UsageError("--resume and --init exclude each other: --resume continues from OUT/checkpoint.safetensors");
     if (a.resume && a.overwrite) throw UsageError("--resume and --overwrite exclude each other: --resume continues the run in --out, --overwrite replaces it");

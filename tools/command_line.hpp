@@ -33,7 +33,9 @@ struct Args {
     std::vector<std::string> outputs;      // --output NODE
     std::int64_t candidates = 1000;        // evaluate --candidates N
     std::string side;                      // embed --side left|right
-    std::vector<std::string> texts;        // score TEXT_A TEXT_B
+    std::vector<std::string> texts;        // score TEXT_A TEXT_B, search QUERY...
+    std::int64_t k = 10;                   // search --k
+    bool approximate = false;              // index --approximate
 };
 
 // argv as main() has it. Throws UsageError for anything it cannot take; asks

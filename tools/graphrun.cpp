@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
         if (args.command == "evaluate") return cli::run_evaluate(args);
         if (args.command == "score") return cli::run_score(args);
         if (args.command == "embed") return cli::run_embed(args);
+        if (args.command == "index") return cli::run_index(args);
+        if (args.command == "search") return cli::run_search(args);
         if (args.command == "dump") return cli::run_dump(args);
         if (args.command == "plot") return cli::run_plot(args);
         return cli::run_train(args);

@@ -1,5 +1,7 @@
-// `graphrun score RUN TEXT_A TEXT_B` (or --data PAIRS.tsv, or standard input)
-// and `graphrun embed RUN --side left|right [--data TEXTS.txt] --out FILE.npy`:
+// `graphrun score RUN TEXT_A TEXT_B` (or --data PAIRS.tsv, or standard input),
+// `graphrun embed RUN --side left|right [--data TEXTS.txt] --out FILE.npy`,
+// `graphrun index RUN --data CORPUS.txt --out INDEX` and
+// `graphrun search INDEX [--k N] QUERY...` (or --data, or standard input):
 // a trained pair model (engine/train/pair_model.hpp) used on texts. Results on
 // stdout (score) or in --out (embed, never over an earlier file unless
 // --overwrite); bad lines are exit 2 with file:line and what was expected.
@@ -14,6 +16,7 @@
 #include "engine/io/text_file.hpp"
 #include "engine/text/tokenizer.hpp"
 #include "engine/train/pair_model.hpp"
+#include "engine/train/text_index.hpp"
 #include "tools/cli.hpp"
 
 namespace graphrun::cli {
@@ -113,6 +116,45 @@ int run_embed(const Args& args) {
     std::copy(vectors.begin(), vectors.end(), t.f32());
     io::write_npy(args.out, t);
     fmt::print(stderr, "graphrun: wrote {} ({} x {} float32, the {} branch)\n", args.out, lines.text.size(), model.dimension(), args.side);
+    return 0;
+}
+
+int run_index(const Args& args) {
+    if (fs::exists(args.out) && !args.overwrite) throw Error(fmt::format("{} exists: give --overwrite to replace it, or another --out", args.out));
+    const train::PairModel model = train::PairModel::load_run(args.spec);
+    const Lines lines = read_lines(args.data);
+    if (lines.text.empty()) throw Error(fmt::format("{}: the corpus has no lines (one text a line)", lines.name));
+    for (std::size_t k = 0; k < lines.text.size(); ++k)
+        if (lines.text[k].empty()) throw Error(fmt::format("{}:{}: an empty line; every line of the corpus is a text", lines.name, lines.number[k]));
+    train::TextIndex::build(model, args.spec, lines.text, args.out, args.approximate ? std::optional<bool>(true) : std::nullopt);
+    const bool approximate = args.approximate || static_cast<std::int64_t>(lines.text.size()) > train::kExactSearchLimit;
+    fmt::print(stderr, "graphrun: wrote {}: {} lines, {} search\n", args.out, lines.text.size(), approximate ? "approximate (HNSW)" : "exact");
+    return 0;
+}
+
+int run_search(const Args& args) {
+    const train::TextIndex index = train::TextIndex::load(args.spec);
+    std::vector<std::string> queries = args.texts;
+    if (queries.empty()) {
+        const Lines lines = read_lines(args.data);
+        for (std::size_t k = 0; k < lines.text.size(); ++k) {
+            if (lines.text[k].empty()) throw Error(fmt::format("{}:{}: an empty line; every line is a query", lines.name, lines.number[k]));
+            queries.push_back(lines.text[k]);
+        }
+        if (queries.empty()) throw Error(fmt::format("{}: no queries", lines.name));
+    }
+    for (std::size_t q = 0; q < queries.size(); ++q) {
+        if (!text::valid_utf8(queries[q])) throw Error(fmt::format("query {}: not valid UTF-8", q + 1));
+        if (queries[q].size() > kMaxTextBytes) throw Error(fmt::format("query {}: {} bytes; a text may be at most 1 MB", q + 1, queries[q].size()));
+    }
+    const auto results = index.search(queries, args.k);
+    std::string out;
+    for (std::size_t q = 0; q < queries.size(); ++q) {
+        out += fmt::format("{}query {}: {}\n", q ? "\n" : "", q + 1, queries[q]);
+        std::int64_t rank = 0;
+        for (const auto& hit : results[q]) out += fmt::format("{:>4}  {:+.4f}  line {}: {}\n", ++rank, hit.similarity, hit.line, *hit.text);
+    }
+    fmt::print("{}", out);
     return 0;
 }
 

@@ -25,6 +25,7 @@ struct PairModel::Impl {
     SiameseRoles roles;
     std::unique_ptr<text::Tokenizer> tokenizer;
     float eps = 1e-8f;
+    std::string checkpoint;
     // Inference only; one caller at a time.
     mutable std::unique_ptr<Executor> executor;
 };
@@ -55,6 +56,7 @@ PairModel PairModel::load_run(const std::string& dir) {
     impl->eps = static_cast<float>(cosine.attrs.number("eps"));
     const std::string checkpoint = (run / (impl->spec.run.checkpoint.empty() ? "checkpoint.safetensors" : impl->spec.run.checkpoint)).string();
     const io::Checkpoint ckpt = io::read_safetensors(checkpoint);
+    impl->checkpoint = checkpoint;
     impl->executor = std::make_unique<Executor>(impl->built->graph);
     load_parameters(*impl->executor, ckpt, optimizer_tensors(ckpt), checkpoint);
     check_trained_for(ckpt, checkpoint, impl->spec, impl->built->graph, true);
@@ -62,6 +64,8 @@ PairModel PairModel::load_run(const std::string& dir) {
 }
 
 const spec::Spec& PairModel::spec() const { return impl_->spec; }
+const std::string& PairModel::checkpoint() const { return impl_->checkpoint; }
+std::string PairModel::structure() const { return structure_hash(impl_->built->graph); }
 const text::Tokenizer& PairModel::tokenizer() const { return *impl_->tokenizer; }
 std::optional<double> PairModel::threshold() const { return impl_->spec.run.threshold; }
 std::int64_t PairModel::dimension() const { return impl_->built->graph.type(impl_->roles.left_embedding).shape.at(1); }

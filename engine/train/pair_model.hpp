@@ -28,6 +28,8 @@ public:
     ~PairModel();
 
     const spec::Spec& spec() const;
+    const std::string& checkpoint() const;  // the weights' file, in the run's folder
+    std::string structure() const;          // the graph's structure hash
     const text::Tokenizer& tokenizer() const;
     std::optional<double> threshold() const;  // chosen on the validation pairs when training ended
     std::int64_t dimension() const;            // of an embedding
