@@ -48,7 +48,7 @@ expect 2 "unknown command 'trian'" "did you mean 'train'" -- trian $small
 expect 2 "--checkpoint belongs to 'predict'" -- train $small --checkpoint x.safetensors
 expect 2 "--checkpoint belongs to 'predict'" -- $small --checkpoint=x.safetensors
 expect 2 "--resume belongs to 'train'" -- predict $small --resume
-expect 2 "--out belongs to 'train', 'predict', 'evaluate', 'embed', 'dump'" -- check $small --out x
+expect 2 "--out belongs to 'train', 'predict', 'evaluate', 'embed', 'index', 'dump'" -- check $small --out x
 expect 2 "unknown option '--thread' for 'train'" "did you mean '--threads'" -- $small --thread 2
 expect 2 "unknown option '--chekpoint' for 'predict'" "did you mean '--checkpoint'" -- predict $small --chekpoint x
 expect 2 "--threads expects a positive whole number, got 'two'" -- $small --threads=two
