@@ -178,4 +178,61 @@ for f in similarity.npy left_dense.npy; do
     [ -s "$work/predicted/$f" ] || fail "predict wrote no $f"
 done
 
+# From text to answers: a pair model on text, evaluated, scoring, embedding, searching.
+pairspec=tests/specs/text_pairs.yaml  # (not $text: expect() uses that name)
+expect 0 "val_auc" -- $pairspec --out "$work/text"
+for f in model.yaml tokenizer.json checkpoint.safetensors best.safetensors; do
+    [ -s "$work/text/$f" ] || fail "the text run left no $f"
+done
+expect 0 "title: words tokens per text" "body: words tokens per text" -- check $pairspec
+expect 0 "pairs              160 (80 similar, 80 dissimilar by random pairing)" "auc " "recall_at_10 " "mrr " "candidates         80" \
+    "wrote $work/text/eval.json" -- evaluate "$work/text"
+grep -q '"recall_at_10"' "$work/text/eval.json" || fail "evaluate wrote no recall_at_10"
+expect 0 "similarity " "distance " "decision " "threshold" -- score "$work/text" "json parser" "fast json objects the arrays"
+printf 'json parser\tfast json objects\naudio mixer\tkernel module the boot\n' >"$work/pairs.tsv"
+expect 0 -- score "$work/text" --data "$work/pairs.tsv"
+[ "$("$graphrun" score "$work/text" --data "$work/pairs.tsv" | wc -l)" = 2 ] || fail "score --data did not write a line per pair"
+cut -f2 "$src/tests/specs/text_data/test.tsv" >"$work/corpus.txt"
+expect 0 "wrote $work/vectors.npy (80 x 8 float32, the right branch)" -- embed "$work/text" --side right --data "$work/corpus.txt" --out "$work/vectors.npy"
+expect 2 "vectors.npy exists: give --overwrite" -- embed "$work/text" --side right --data "$work/corpus.txt" --out "$work/vectors.npy"
+expect 2 "embed needs --side left or --side right" -- embed "$work/text" --data "$work/corpus.txt" --out "$work/v2.npy"
+expect 0 "80 lines, exact search" -- index "$work/text" --data "$work/corpus.txt" --out "$work/index"
+expect 0 "query 1: json parser" "   1  +0." "line " "query 2: audio mixer" -- search "$work/index" --k 3 "json parser" "audio mixer"
+[ "$("$graphrun" search "$work/index" --k 3 "json parser" | grep -c ' line ')" = 3 ] || fail "search --k 3 did not print 3 lines"
+expect 0 "80 lines, approximate (HNSW)" -- index "$work/text" --data "$work/corpus.txt" --out "$work/hnsw" --approximate
+expect 0 "query 1: json parser" -- search "$work/hnsw" "json parser"
+expect 2 "index exists: give --overwrite" -- index "$work/text" --data "$work/corpus.txt" --out "$work/index"
+# Bad input: each with file:line (or what) and what was expected, exit 2, nothing half-written.
+printf 'json parser\tfast json\nonly one column\n' >"$work/one_column.tsv"
+expect 2 "one_column.tsv:2: expected a left and a right text separated by a tab, found no tab" -- score "$work/text" --data "$work/one_column.tsv"
+expect 2 "one_column.tsv:2: expected two texts separated by a tab" -- evaluate "$work/text" --data "$work/one_column.tsv"
+printf 'json parser\tfast json\n\n' >"$work/empty_line.tsv"
+expect 2 "empty_line.tsv:2: expected a left and a right text separated by a tab, found an empty line" -- score "$work/text" --data "$work/empty_line.tsv"
+printf 'fine\nbad \xff byte\n' >"$work/bad_utf8.txt"
+expect 2 "bad_utf8.txt:2: the line is not valid UTF-8" -- embed "$work/text" --side left --data "$work/bad_utf8.txt" --out "$work/never.npy"
+[ -e "$work/never.npy" ] && fail "embed wrote a file for bad input"
+head -c 1100000 /dev/zero | tr '\0' 'a' >"$work/long.txt"
+expect 2 "long.txt:1: the line is 1100000 bytes long; a text may be at most 1 MB" -- index "$work/text" --data "$work/long.txt" --out "$work/never_index"
+[ -e "$work/never_index" ] && fail "index left a folder for bad input"
+: >"$work/empty.txt"
+expect 2 "empty.txt: the corpus has no lines" -- index "$work/text" --data "$work/empty.txt" --out "$work/never_index"
+expect 2 "score takes two texts (left and right), got 1" -- score "$work/text" "only one"
+expect 2 "no model.yaml in it: not a run folder" -- score "$work/index" "a" "b"
+expect 2 "evaluate RUN takes the run's own weights" -- evaluate "$work/text" --checkpoint "$work/text/best.safetensors"
+cp -r "$work/index" "$work/index_cut"
+head -n 40 "$work/index/texts.txt" >"$work/index_cut/texts.txt"
+expect 2 "texts.txt: 40 lines, but the index holds 80 vectors: the file is cut short or replaced" -- search "$work/index_cut" "json"
+cp -r "$work/hnsw" "$work/hnsw_cut"
+truncate -s 1000 "$work/hnsw_cut/hnsw.bin"
+expect 2 "hnsw.bin: 1000 bytes, but the index was written with" "cut short" -- search "$work/hnsw_cut" "json"
+cp -r "$work/index" "$work/npy_cut"
+truncate -s 500 "$work/npy_cut/vectors.npy"
+expect 2 "vectors.npy" -- search "$work/npy_cut" "json"
+# The model retrained in place: the index's vectors came from other weights.
+expect 0 -- $pairspec --out "$work/text" --overwrite --set train.seed=2
+expect 2 "the index was built by another model" "build the index again" -- search "$work/index" "json"
+# Weights trained on text do not load into a spec that feeds other ids.
+expect 2 "trained on text as words tokens, lowercased" -- $pairspec --set 'data={synthetic: {samples: 64}}' --init "$work/text/checkpoint.safetensors" \
+    --out "$work/never_text"
+
 finish
