@@ -61,4 +61,18 @@ PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" g++ -std=c++20 -O1 "$src/examples/e
 LD_LIBRARY_PATH="$work/prefix/lib" "$work/embed_pc" "$src/graphs/siamese.yaml" "$work/run/checkpoint.safetensors" "1 2 3" "4 5 6" | grep -q "^cosine similarity" ||
     { echo "FAIL: the pkg-config build"; exit 1; }
 echo "ok: examples/embed built with pkg-config and ran"
+# examples/answer: a run trained on text, its model and an index from C++.
+(cd "$src" && "$work/prefix/bin/graphrun" tests/specs/text_pairs.yaml --out "$work/text" >/dev/null 2>&1)
+cut -f2 "$src/tests/specs/text_data/test.tsv" >"$work/corpus.txt"
+"$work/prefix/bin/graphrun" index "$work/text" --data "$work/corpus.txt" --out "$work/index" 2>/dev/null
+cmake -S "$src/examples/answer" -B "$work/answer" -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$work/answer" -j 2 >/dev/null
+out=$(printf 'json parser\naudio mixer\n' | "$work/answer/answer" "$work/text" "$work/index")
+echo "$out"
+[ "$(grep -c '^query: ' <<<"$out")" = 2 ] && [ "$(grep -c '^  ' <<<"$out")" = 10 ] || { echo "FAIL: examples/answer did not answer 2 queries with 5 lines each"; exit 1; }
+# Its similarity is graphrun score's.
+mine=$(printf 'json parser\tfast json objects the arrays\n' | "$work/answer/answer" "$work/text" | cut -f1)
+theirs=$("$work/prefix/bin/graphrun" score "$work/text" "json parser" "fast json objects the arrays" | sed -n 's/^similarity *//p')
+awk -v a="$mine" -v b="$theirs" 'BEGIN { d = a - b; exit !(d < 1e-4 && d > -1e-4) }' || { echo "FAIL: answer's similarity $mine, graphrun score's $theirs"; exit 1; }
+echo "ok: examples/answer built against the CMake package and answered"
 echo "all passed"

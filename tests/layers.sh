@@ -1,6 +1,7 @@
 #!/bin/bash
 # The layers' direction: an #include may name only its own layer or one below.
 #   core <- io, ops <- spec <- train <- api <- tools       (docs/architecture.md)
+#   io <- text (tokenizers, vector indexes) <- train
 # The public headers in include/graphrun/ belong to the layer that defines
 # what they declare: Tensor, Error, version and ThreadBudget to core, the
 # training options to train, Model and graphrun.hpp to api.
@@ -14,6 +15,7 @@ layer_of() {  # a path -> its layer, or nothing for files outside the layers
     case $1 in
         engine/core/*) echo core ;;
         engine/io/*) echo io ;;
+        engine/text/*) echo text ;;
         ops/*) echo ops ;;
         engine/spec/*) echo spec ;;
         engine/train/*) echo train ;;
@@ -31,10 +33,11 @@ declare -A allowed=(
     [core]="core"
     [io]="core io"
     [ops]="core ops"
+    [text]="core io text"
     [spec]="core io ops spec"
-    [train]="core io ops spec train"
-    [api]="core io ops spec train api"
-    [tools]="core io ops spec train api tools"
+    [train]="core io ops spec text train"
+    [api]="core io ops spec text train api"
+    [tools]="core io ops spec text train api tools"
 )
 
 # check DIR: every wrong include in DIR's layered files; returns their count.

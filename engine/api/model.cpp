@@ -6,6 +6,8 @@
 #include <fmt/ranges.h>
 
 #include "engine/train/initializer.hpp"
+#include "engine/train/pair_model.hpp"
+#include "engine/train/text_index.hpp"
 #include "engine/train/step.hpp"
 #include "engine/train/trainer.hpp"
 #include "engine/io/safetensors.hpp"
@@ -27,6 +29,15 @@ struct Model::Impl {
     // primitives and buffers stay planned for the shapes they saw).
     mutable std::mutex pool_mutex;
     mutable std::vector<std::unique_ptr<Executor>> idle;
+    // From load_run, a model trained on text pairs: its texts-in functions
+    // (one executor, so one caller at a time).
+    std::unique_ptr<train::PairModel> pairs;
+    mutable std::mutex pairs_mutex;
+
+    const train::PairModel& pair_model() const {
+        if (!pairs) throw Error("similarity and embed need a pair model trained on text, loaded with Model::load_run(dir)");
+        return *pairs;
+    }
 
     explicit Impl(Graph g) : graph(std::move(g)) {}
 
@@ -67,6 +78,60 @@ Model Model::from_string(const std::string& yaml, const std::string& name) {
     model.impl_->spec = std::move(spec);
     return model;
 }
+
+Model Model::load_run(const std::string& dir) {
+    const std::string yaml = dir + "/model.yaml";
+    spec::Spec spec = spec::load_spec_file(yaml);
+    Model model = from_spec(spec);
+    model.impl_->spec = std::move(spec);
+    const auto& run = model.impl_->spec->run;
+    model.load(dir + "/" + (run.checkpoint.empty() ? "checkpoint.safetensors" : run.checkpoint));
+    if (model.impl_->spec->task == "siamese" && !run.tokenizer.empty())
+        model.impl_->pairs = std::make_unique<train::PairModel>(train::PairModel::load_run(dir));
+    return model;
+}
+
+float Model::similarity(const std::string& left, const std::string& right) const {
+    const train::PairModel& m = impl_->pair_model();
+    const std::lock_guard lock(impl_->pairs_mutex);
+    const auto a = m.embed(train::Side::left, {left}), b = m.embed(train::Side::right, {right});
+    return m.similarity(a.data(), b.data());
+}
+
+Tensor Model::embed(Side side, const std::vector<std::string>& texts) const {
+    const train::PairModel& m = impl_->pair_model();
+    std::vector<float> rows;
+    {
+        const std::lock_guard lock(impl_->pairs_mutex);
+        rows = m.embed(side == Side::left ? train::Side::left : train::Side::right, texts);
+    }
+    Tensor out(Shape{static_cast<std::int64_t>(texts.size()), m.dimension()});
+    std::copy(rows.begin(), rows.end(), out.f32());
+    return out;
+}
+
+std::optional<double> Model::threshold() const { return impl_->pair_model().threshold(); }
+
+struct Index::Impl {
+    train::TextIndex index;
+    mutable std::mutex mutex;  // the model's executor: one query embedding at a time
+};
+
+Index::Index(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Index::Index(Index&&) noexcept = default;
+Index& Index::operator=(Index&&) noexcept = default;
+Index::~Index() = default;
+
+Index Index::load(const std::string& dir) { return Index(std::unique_ptr<Impl>(new Impl{train::TextIndex::load(dir), {}})); }
+
+std::vector<Index::Hit> Index::search(const std::string& query, std::int64_t k) const {
+    std::vector<Hit> out;
+    const std::lock_guard lock(impl_->mutex);
+    for (const auto& h : impl_->index.search(query, k)) out.push_back({h.line, h.similarity, *h.text});
+    return out;
+}
+
+std::int64_t Index::size() const { return impl_->index.size(); }
 
 Model::Model(Graph graph, std::optional<std::string> loss) : Model(std::move(graph), std::move(loss), 0) {}
 

@@ -33,6 +33,40 @@ class Optimizer;  // engine/train/optimizer.hpp
 namespace spec {
 struct Spec;      // engine/spec/spec.hpp
 }
+namespace train {
+class PairModel;  // engine/train/pair_model.hpp
+class TextIndex;  // engine/train/text_index.hpp
+}
+
+// A pair model's two branches: left reads queries (the first text of a
+// training pair), right the texts they are matched with.
+enum class Side { left, right };
+
+// A corpus embedded by a pair model, searchable: the folder `graphrun index`
+// writes. Safe to search from several threads at once.
+class Index {
+public:
+    // Loads INDEX and the model it refers to; an Error if either is missing,
+    // cut short, or the model has changed since the index was built.
+    static Index load(const std::string& dir);
+    Index(Index&&) noexcept;
+    Index& operator=(Index&&) noexcept;
+    ~Index();
+
+    struct Hit {
+        std::int64_t line;  // 1-based, in the corpus as indexed
+        float similarity;   // the model's: cosine of the two embeddings
+        std::string text;
+    };
+    // The k lines most similar to `query`, best first.
+    std::vector<Hit> search(const std::string& query, std::int64_t k = 10) const;
+    std::int64_t size() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    explicit Index(std::unique_ptr<Impl> impl);
+};
 
 struct ParameterInfo {
     std::string name;  // "<layer>.<param>", PyTorch's names and layouts, e.g. "left_lstm.weight_ih"
@@ -52,6 +86,9 @@ public:
     // From a YAML spec (docs/spec.md); `overrides` as the CLI's --set K=V.
     static Model from_file(const std::string& path, const std::vector<std::string>& overrides = {});
     static Model from_string(const std::string& yaml, const std::string& name = "model");
+    // A run's folder (the --out of `graphrun train`): model.yaml, the weights
+    // it names and, for a model trained on text, its tokenizer.
+    static Model load_run(const std::string& dir);
     // From a graph built in C++ with the same ops (engine/core/graph.hpp, ops/composites.hpp).
     // `loss` names the node to train on, if it will be trained.
     explicit Model(Graph graph, std::optional<std::string> loss = std::nullopt);
@@ -99,6 +136,12 @@ public:
     // options.resume or options.init_checkpoint says otherwise. Afterwards the
     // model holds the trained parameters. Needs a model loaded from a spec.
     std::vector<train::EpochMetrics> fit(train::TrainOptions options);
+
+    // A pair model trained on text, from load_run: texts in, as `graphrun score`
+    // and `graphrun embed` (an Error for other models). Safe from several threads.
+    float similarity(const std::string& left, const std::string& right) const;
+    Tensor embed(Side side, const std::vector<std::string>& texts) const;  // (texts, dimension) float32, in the order given
+    std::optional<double> threshold() const;  // similar at or above it: chosen on the validation pairs
 
 private:
     static Model from_spec(spec::Spec spec);
