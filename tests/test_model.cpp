@@ -19,6 +19,7 @@
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
 #include "ops/builtin.hpp"
+#include "tests/scratch.hpp"
 
 using namespace graphrun;
 using Catch::Matchers::Contains;
@@ -39,12 +40,7 @@ std::map<std::string, Tensor> random_batch(std::int64_t n, std::uint32_t seed) {
 
 bool same_bits(const Tensor& a, const Tensor& b) { return a.type() == b.type() && std::memcmp(a.raw(), b.raw(), a.bytes()) == 0; }
 
-fs::path scratch(const std::string& name) {
-    const fs::path p = fs::temp_directory_path() / fmt::format("graphrun_model_{}_{}", name, getpid());
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_folder("model", name); }
 }  // namespace
 
 TEST_CASE("a model from a spec lists, runs, saves and loads its parameters", "[model]") {

@@ -22,6 +22,7 @@
 #include "engine/train/trainer.hpp"
 #include "graphrun/thread_budget.hpp"
 #include "ops/builtin.hpp"
+#include "tests/scratch.hpp"
 
 using namespace graphrun;
 using Catch::Matchers::Contains;
@@ -29,12 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path scratch(const std::string& name) {
-    const fs::path p = fs::temp_directory_path() / fmt::format("graphrun_plan_{}_{}", name, getpid());
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_folder("plan", name); }
 
 spec::Spec small_spec(const std::vector<std::string>& overrides = {}) {
     return spec::load_spec_file(GRAPHRUN_SOURCE_DIR "/tests/specs/small_siamese.yaml", overrides);

@@ -22,6 +22,7 @@
 #include "engine/train/trainer.hpp"
 #include "ops/builtin.hpp"
 #include "graphrun/error.hpp"
+#include "tests/scratch.hpp"
 
 using namespace graphrun;
 using Catch::Matchers::Contains;
@@ -29,12 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path scratch(const std::string& name) {
-    const fs::path p = fs::temp_directory_path() / fmt::format("graphrun_text_{}_{}", name, getpid());
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_folder("text", name); }
 
 std::vector<std::int32_t> ids_of(const text::Tokenizer& t, std::string_view s) {
     std::vector<std::int32_t> ids;

@@ -19,18 +19,14 @@
 #include "engine/train/metrics.hpp"
 #include "engine/train/trainer.hpp"
 #include "ops/builtin.hpp"
+#include "tests/scratch.hpp"
 
 using namespace graphrun;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path scratch(const std::string& name) {
-    const fs::path p = fs::temp_directory_path() / fmt::format("graphrun_train_{}_{}", name, getpid());
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_folder("train", name); }
 
 std::string read_all(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
