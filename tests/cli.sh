@@ -159,7 +159,9 @@ expect 0 "plan, training (batch 32): peak" "plan, inference (batch 32): peak" --
 classify=tests/specs/classify.yaml
 expect 0 "val_accuracy" "val_macro_f1" "best $work/classify/best.safetensors" -- $classify --out "$work/classify"
 [ -s "$work/classify/best.safetensors" ] || fail "task classify left no best.safetensors"
-expect 0 "accuracy" "macro_f1" "wrote $work/eval.json" -- evaluate $classify --checkpoint "$work/classify/best.safetensors" --out "$work/eval.json"
+expect 0 "accuracy" "macro_f1" "confusion (rows: true class, columns: predicted)" "wrote $work/eval.json" -- evaluate $classify --checkpoint "$work/classify/best.safetensors" --out "$work/eval.json"
+grep -q '"confusion"' "$work/eval.json" || fail "evaluate wrote no confusion matrix"
+expect 0 "accuracy" "wrote $work/classify/eval.json" -- evaluate "$work/classify"
 grep -q '"accuracy"' "$work/eval.json" || fail "evaluate wrote no accuracy"
 expect 0 "data: 30000 training samples an epoch, 4000 validation samples" "Total params: 33,962" -- check graphs/langid.yaml
 expect 2 "a SPEC with --checkpoint CKPT" -- evaluate $classify

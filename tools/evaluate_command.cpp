@@ -93,6 +93,29 @@ int run_evaluate(const Args& args) {
         j[plain(f.name)] = f.value ? nlohmann::json(*f.value) : nlohmann::json(nullptr);
         fmt::print("{:<12} {}\n", plain(f.name), f.value ? fmt::format(fmt::runtime(f.format), *f.value) : "n/a");
     }
+    // The confusion matrix: a row per true class, a column per predicted one.
+    if (!m.val_confusion.empty()) {
+        const std::size_t k = m.val_classes.size();
+        std::size_t width = 5;
+        for (const auto& c : m.val_classes) width = std::max(width, c.size() + 1);
+        fmt::print("confusion (rows: true class, columns: predicted)\n{:>{}}", "", width);
+        for (const auto& c : m.val_classes) fmt::print("{:>{}}", c, width);
+        fmt::print("\n");
+        nlohmann::json rows = nlohmann::json::array();
+        for (std::size_t t = 0; t < k; ++t) {
+            fmt::print("{:>{}}", m.val_classes[t], width);
+            nlohmann::json row = nlohmann::json::array();
+            for (std::size_t p = 0; p < k; ++p) {
+                const auto count = static_cast<std::int64_t>(m.val_confusion[t * k + p]);
+                fmt::print("{:>{}}", count, width);
+                row.push_back(count);
+            }
+            fmt::print("\n");
+            rows.push_back(row);
+        }
+        j["classes"] = m.val_classes;
+        j["confusion"] = rows;
+    }
     if (!args.out.empty() || run) write_json(args.out.empty() ? (fs::path(args.spec) / "eval.json").string() : args.out, j);
     return 0;
 }

@@ -217,6 +217,10 @@ public:
             if (source.kind == spec::InputSource::Kind::classes && static_cast<std::int64_t>(source.classes.size()) != classes_)
                 throw spec::SpecError(source.loc, fmt::format("data.inputs.{} lists {} classes, but the logits '{}' have {}", name, source.classes.size(),
                                                               graph.node(logits_).name, classes_));
+        class_names_.clear();
+        for (const auto& [name, source] : data.inputs)
+            if (graph.index_of(name) == label_input_ && source.kind == spec::InputSource::Kind::classes) class_names_ = source.classes;
+        for (std::int64_t c = static_cast<std::int64_t>(class_names_.size()); c < classes_; ++c) class_names_.push_back(std::to_string(c));
         data_ = spec.data.columns;
         for (auto& [name, source] : data_.inputs)
             if (source.kind == spec::InputSource::Kind::generate) resolve_generator(name, source, graph);
@@ -309,6 +313,8 @@ public:
             if (truth + predicted > 0) f1_sum += 2 * hit / (truth + predicted);
         }
         if (total == 0) return;
+        m.val_confusion = confusion_;
+        m.val_classes = class_names_;
         m.metrics[0].value = right / total;
         m.metrics[1].value = f1_sum / static_cast<double>(classes_);
     }
@@ -381,6 +387,7 @@ private:
     Table train_, validation_;
     std::vector<std::int64_t> order_, validation_order_;
     std::vector<double> confusion_;  // [truth * classes + predicted]
+    std::vector<std::string> class_names_;  // the labels' classes, else their indexes
 };
 
 }  // namespace

@@ -60,6 +60,9 @@ struct EpochMetrics {
     int ranks = 1;                   // MPI processes; with more than one, the JSON also has
     double allreduce_s_per_step = 0; // the time a step spent summing gradients across them
     std::vector<float> val_similarity, val_label;  // task siamese, for pictures; not in the JSON line
+    // Task classify: the confusion matrix, [truth * classes + predicted] counts, and the classes' names.
+    std::vector<double> val_confusion;
+    std::vector<std::string> val_classes;
     std::string to_json() const;                   // one line of metrics.jsonl
 };
 
