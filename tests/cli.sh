@@ -201,6 +201,9 @@ expect 2 "embed needs --side left or --side right" -- embed "$work/text" --data 
 expect 0 "80 lines, exact search" -- index "$work/text" --data "$work/corpus.txt" --out "$work/index"
 expect 0 "query 1: json parser" "   1  +0." "line " "query 2: audio mixer" -- search "$work/index" --k 3 "json parser" "audio mixer"
 [ "$("$graphrun" search "$work/index" --k 3 "json parser" | grep -c ' line ')" = 3 ] || fail "search --k 3 did not print 3 lines"
+expect 0 "80 lines, exact search" -- index "$work/text" --data "$work/corpus.txt" --out "$work/slash/"
+expect 0 "query 1: json parser" -- search "$work/slash/" "json parser"
+ls -a "$work" | grep -q 'tmp\.' && fail "index left a temporary folder"
 expect 0 "80 lines, approximate (HNSW)" -- index "$work/text" --data "$work/corpus.txt" --out "$work/hnsw" --approximate
 expect 0 "query 1: json parser" -- search "$work/hnsw" "json parser"
 expect 2 "index exists: give --overwrite" -- index "$work/text" --data "$work/corpus.txt" --out "$work/index"

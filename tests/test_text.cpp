@@ -22,6 +22,7 @@
 #include "engine/train/trainer.hpp"
 #include "ops/builtin.hpp"
 #include "graphrun/error.hpp"
+#include "graphrun/model.hpp"
 #include "tests/scratch.hpp"
 
 using namespace graphrun;
@@ -387,10 +388,49 @@ TEST_CASE("approximate search (hnswlib) finds at least 95% of exact search's 10 
     const fs::path dir = scratch("index");
     const auto [bytes, hash] = index.save(dir.string());
     const auto loaded = text::VectorIndex::load(dir.string(), true, index.hnsw(), bytes, hash);
+    CHECK(index.search(q0, 0).empty());
+    CHECK(index.search_exact(q0, -1).empty());
     const auto a = index.search(q0, k), b = loaded.search(q0, k);
     for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i].row == b[i].row);
     // A file cut short is found before hnswlib reads it.
     fs::resize_file(dir / "hnsw.bin", static_cast<std::uintmax_t>(bytes / 2));
     CHECK_THROWS_WITH(text::VectorIndex::load(dir.string(), true, index.hnsw(), bytes, hash), Contains("hnsw.bin") && Contains("cut short"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a run stopped mid-epoch and resumed writes the model.yaml and best weights of an uninterrupted run", "[text][train]") {
+    const fs::path dir = scratch("resume_model");
+    write_topic_pairs(dir / "train.tsv", 200, 1);
+    write_topic_pairs(dir / "validation.tsv", 40, 2);
+    const std::string yaml = text_pairs_yaml(dir, "{type: words, lowercase: true}");
+    const std::vector<std::string> base{"train.epochs=3", "train.optimizer.lr=0.01", "train.early_stopping.patience=2"};
+    const auto whole = spec::load_spec_string(yaml, "pairs", base);
+    train::TrainOptions options;
+    options.out_dir = (dir / "whole").string();
+    train::train(whole, build_graph(whole, builtin_ops()), options);
+    // 400 samples (pairs and their negatives) an epoch in batches of 16: 25 steps; stop inside epoch 2.
+    auto stop = base;
+    stop.push_back("train.max_steps=37");
+    const auto stopped = spec::load_spec_string(yaml, "pairs", stop);
+    options.out_dir = (dir / "resumed").string();
+    train::train(stopped, build_graph(stopped, builtin_ops()), options);
+    options.resume = true;
+    train::train(whole, build_graph(whole, builtin_ops()), options);
+    const auto read = [](const fs::path& p) {
+        std::ifstream in(p, std::ios::binary);
+        return std::string{std::istreambuf_iterator<char>(in), {}};
+    };
+    const std::string model = read(dir / "whole" / "model.yaml");
+    CHECK(model.find("threshold:") != std::string::npos);
+    CHECK(read(dir / "resumed" / "model.yaml").substr(model.find("run:")) == model.substr(model.find("run:")));
+    CHECK(read(dir / "resumed" / "best.safetensors") == read(dir / "whole" / "best.safetensors"));
+
+    // Model::load_run: similarity follows the model's weights as they change.
+    graphrun::Model m = graphrun::Model::load_run((dir / "whole").string());
+    const float trained = m.similarity("json parser", "fast json objects");
+    m.initialize(99);
+    CHECK(m.similarity("json parser", "fast json objects") != trained);
+    m.load((dir / "whole" / "best.safetensors").string());
+    CHECK(m.similarity("json parser", "fast json objects") == trained);
     fs::remove_all(dir);
 }

@@ -44,7 +44,7 @@ int evaluate_pair_run(const Args& args, const train::PairModel& model) {
         fmt::print("{:<18} {}\n", name, v ? fmt::format(fmt::runtime(format), *v) : "n/a");
     };
     fmt::print("{:<18} {} ({} similar, {} dissimilar{})\n", "pairs", e.pairs, e.similar, e.pairs - e.similar,
-               pairs.label.size() == static_cast<std::size_t>(e.similar) ? " by random pairing" : "");
+               static_cast<std::size_t>(e.pairs) > pairs.label.size() ? " by random pairing" : "");
     j["pairs"] = e.pairs;
     j["similar"] = e.similar;
     put("auc", e.auc, "{:.4f}");
@@ -75,7 +75,7 @@ int run_evaluate(const Args& args) {
     if (run && !args.overrides.empty()) throw UsageError("evaluate RUN evaluates the model as trained; --set goes with a SPEC");
     if (run) {
         const spec::Spec probe = spec::load_spec_file((fs::path(args.spec) / "model.yaml").string());
-        if (probe.task == "siamese") return evaluate_pair_run(args, train::PairModel::load_run(args.spec));
+        if (probe.task == "siamese" && probe.data.kind == spec::DataSpec::Kind::text) return evaluate_pair_run(args, train::PairModel::load_run(args.spec));
     }
     if (!run && args.checkpoint.empty()) throw UsageError("evaluate needs a run's folder, or a SPEC with --checkpoint CKPT");
     const spec::Spec spec = spec::load_spec_file(run ? (fs::path(args.spec) / "model.yaml").string() : args.spec, args.overrides);

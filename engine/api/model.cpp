@@ -34,6 +34,13 @@ struct Model::Impl {
     std::unique_ptr<train::PairModel> pairs;
     mutable std::mutex pairs_mutex;
 
+    // The pair model reads the same weight tensors as run() (shared storage),
+    // so load(), fit() and train_step() change what similarity() and embed() see.
+    void share_parameters_with_pairs() {
+        if (!pairs) return;
+        for (const auto& [node, value] : parameters) pairs->set_parameter(graph.node(node).name, value);
+    }
+
     const train::PairModel& pair_model() const {
         if (!pairs) throw Error("similarity and embed need a pair model trained on text, loaded with Model::load_run(dir)");
         return *pairs;
@@ -88,6 +95,7 @@ Model Model::load_run(const std::string& dir) {
     model.load(dir + "/" + (run.checkpoint.empty() ? "checkpoint.safetensors" : run.checkpoint));
     if (model.impl_->spec->task == "siamese" && !run.tokenizer.empty())
         model.impl_->pairs = std::make_unique<train::PairModel>(train::PairModel::load_run(dir));
+    model.impl_->share_parameters_with_pairs();
     return model;
 }
 
@@ -186,6 +194,7 @@ void Model::initialize(std::uint64_t seed) {
     Executor ex(impl_->graph);
     initialize_parameters(ex, seed);
     for (int p : impl_->graph.parameters()) impl_->parameters[p] = ex.value(ValueRef{p, 0});
+    impl_->share_parameters_with_pairs();
 }
 
 void Model::load(const std::string& checkpoint_path) {
@@ -194,6 +203,7 @@ void Model::load(const std::string& checkpoint_path) {
     train::load_parameters(ex, ckpt, train::optimizer_tensors(ckpt), checkpoint_path);
     if (impl_->spec) train::check_trained_for(ckpt, checkpoint_path, *impl_->spec, impl_->graph, false);
     for (int p : impl_->graph.parameters()) impl_->parameters[p] = ex.value(ValueRef{p, 0});
+    impl_->share_parameters_with_pairs();
 }
 
 void Model::save(const std::string& checkpoint_path) const {
@@ -269,7 +279,9 @@ std::vector<train::EpochMetrics> Model::fit(train::TrainOptions options) {
     if (!options.resume && options.init_checkpoint.empty() && options.initial_parameters.empty())
         for (const auto& [node, value] : impl_->parameters) options.initial_parameters[impl_->graph.node(node).name] = value;
     if (options.out_dir.empty()) options.out_dir = "runs/" + impl_->spec->name;
-    return train::train(*impl_->spec, built, options);
+    auto history = train::train(*impl_->spec, built, options);
+    impl_->share_parameters_with_pairs();
+    return history;
 }
 
 }  // namespace graphrun

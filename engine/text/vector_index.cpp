@@ -70,9 +70,10 @@ const std::vector<float>& VectorIndex::unit_rows() const { return impl_->rows; }
 
 std::vector<Neighbour> VectorIndex::search_exact(const float* query, std::int64_t k) const {
     const Impl& m = *impl_;
+    k = std::min(k, m.n);
+    if (k <= 0) return {};
     std::vector<float> q(query, query + m.d);
     to_unit(q.data(), m.d);
-    k = std::min(k, m.n);
     // A min-heap of the k best so far (its top is the worst of them).
     const auto worse = [](const Neighbour& a, const Neighbour& b) { return better(a, b); };
     std::priority_queue<Neighbour, std::vector<Neighbour>, decltype(worse)> best(worse);

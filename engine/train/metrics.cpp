@@ -54,7 +54,9 @@ namespace {
 std::vector<std::size_t> by_score_descending(std::span<const float> score) {
     std::vector<std::size_t> order(score.size());
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return score[a] > score[b]; });
+    // NaN sorts last, as the lowest score: a strict weak order, and every tie run below has a first element.
+    const auto key = [&](std::size_t i) { return std::isnan(score[i]) ? -HUGE_VALF : score[i]; };
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key(a) > key(b); });
     return order;
 }
 }  // namespace
@@ -67,7 +69,8 @@ std::optional<double> average_precision(std::span<const float> score, std::span<
     for (std::size_t k = 0; k < order.size();) {
         // A run of tied scores is one step of the curve.
         std::size_t end = k;
-        while (end < order.size() && score[order[end]] == score[order[k]]) true_positives += label[order[end++]] == 1.0f;
+        do true_positives += label[order[end++]] == 1.0f;
+        while (end < order.size() && score[order[end]] == score[order[k]]);
         const double recall = true_positives / positives, precision = true_positives / static_cast<double>(end);
         ap += (recall - previous_recall) * precision;
         previous_recall = recall;
@@ -87,7 +90,8 @@ std::optional<ThresholdChoice> best_accuracy_threshold(std::span<const float> sc
     ThresholdChoice best{static_cast<double>(score[order.front()]) - 1e-6, right / n};
     for (std::size_t k = 0; k < order.size();) {
         std::size_t end = k;
-        while (end < order.size() && score[order[end]] == score[order[k]]) right += label[order[end++]] == 1.0f ? -1 : 1;
+        do right += label[order[end++]] == 1.0f ? -1 : 1;
+        while (end < order.size() && score[order[end]] == score[order[k]]);
         const double cut = end < order.size() ? 0.5 * (static_cast<double>(score[order[k]]) + score[order[end]]) : static_cast<double>(score[order[k]]) + 1e-6;
         if (right / n > best.accuracy) best = {cut, right / n};
         k = end;

@@ -97,6 +97,8 @@ std::vector<float> PairModel::embed(Side side, const std::vector<std::string>& t
     return out;
 }
 
+void PairModel::set_parameter(const std::string& name, const Tensor& value) { impl_->executor->set(name, value); }
+
 float PairModel::similarity(const float* a, const float* b) const {
     const std::int64_t d = dimension();
     double dot = 0, na = 0, nb = 0;
@@ -130,6 +132,9 @@ PairEvaluation evaluate_pairs(const PairModel& model, const TextPairs& data, std
             e.label.push_back(0.0f);
         }
     }
+    for (std::size_t k = 0; k < e.similarity.size(); ++k)
+        if (!std::isfinite(e.similarity[k]))
+            throw Error(fmt::format("{}: pair {}: the model's similarity is {}, not a number it can rank by", data.path, k % n + 1, e.similarity[k]));
     e.pairs = static_cast<std::int64_t>(e.label.size());
     e.similar = std::count(e.label.begin(), e.label.end(), 1.0f);
     e.auc = roc_auc(e.similarity, e.label);

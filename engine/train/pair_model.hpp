@@ -37,6 +37,9 @@ public:
 
     // One row per text, in the order given: (texts.size() * dimension()) floats.
     std::vector<float> embed(Side side, const std::vector<std::string>& texts) const;
+    // Uses `value` (shared, not copied) for the parameter `name` from now on:
+    // Model keeps one set of weights for its graph and this one.
+    void set_parameter(const std::string& name, const Tensor& value);
     // The model's similarity of two embeddings: cosine, |v| clamped to eps as the graph's cosine does.
     float similarity(const float* left, const float* right) const;
 

@@ -34,10 +34,16 @@ void TextIndex::build(const PairModel& model, const std::string& run_dir, const 
 
     // Everything into a folder beside the target, then one rename: a reader
     // never sees half an index, and a failure leaves none.
-    const fs::path target = fs::path(dir).lexically_normal();
-    const fs::path aside = target.parent_path() / fmt::format(".{}.tmp.{}", target.filename().string(), getpid());
-    fs::remove_all(aside);
-    fs::create_directories(aside);
+    fs::path target = fs::absolute(dir).lexically_normal();
+    if (target.filename().empty()) target = target.parent_path();  // "idx/"
+    const std::string name = target.filename().string();
+    if (name.empty() || name == "." || name == ".." || target == target.root_path())
+        throw Error(fmt::format("{}: not a folder name an index can be written to", dir));
+    const fs::path aside = target.parent_path() / fmt::format(".{}.tmp.{}", name, getpid());
+    std::error_code ec;
+    fs::remove_all(aside, ec);
+    fs::create_directories(aside, ec);
+    if (ec) throw Error(fmt::format("{}: cannot create a folder beside it: {}", dir, ec.message()));
     try {
         std::string all;
         for (const auto& t : texts) all += t + "\n";
@@ -59,8 +65,9 @@ void TextIndex::build(const PairModel& model, const std::string& run_dir, const 
                                 {"hash", hnsw_hash}};
         const std::string text = manifest.dump(2) + "\n";
         io::write_file_atomically((aside / "index.json").string(), std::as_bytes(std::span(text.data(), text.size())));
-        fs::remove_all(target);
-        fs::rename(aside, target);
+        fs::remove_all(target, ec);
+        if (!ec) fs::rename(aside, target, ec);
+        if (ec) throw Error(fmt::format("{}: cannot put the index in place: {}", dir, ec.message()));
     } catch (...) {
         std::error_code ec;
         fs::remove_all(aside, ec);

@@ -424,13 +424,25 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
     try {
         if (start.metadata.count("stale_epochs")) stale_epochs = std::stoll(start.metadata.at("stale_epochs"));
         if (start.metadata.count("early_stopping_best")) early_best = std::stod(start.metadata.at("early_stopping_best"));
-        if (start.metadata.count("threshold")) best_threshold = std::stod(start.metadata.at("threshold"));
+        // The best epoch's threshold goes with the best figure: kept only for the same figure.
+        if (best && start.metadata.count("best_threshold")) best_threshold = std::stod(start.metadata.at("best_threshold"));
     } catch (const std::logic_error&) {
         throw Error(fmt::format("{}: its early-stopping or threshold metadata is not a number", checkpoint_path));
     }
+    // What a resumed run needs to go on choosing and stopping as this one would:
+    // in every checkpoint, the mid-epoch ones too.
     const auto best_metadata = [&]() -> std::map<std::string, std::string> {
-        if (!best) return {};
-        return {{"select", select.name}, {"best", fmt::format("{:a}", *best)}};
+        std::map<std::string, std::string> m;
+        if (best) {
+            m["select"] = select.name;
+            m["best"] = fmt::format("{:a}", *best);
+            if (best_threshold) m["best_threshold"] = fmt::format("{:a}", *best_threshold);
+        }
+        if (cfg.patience > 0) {
+            m["stale_epochs"] = std::to_string(stale_epochs);
+            if (early_best) m["early_stopping_best"] = fmt::format("{:a}", *early_best);
+        }
+        return m;
     };
     if (lead) {
         std::ofstream probe(metrics_path, options.resume ? std::ios::app : std::ios::trunc);
@@ -540,11 +552,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         const std::optional<double> threshold = task->decision_threshold();
         if (better) best_threshold = threshold;
         auto metadata = best_metadata();
-        if (threshold) metadata["threshold"] = fmt::format("{:a}", *threshold);
-        if (cfg.patience > 0) {
-            metadata["stale_epochs"] = std::to_string(stale_epochs);
-            if (early_best) metadata["early_stopping_best"] = fmt::format("{:a}", *early_best);
-        }
+        if (threshold) metadata["threshold"] = fmt::format("{:a}", *threshold);  // this epoch's
         checkpoints.write(checkpoint_path, epoch, metadata);
         if (better) checkpoints.write(best_path, epoch, metadata);
         if (lead) write_model_yaml(out, spec, *task, best ? best_threshold : threshold, best ? "best.safetensors" : "checkpoint.safetensors");
