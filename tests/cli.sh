@@ -190,6 +190,10 @@ expect 0 "title: words tokens per text" "body: words tokens per text" -- check $
 expect 0 "pairs              160 (80 similar, 80 dissimilar by random pairing)" "auc " "recall_at_10 " "mrr " "candidates         80" \
     "wrote $work/text/eval.json" -- evaluate "$work/text"
 grep -q '"recall_at_10"' "$work/text/eval.json" || fail "evaluate wrote no recall_at_10"
+[ -s "$work/text/eval.svg" ] || fail "evaluate drew no eval.svg"
+printf 'json parser\tfast json objects\t1\njson parser\tkernel module boot\t0\naudio mixer\tsound volume speakers\t1\n' >"$work/labelled.tsv"
+expect 0 "pairs              3 (2 similar, 1 dissimilar)" -- evaluate "$work/text" --data "$work/labelled.tsv" --out "$work/labelled.json"
+expect 2 "the words tokenizer's vocab is 60, but the embeddings reading 'title' and 'body' have vocab 40 and 40" -- check $pairspec --set data.text.tokenizer.vocab=60
 expect 0 "similarity " "distance " "decision " "threshold" -- score "$work/text" "json parser" "fast json objects the arrays"
 printf 'json parser\tfast json objects\naudio mixer\tkernel module the boot\n' >"$work/pairs.tsv"
 expect 0 -- score "$work/text" --data "$work/pairs.tsv"
