@@ -56,22 +56,41 @@ std::string epoch_rows(const fs::path& metrics) {
     return rows;
 }
 
-// Histograms of the validation similarity, bins of 0.05 over [-1, 1]: center similar dissimilar.
-std::string histogram_rows(const fs::path& validation) {
+// Histograms of similarity, bins of 0.05 over [-1, 1], a row per bin: center,
+// similar, dissimilar; counts, or with `shares` each class's share of its pairs.
+std::string histogram_rows(const std::vector<float>& similarity, const std::vector<float>& label, bool shares) {
     constexpr int kBins = 40;
-    std::array<int, kBins> similar{}, dissimilar{};
-    std::ifstream in(validation);
-    if (in) {
-        double sim = 0, label = 0;
-        while (in >> sim >> label) {
-            const int bin = std::clamp(static_cast<int>((sim + 1.0) / 2.0 * kBins), 0, kBins - 1);
-            ++(label == 1.0 ? similar : dissimilar)[static_cast<std::size_t>(bin)];
-        }
+    std::array<double, kBins> similar{}, dissimilar{};
+    double n_similar = 0, n_dissimilar = 0;
+    for (std::size_t k = 0; k < similarity.size(); ++k) {
+        const int bin = std::clamp(static_cast<int>((similarity[k] + 1.0) / 2.0 * kBins), 0, kBins - 1);
+        (label[k] == 1.0f ? similar : dissimilar)[static_cast<std::size_t>(bin)] += 1;
+        (label[k] == 1.0f ? n_similar : n_dissimilar) += 1;
     }
+    const double per_similar = shares ? std::max(n_similar, 1.0) : 1.0, per_dissimilar = shares ? std::max(n_dissimilar, 1.0) : 1.0;
     std::string rows;
     for (int b = 0; b < kBins; ++b)
-        rows += fmt::format("{:.3f} {} {}\n", -1.0 + (b + 0.5) * 2.0 / kBins, similar[static_cast<std::size_t>(b)], dissimilar[static_cast<std::size_t>(b)]);
+        rows += fmt::format("{:.3f} {} {}\n", -1.0 + (b + 0.5) * 2.0 / kBins, similar[static_cast<std::size_t>(b)] / per_similar,
+                            dissimilar[static_cast<std::size_t>(b)] / per_dissimilar);
     return rows;
+}
+
+// OUT/validation.tsv as written by write_validation_tsv (none: empty histograms).
+std::string histogram_rows(const fs::path& validation) {
+    std::vector<float> similarity, label;
+    std::ifstream in(validation);
+    for (double sim = 0, y = 0; in >> sim >> y;) {
+        similarity.push_back(static_cast<float>(sim));
+        label.push_back(static_cast<float>(y));
+    }
+    return histogram_rows(similarity, label, false);
+}
+
+// A gnuplot string literal: single quotes, a quote inside doubled.
+std::string gnuplot_quoted(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("''") : std::string(1, c);
+    return q + "'";
 }
 
 }  // namespace
@@ -87,12 +106,6 @@ std::string draw_training_svg(const std::string& out_dir, const std::string& tit
     const std::string epochs = epoch_rows(dir / "metrics.jsonl"), histogram = histogram_rows(dir / "validation.tsv");
     if (!on_path("gnuplot")) return "no training picture: gnuplot is not installed (apt-get install gnuplot-nox), then: graphrun plot " + out_dir;
     const fs::path svg = dir / "training.svg";
-    // gnuplot reads the script on stdin; single quotes in a path would end its strings.
-    auto quoted = [](const std::string& s) {
-        std::string q;
-        for (char c : s) q += c == '\'' ? std::string("''") : std::string(1, c);
-        return "'" + q + "'";
-    };
     const std::string script = fmt::format(R"(
 $epochs << EOD
 {}EOD
@@ -131,7 +144,7 @@ plot $hist using 1:2 with boxes lc rgb "#1f77b4" title "similar pairs", \
      $hist using 1:3 with boxes lc rgb "#d62728" title "dissimilar pairs"
 unset multiplot
 )",
-                                           epochs, histogram, quoted(title));
+                                           epochs, histogram, gnuplot_quoted(title));
     // gnuplot draws into a temporary file; its own output (font warnings and
     // the like) stays out of ours, and when it fails its first line says why.
     const Drawing drawing = draw_with("gnuplot", script);
@@ -142,19 +155,9 @@ unset multiplot
 
 std::string draw_evaluation_svg(const std::string& path, const std::vector<float>& similarity, const std::vector<float>& label, const std::string& title) {
     if (!on_path("gnuplot")) return "no evaluation picture: gnuplot is not installed (apt-get install gnuplot-nox)";
-    // Histograms, bins of 0.05 over [-1, 1], each class as a share of its pairs.
-    constexpr int kBins = 40;
-    std::array<double, kBins> similar{}, dissimilar{};
+    const std::string hist = histogram_rows(similarity, label, true);
     double n_similar = 0, n_dissimilar = 0;
-    for (std::size_t k = 0; k < similarity.size(); ++k) {
-        const int bin = std::clamp(static_cast<int>((similarity[k] + 1.0) / 2.0 * kBins), 0, kBins - 1);
-        (label[k] == 1.0f ? similar : dissimilar)[static_cast<std::size_t>(bin)] += 1;
-        (label[k] == 1.0f ? n_similar : n_dissimilar) += 1;
-    }
-    std::string hist;
-    for (int b = 0; b < kBins; ++b)
-        hist += fmt::format("{:.3f} {} {}\n", -1.0 + (b + 0.5) * 2.0 / kBins, similar[static_cast<std::size_t>(b)] / std::max(n_similar, 1.0),
-                            dissimilar[static_cast<std::size_t>(b)] / std::max(n_dissimilar, 1.0));
+    for (const float y : label) (y == 1.0f ? n_similar : n_dissimilar) += 1;
     // ROC: the rates as the threshold falls past each score (at most ~1000 points).
     std::vector<std::size_t> order(similarity.size());
     std::iota(order.begin(), order.end(), 0);
@@ -166,9 +169,6 @@ std::string draw_evaluation_svg(const std::string& path, const std::vector<float
         (label[order[k]] == 1.0f ? tp : fp) += 1;
         if (k % every == 0 || k + 1 == order.size()) roc += fmt::format("{} {}\n", fp / std::max(n_dissimilar, 1.0), tp / std::max(n_similar, 1.0));
     }
-    std::string quoted_title = "'";
-    for (char c : title) quoted_title += c == '\'' ? std::string("''") : std::string(1, c);
-    quoted_title += "'";
     const std::string script = fmt::format(R"(
 $hist << EOD
 {}EOD
@@ -197,7 +197,7 @@ set key bottom right
 plot $roc using 1:2 with lines lw 2 lc rgb "#1f77b4" title "model", x with lines dt 2 lc rgb "gray" title "chance"
 unset multiplot
 )",
-                                           hist, roc, quoted_title);
+                                           hist, roc, gnuplot_quoted(title));
     const Drawing drawing = draw_with("gnuplot", script);
     if (!drawing.ok) throw Error(fmt::format("gnuplot failed ({}) drawing {}", drawing.complaint, path));
     io::write_file_atomically(path, std::as_bytes(std::span(drawing.bytes)));
