@@ -19,6 +19,13 @@ const OpRegistry& builtin_ops() {
         register_lstm(r);
         register_lstm_cell(r);
         register_sequence_lengths(r);
+        register_cosine_matrix(r);
+        register_transpose(r);
+        register_batch_index(r);
+        register_triplet(r);
+        register_reverse_sequence(r);
+        register_concat(r);
+        register_pool(r);
         return r;
     }();
     return registry;

@@ -24,5 +24,12 @@ void register_embedding(OpRegistry&);
 void register_lstm(OpRegistry&);
 void register_lstm_cell(OpRegistry&);
 void register_sequence_lengths(OpRegistry&);
+void register_cosine_matrix(OpRegistry&);
+void register_transpose(OpRegistry&);
+void register_batch_index(OpRegistry&);
+void register_triplet(OpRegistry&);
+void register_reverse_sequence(OpRegistry&);
+void register_concat(OpRegistry&);
+void register_pool(OpRegistry&);        // max_pool, mean_pool
 
 }  // namespace graphrun

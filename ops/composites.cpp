@@ -46,26 +46,46 @@ ValueRef embedding_layer(Graph& graph, const std::string& name, ValueRef ids, st
 }
 
 ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences,
-                    std::optional<ValueRef> lengths, const std::string& share_from, const std::string& precision, int biases) {
+                    std::optional<ValueRef> lengths, const std::string& share_from, const std::string& precision, int biases,
+                    const std::string& param_suffix, const std::string& node_name) {
+    const std::string& node = node_name.empty() ? name : node_name;
+    const std::string& sfx = param_suffix;
     const std::int64_t in = last_dim(graph, x);
     // nn.LSTM draws every weight from U(-1/sqrt(H), 1/sqrt(H)).
     const Attrs init = uniform(1.0 / std::sqrt(static_cast<double>(units)));
-    const ValueRef w_ih = layer_parameter(graph, name, share_from, "weight_ih", {4 * units, in}, init);
-    const ValueRef w_hh = layer_parameter(graph, name, share_from, "weight_hh", {4 * units, units}, init);
+    const ValueRef w_ih = layer_parameter(graph, name, share_from, "weight_ih" + sfx, {4 * units, in}, init);
+    const ValueRef w_hh = layer_parameter(graph, name, share_from, "weight_hh" + sfx, {4 * units, units}, init);
     // One bias (Keras's LSTM, one draw), or PyTorch's two, bias_ih + bias_hh:
     // the same function, but two parameters, each drawn and each moved by the
     // optimizer (under Adam the sum moves about twice as far a step).
     ValueRef bias;
     if (biases == 2) {
-        const ValueRef bias_ih = layer_parameter(graph, name, share_from, "bias_ih", {4 * units}, init);
-        const ValueRef bias_hh = layer_parameter(graph, name, share_from, "bias_hh", {4 * units}, init);
-        bias = graph.add(name + "/bias", "add", {bias_ih, bias_hh});
+        const ValueRef bias_ih = layer_parameter(graph, name, share_from, "bias_ih" + sfx, {4 * units}, init);
+        const ValueRef bias_hh = layer_parameter(graph, name, share_from, "bias_hh" + sfx, {4 * units}, init);
+        bias = graph.add(node + "/bias", "add", {bias_ih, bias_hh});
     } else {
-        bias = layer_parameter(graph, name, share_from, "bias", {4 * units}, init);
+        bias = layer_parameter(graph, name, share_from, "bias" + sfx, {4 * units}, init);
     }
     std::vector<ValueRef> inputs{x, w_ih, w_hh, bias};
     if (lengths) inputs.push_back(*lengths);
-    return graph.add(name, "lstm", inputs, {{"units", units}, {"return_sequences", return_sequences}, {"precision", precision}});
+    return graph.add(node, "lstm", inputs, {{"units", units}, {"return_sequences", return_sequences}, {"precision", precision}});
+}
+
+ValueRef bidirectional_layer(Graph& graph, const std::string& kind, const std::string& name, ValueRef x, std::optional<ValueRef> lengths,
+                             bool return_sequences, const std::string& merge, const RecurrentDirection& direction) {
+    if (merge != "concat" && merge != "sum") throw Error(fmt::format("node '{}': merge must be concat or sum, got '{}'", name, merge));
+    CompositeScope scope(graph, "bidirectional_" + kind, name);
+    const std::string p = name + "/";
+    const ValueRef forward = direction(p + "forward", "", x);
+    std::vector<ValueRef> reverse_inputs{x};
+    if (lengths) reverse_inputs.push_back(*lengths);
+    const ValueRef reversed = graph.add(p + "reversed", "reverse_sequence", reverse_inputs);
+    ValueRef backward = direction(p + "backward", "_reverse", reversed);
+    if (return_sequences) {
+        reverse_inputs[0] = backward;
+        backward = graph.add(p + "backward_in_order", "reverse_sequence", reverse_inputs);
+    }
+    return graph.add(name, merge == "concat" ? "concat" : "add", {forward, backward});
 }
 
 ValueRef dense_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, const std::string& share_from) {
@@ -94,6 +114,31 @@ ValueRef contrastive_loss(Graph& graph, const std::string& name, ValueRef distan
     const ValueRef dissimilar_term = graph.add(p + "dissimilar_term", "mul", {dissimilar, hinge_squared});
     const ValueRef per_pair = graph.add(p + "per_pair", "add", {similar, dissimilar_term});
     return graph.add(name, "mean", {per_pair});
+}
+
+ValueRef in_batch_softmax(Graph& graph, const std::string& name, ValueRef left, ValueRef right, double temperature, bool symmetric) {
+    if (!(temperature > 0)) throw Error(fmt::format("node '{}': temperature must be positive, got {}", name, temperature));
+    CompositeScope scope(graph, "in_batch_softmax", name);
+    const std::string p = name + "/";
+    // Logits: every left against every right, sharpened by the temperature.
+    const ValueRef scores = graph.add(p + "scores", "cosine_matrix", {left, right});
+    const ValueRef scale = graph.add(p + "scale", "constant", {}, {{"value", 1.0 / temperature}});
+    const ValueRef logits = graph.add(p + "logits", "mul", {scores, scale});
+    // Row i's right answer is column i.
+    const ValueRef labels = graph.add(p + "labels", "batch_index", {left});
+    if (!symmetric) return graph.add(name, "cross_entropy", {logits, labels});
+    const ValueRef left_to_right = graph.add(p + "left_to_right", "cross_entropy", {logits, labels});
+    const ValueRef logits_t = graph.add(p + "logits_t", "transpose", {logits});
+    const ValueRef right_to_left = graph.add(p + "right_to_left", "cross_entropy", {logits_t, labels});
+    const ValueRef both = graph.add(p + "both", "add", {left_to_right, right_to_left});
+    const ValueRef half = graph.add(p + "half", "constant", {}, {{"value", 0.5}});
+    return graph.add(name, "mul", {both, half});
+}
+
+ValueRef triplet_loss(Graph& graph, const std::string& name, ValueRef left, ValueRef right, double margin, const std::string& mining) {
+    CompositeScope scope(graph, "triplet_loss", name);
+    const ValueRef scores = graph.add(name + "/scores", "cosine_matrix", {left, right});
+    return graph.add(name, "triplet", {scores}, {{"margin", margin}, {"mining", mining}});
 }
 
 }  // namespace graphrun

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -28,9 +29,23 @@ ValueRef embedding_layer(Graph& graph, const std::string& name, ValueRef ids, st
 // and with biases = 1 <name>.bias (4*units), Keras's one bias vector; with
 // biases = 2 PyTorch's <name>.bias_ih and <name>.bias_hh, summed by a node
 // <name>/bias. Gate order i, f, g, o.
+// `param_suffix` is added to each parameter's name (PyTorch's "_reverse" for
+// the backward direction) and `node_name`, when given, names the lstm node.
 ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences = false,
                     std::optional<ValueRef> lengths = std::nullopt, const std::string& share_from = "", const std::string& precision = "f32",
-                    int biases = 1);
+                    int biases = 1, const std::string& param_suffix = "", const std::string& node_name = "");
+
+// A recurrent layer in both directions, as PyTorch's bidirectional=True:
+// `direction(node_name, param_suffix, input)` builds one direction; it runs
+// on x (node <name>/forward, PyTorch's parameter names) and on each row
+// reversed within its length (node <name>/backward, parameters with the
+// suffix "_reverse"), so the backward direction starts at a row's last real
+// step, never in its padding. With return_sequences its output is reversed
+// back, so step t holds both directions' state at t. The two are joined by
+// `merge`: concat (N, [T,] 2H), PyTorch's and Keras's default, or sum (N, [T,] H).
+using RecurrentDirection = std::function<ValueRef(const std::string& node_name, const std::string& param_suffix, ValueRef input)>;
+ValueRef bidirectional_layer(Graph& graph, const std::string& kind, const std::string& name, ValueRef x, std::optional<ValueRef> lengths,
+                             bool return_sequences, const std::string& merge, const RecurrentDirection& direction);
 
 // nn.Linear(D, units): (N, D) -> (N, units). Parameters: <name>.weight (units, D), <name>.bias (units).
 // One `matmul` node named <name>, part of composite `dense`.
@@ -40,5 +55,19 @@ ValueRef dense_layer(Graph& graph, const std::string& name, ValueRef x, std::int
 // similar pair, d a distance (not a similarity). Parts are named <name>/...;
 // the scalar loss is the node <name>.
 ValueRef contrastive_loss(Graph& graph, const std::string& name, ValueRef distance, ValueRef label, double margin = 1.0);
+
+// In-batch negatives (sentence-transformers' MultipleNegativesRankingLoss,
+// CLIP's loss when symmetric): left (N, D) and right (N, D) embeddings of N
+// similar pairs; row i's positive is right i and every other right of the
+// batch is a negative. loss = cross_entropy(cos(left_i, right_j) / temperature, i),
+// with `symmetric` averaged with the same for right against left.
+ValueRef in_batch_softmax(Graph& graph, const std::string& name, ValueRef left, ValueRef right, double temperature = 0.05,
+                          bool symmetric = false);
+
+// The triplet margin loss on the same in-batch scores: each left text against
+// its own right text and one other right text of the batch, mined as `mining`
+// (ops/triplet.cpp): mean max(0, cos(l_i, r_j*) - cos(l_i, r_i) + margin).
+ValueRef triplet_loss(Graph& graph, const std::string& name, ValueRef left, ValueRef right, double margin = 0.2,
+                      const std::string& mining = "semi_hard");
 
 }  // namespace graphrun

@@ -21,6 +21,7 @@
 #include "engine/core/accumulate.hpp"
 #include "engine/core/threads.hpp"
 #include "ops/builtin.hpp"
+#include "ops/lengths.hpp"
 #include "ops/lstm_dnnl.hpp"
 
 namespace graphrun {
@@ -53,10 +54,6 @@ struct LstmOpState final : OpState {
     }
 };
 
-std::int64_t length_at(const Tensor& lengths, std::int64_t n) {
-    return lengths.dtype() == DType::i32 ? lengths.i32()[n] : lengths.i64()[n];
-}
-
 class Lstm final : public Op {
 public:
     Lstm(std::int64_t units, bool return_sequences, bool bf16) : units_(units), return_sequences_(return_sequences), bf16_(bf16) {}
@@ -70,13 +67,7 @@ public:
         if (T == 0 || E == 0)
             throw ShapeError(fmt::format("lstm expects input (N, T, E) with T, E > 0, got {}", to_string(x)));
         expect_lstm_weights("lstm", in.subspan(1, 3), E, H);
-        if (in.size() == 5) {
-            const TensorType& lengths = in[4];
-            if (lengths.dtype != DType::i32 && lengths.dtype != DType::i64)
-                throw ShapeError(fmt::format("lstm expects lengths (N) of i32 or i64, got {}", to_string(lengths)));
-            if (lengths.shape.size() != 1 || !dims_agree(lengths.shape[0], N))
-                throw ShapeError(fmt::format("lstm expects lengths (N) with the batch of x {}, got {}", to_string(x), to_string(lengths.shape)));
-        }
+        if (in.size() == 5) expect_lengths("lstm", in[0], in[4]);
         if (return_sequences_) return {TensorType{DType::f32, {N, T, H}}};
         return {TensorType{DType::f32, {N, H}}};
     }
@@ -182,11 +173,7 @@ public:
 
 private:
     static void check_lengths(const Tensor& lengths, std::int64_t T) {
-        for (std::int64_t n = 0; n < lengths.numel(); ++n) {
-            const std::int64_t L = length_at(lengths, n);
-            if (L < 0 || L > T)
-                throw Error(fmt::format("lstm expects lengths in [0, T={}], got {} for row {}", T, L, n));
-        }
+        for (std::int64_t n = 0; n < lengths.numel(); ++n) checked_length("lstm", lengths, n, T);
     }
 
     // dy_full (N, T, H) = dy at (n, t) for t < L[n] (sequences) or at (n, L[n] - 1) (final state), 0 elsewhere.

@@ -37,7 +37,27 @@ void run(const dnnl::primitive& prim, const std::unordered_map<int, memory>& arg
 
 void zero(const memory& m) { std::memset(m.get_data_handle(), 0, m.get_desc().get_size()); }
 
+// oneDNN 2.6 has bfloat16 RNN kernels for AVX-512 CPUs only; elsewhere it
+// finds no implementation and says only "could not create a primitive descriptor".
+constexpr const char* kNoBf16 =
+    "lstm: precision bf16 needs a CPU with AVX-512 (oneDNN 2.6 has no bfloat16 LSTM for this one); use precision f32";
+
 }  // namespace
+
+bool lstm_bf16_supported() {
+    static const bool supported = [] {
+        LstmState probe;
+        const std::int64_t N = 1, T = 1, E = 1, H = 1;
+        std::vector<float> x(1), w(4), y(1);
+        try {
+            probe.forward({N, T, E, H, false, true}, {.x = x.data(), .w_ih = w.data(), .w_hh = w.data(), .bias = w.data(), .y = y.data()});
+        } catch (const Error&) {
+            return false;
+        }
+        return true;
+    }();
+    return supported;
+}
 
 void expect_lstm_weights(const char* op, std::span<const TensorType> w, std::int64_t E, std::int64_t H) {
     if (H <= 0) throw ShapeError(fmt::format("{} expects units > 0, got {}", op, H));
@@ -118,7 +138,12 @@ void LstmState::build(const LstmSizes& s) {
     const auto weights_any = [&](const memory::dims& d) { return s.bf16 ? memory::desc(d, low, tag::any) : any_desc(d); };
     dnnl::lstm_forward::desc fwd_desc(prop, dir, x_prim, h_prim, state_md, weights_any(w_ih_dims), weights_any(w_hh_dims), any_desc(bias_dims),
                                       y_prim, h_prim, state_md);
-    fwd_pd_ = dnnl::lstm_forward::primitive_desc(fwd_desc, attr_, eng);
+    try {
+        fwd_pd_ = dnnl::lstm_forward::primitive_desc(fwd_desc, attr_, eng);
+    } catch (const dnnl::error&) {
+        if (!s.bf16) throw;
+        throw Error(kNoBf16);
+    }
     fwd_ = make_primitive<dnnl::lstm_forward>(fwd_pd_);
     fwd_weights_.clear();
     bwd_weights_.clear();
@@ -168,7 +193,12 @@ void LstmState::build(const LstmSizes& s) {
                                        weights_any(w_hh_dims), any_desc(bias_dims), y_prim, h_prim, state_md,  //
                                        x_md, state_md, state_md, any_desc(w_ih_dims), any_desc(w_hh_dims),
                                        any_desc(bias_dims), y_md, state_md, state_md);
-    bwd_pd_ = dnnl::lstm_backward::primitive_desc(bwd_desc, attr_, eng, fwd_pd_);
+    try {
+        bwd_pd_ = dnnl::lstm_backward::primitive_desc(bwd_desc, attr_, eng, fwd_pd_);
+    } catch (const dnnl::error&) {
+        if (!s.bf16) throw;
+        throw Error(kNoBf16);
+    }
     bwd_ = make_primitive<dnnl::lstm_backward>(bwd_pd_);
 
     dy_ = memory(y_md, eng, nullptr);

@@ -31,6 +31,9 @@ namespace graphrun {
 // bias (4H), all f32, with H = units. Throws ShapeError naming `op`.
 void expect_lstm_weights(const char* op, std::span<const TensorType> weights, std::int64_t E, std::int64_t H);
 
+// Whether this CPU runs the bfloat16 LSTM (precision bf16): oneDNN 2.6 has it for AVX-512 only.
+bool lstm_bf16_supported();
+
 struct LstmSizes {
     std::int64_t N = 0, T = 0, E = 0, H = 0;
     bool training = true;  // false: forward_inference, no workspace, no backward

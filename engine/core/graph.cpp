@@ -1,5 +1,7 @@
 #include "engine/core/graph.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -69,6 +71,8 @@ ValueRef Graph::add(const std::string& name, const std::string& op_name, std::ve
     n.inputs = std::move(inputs);
     for (const auto& v : n.inputs)
         if (nodes_[static_cast<std::size_t>(v.node)].requires_grad) n.requires_grad = true;
+    // Integer outputs (batch_index of embeddings, say) carry no gradient, whatever they were computed from.
+    if (std::none_of(n.outputs.begin(), n.outputs.end(), [](const TensorType& t) { return t.dtype == DType::f32; })) n.requires_grad = false;
     n.composite_kind = composite_kind_;
     n.composite_name = composite_name_;
     nodes_.push_back(std::move(n));

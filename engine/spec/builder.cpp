@@ -37,11 +37,19 @@ const std::vector<LayerDef>& layer_defs() {
           {"return_sequences", AttrKind::boolean, AttrValue{false}, "output every step (N, T, H), not the last (N, H)"},
           {"precision", AttrKind::string, AttrValue{std::string("f32")}, "f32, or bf16: bfloat16 compute with float32 gradients"},
           {"biases", AttrKind::integer, AttrValue{std::int64_t{1}}, "1: one bias (Keras's LSTM); 2: bias_ih and bias_hh, summed (PyTorch's nn.LSTM)"},
+          {"bidirectional", AttrKind::boolean, AttrValue{false}, "also read each sequence backwards from its last real step (PyTorch's bidirectional=True)"},
+          {"merge", AttrKind::string, AttrValue{std::string("concat")}, "bidirectional: concat (2H features) or sum (H) of the two directions"},
           {"share", AttrKind::string, AttrValue{std::string()}, "an lstm node whose weights to use"}}},
         {"dense", 1,
          {{"units", AttrKind::integer, std::nullopt, "output features"},
           {"share", AttrKind::string, AttrValue{std::string()}, "a dense node whose weights to use"}}},
         {"contrastive_loss", 2, {{"margin", AttrKind::number, AttrValue{1.0}, "how far apart dissimilar pairs are pushed"}}},
+        {"in_batch_softmax", 2,
+         {{"temperature", AttrKind::number, AttrValue{0.05}, "the similarities are divided by it before the softmax (sentence-transformers' scale 20)"},
+          {"symmetric", AttrKind::boolean, AttrValue{false}, "also rank the left texts for each right text, and average the two losses"}}},
+        {"triplet_loss", 2,
+         {{"margin", AttrKind::number, AttrValue{0.2}, "how much more similar (in cosine) the positive must be than the negative"},
+          {"mining", AttrKind::string, AttrValue{std::string("semi_hard")}, "hardest | semi_hard: the batch's negative each pair is compared with"}}},
     };
     return defs;
 }
@@ -234,24 +242,65 @@ void check_parameters(const NodeSpec& n, const Attrs& a, const Graph& g, const s
     if (n.op == "dense") spec::check_size(n.loc, what + " weight", {a.integer("units"), last()});
 }
 
-ValueRef build_node(Graph& g, const spec::Spec& s, const NodeSpec& n, const Attrs& a, const std::map<std::string, ValueRef>& built) {
+// What the builder knows of padded sequences: the ids behind each embedding,
+// and the lengths of every (N, T, ...) value whose padding steps must not be read.
+struct Padding {
+    std::map<std::string, ValueRef> ids;      // embedding node -> its (N, T) ids
+    std::map<std::string, ValueRef> lengths;  // sequence value -> its rows' lengths (N)
+};
+
+// Ops that keep the time axis step by step: their output's padding is where their input's was.
+const std::set<std::string> kStepwise{"relu", "sigmoid", "tanh", "square", "dropout", "layer_norm"};
+
+// The real lengths of input `k` of node n, when they are known: after an
+// embedding, read from its ids (a sequence_lengths node <n>/lengths);
+// after a layer that passes padding along, that layer's lengths.
+std::optional<ValueRef> lengths_of_input(Graph& g, const NodeSpec& n, std::size_t k, Padding& padding) {
+    const std::string& from = n.inputs[k];
+    if (const auto it = padding.ids.find(from); it != padding.ids.end() && g.type(it->second).shape.size() == 2)
+        return g.add(n.name + "/lengths", "sequence_lengths", {it->second});
+    if (const auto it = padding.lengths.find(from); it != padding.lengths.end()) return it->second;
+    return std::nullopt;
+}
+
+ValueRef build_node(Graph& g, const spec::Spec& s, const NodeSpec& n, const Attrs& a, const std::map<std::string, ValueRef>& built,
+                    Padding& padding) {
     std::vector<ValueRef> in;
     for (const auto& name : n.inputs) in.push_back(built.at(name));
     check_parameters(n, a, g, in);
+    // Every sequence a node returns carries its input's lengths on.
+    if (kStepwise.count(n.op) && padding.lengths.count(n.inputs[0])) padding.lengths[n.name] = padding.lengths.at(n.inputs[0]);
     const std::string share = a.has("share") ? a.string("share") : "";
-    if (n.op == "embedding") return embedding_layer(g, n.name, in[0], a.integer("vocab"), a.integer("dim"), share);
+    if (n.op == "embedding") {
+        padding.ids[n.name] = in[0];
+        return embedding_layer(g, n.name, in[0], a.integer("vocab"), a.integer("dim"), share);
+    }
     if (n.op == "dense") return dense_layer(g, n.name, in[0], a.integer("units"), share);
     if (n.op == "contrastive_loss") return contrastive_loss(g, n.name, in[0], in[1], a.number("margin"));
+    if (n.op == "in_batch_softmax") return in_batch_softmax(g, n.name, in[0], in[1], a.number("temperature"), a.boolean("symmetric"));
+    if (n.op == "triplet_loss") return triplet_loss(g, n.name, in[0], in[1], a.number("margin"), a.string("mining"));
     if (n.op == "lstm") {
-        // Padding: after an embedding, the lstm reads each sequence's length
-        // from its ids (the last non-zero id) and stops there.
-        std::optional<ValueRef> lengths;
-        const auto producer = std::find_if(s.nodes.begin(), s.nodes.end(), [&](const NodeSpec& m) { return m.name == n.inputs[0]; });
-        if (producer != s.nodes.end() && producer->op == "embedding")
-            lengths = g.add(n.name + "/lengths", "sequence_lengths", {built.at(producer->inputs[0])});
+        // Padding: the lstm reads each sequence's length (after an embedding,
+        // from its ids: the last non-zero id; after another recurrent layer,
+        // that layer's) and stops there; its sequences pass the lengths on.
+        const std::optional<ValueRef> lengths = lengths_of_input(g, n, 0, padding);
+        const bool sequences = a.boolean("return_sequences");
+        if (lengths && sequences) padding.lengths[n.name] = *lengths;
         const std::int64_t biases = a.integer("biases");
-        if (biases != 1 && biases != 2) throw spec::SpecError(n.attr_locs.count("biases") ? n.attr_locs.at("biases") : n.loc, fmt::format("node '{}': biases must be 1 (Keras) or 2 (PyTorch), got {}", n.name, biases));
-        return lstm_layer(g, n.name, in[0], a.integer("units"), a.boolean("return_sequences"), lengths, share, a.string("precision"), static_cast<int>(biases));
+        if (biases != 1 && biases != 2) throw spec::SpecError(attr_loc(n, "biases"), fmt::format("node '{}': biases must be 1 (Keras) or 2 (PyTorch), got {}", n.name, biases));
+        const auto direction = [&](const std::string& node, const std::string& suffix, ValueRef x) {
+            return lstm_layer(g, n.name, x, a.integer("units"), sequences, lengths, share, a.string("precision"), static_cast<int>(biases), suffix, node);
+        };
+        if (!a.boolean("bidirectional")) return direction(n.name, "", in[0]);
+        const std::string& merge = a.string("merge");
+        if (merge != "concat" && merge != "sum")
+            throw spec::SpecError(attr_loc(n, "merge"), fmt::format("node '{}': merge must be concat or sum, got '{}'", n.name, merge));
+        return bidirectional_layer(g, "lstm", n.name, in[0], lengths, sequences, merge, direction);
+    }
+    // Pooling and reversing over time read each row's real steps only.
+    if ((n.op == "max_pool" || n.op == "mean_pool" || n.op == "reverse_sequence") && in.size() == 1) {
+        if (const auto lengths = lengths_of_input(g, n, 0, padding)) in.push_back(*lengths);
+        if (n.op == "reverse_sequence" && in.size() == 2) padding.lengths[n.name] = in[1];
     }
     return g.add(n.name, n.op, in, a);
 }
@@ -284,6 +333,7 @@ BuiltGraph build_graph(const spec::Spec& s, const OpRegistry& registry) {
     BuiltGraph out{Graph(registry), {}, {}};
     Graph& g = out.graph;
     std::map<std::string, ValueRef> built;
+    Padding padding;
     for (const auto& in : s.inputs) {
         Shape shape{kAnyDim};
         shape.insert(shape.end(), in.shape.begin(), in.shape.end());
@@ -292,7 +342,7 @@ BuiltGraph build_graph(const spec::Spec& s, const OpRegistry& registry) {
     for (int i : order) {
         const NodeSpec& n = s.nodes[static_cast<std::size_t>(i)];
         try {
-            built[n.name] = build_node(g, s, n, checked.attrs[static_cast<std::size_t>(i)], built);
+            built[n.name] = build_node(g, s, n, checked.attrs[static_cast<std::size_t>(i)], built, padding);
         } catch (const SpecError&) {
             throw;
         } catch (const Error& e) {

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <fstream>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -238,6 +240,54 @@ std::vector<Sample> plan_epoch(const PairSet& pairs, std::int64_t negatives, boo
     }
     if (shuffle) std::shuffle(samples.begin(), samples.end(), rng);
     return samples;
+}
+
+namespace {
+// FNV-1a of a row of ids: two texts with the same ids are the same text.
+std::uint64_t row_hash(const std::vector<std::int32_t>& ids, std::int64_t row, std::int64_t length) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (std::int64_t t = 0; t < length; ++t) {
+        h ^= static_cast<std::uint32_t>(ids[static_cast<std::size_t>(row * length + t)]);
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+}  // namespace
+
+BatchNegativesEpoch plan_batch_negatives_epoch(const PairSet& pairs, std::int64_t batch_size, bool shuffle, std::mt19937_64& rng) {
+    std::vector<std::int64_t> order;
+    for (std::int64_t i = 0; i < pairs.count(); ++i)
+        if (pairs.label[static_cast<std::size_t>(i)] == 1.0f) order.push_back(i);
+    if (shuffle) std::shuffle(order.begin(), order.end(), rng);
+    BatchNegativesEpoch epoch;
+    std::deque<std::int64_t> waiting;
+    std::size_t next = 0;
+    std::set<std::uint64_t> lefts, rights;  // the texts of the batch being packed
+    std::size_t in_batch = 0;
+    const auto try_add = [&](std::int64_t i) {
+        const std::uint64_t l = row_hash(pairs.left, i, pairs.left_length), r = row_hash(pairs.right, i, pairs.right_length);
+        if (lefts.count(l) || rights.count(r)) return false;
+        lefts.insert(l);
+        rights.insert(r);
+        epoch.samples.push_back({i, i, 1.0f});
+        ++in_batch;
+        return true;
+    };
+    const auto full = [&] { return static_cast<std::int64_t>(in_batch) == batch_size; };
+    for (;;) {
+        lefts.clear();
+        rights.clear();
+        in_batch = 0;
+        // Pairs that waited go first, in the order they were put aside.
+        for (auto it = waiting.begin(); it != waiting.end() && !full();) it = try_add(*it) ? waiting.erase(it) : std::next(it);
+        while (!full() && next < order.size()) {
+            const std::int64_t i = order[next++];
+            if (!try_add(i)) waiting.push_back(i);
+        }
+        if (!full()) break;  // the last batch: what still waits clashes with it
+    }
+    epoch.left_out = static_cast<std::int64_t>(waiting.size());
+    return epoch;
 }
 
 LengthStats length_stats(const std::vector<std::int32_t>& ids, std::int64_t length) {

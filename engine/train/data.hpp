@@ -84,6 +84,19 @@ struct Sample {
 };
 std::vector<Sample> plan_epoch(const PairSet& pairs, std::int64_t negatives, bool shuffle, std::mt19937_64& rng);
 
+// One epoch for an objective whose negatives are the other pairs of its batch
+// (in_batch_softmax, triplet_loss): the pairs labelled similar, shuffled, then
+// packed into consecutive batches of `batch_size` in which no two pairs share
+// a left text or a right text, since each would be a false negative of the
+// other. A pair that meets a text already in the batch waits for a later one
+// (as sentence-transformers' NoDuplicatesDataLoader); pairs still waiting when
+// only they are left sit this epoch out (`left_out`). Every batch but the last is full.
+struct BatchNegativesEpoch {
+    std::vector<Sample> samples;
+    std::int64_t left_out = 0;
+};
+BatchNegativesEpoch plan_batch_negatives_epoch(const PairSet& pairs, std::int64_t batch_size, bool shuffle, std::mt19937_64& rng);
+
 // Length statistics of one side, for `graphrun check`.
 struct LengthStats {
     std::int64_t min = 0, median = 0, max = 0;

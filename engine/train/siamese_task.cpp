@@ -31,9 +31,23 @@ public:
         } else {
             split_ = split_validation(load_pairs(spec.data, roles_.shape), cfg_.validation, cfg_.seed);
         }
+        // A ranking objective's negatives are the batch's other pairs: it trains
+        // on similar pairs alone, and sampled dissimilar pairs would be taken
+        // for similar ones. So train.negatives defaults to 0 there, and more is refused.
+        ranking_loss_ = ranking_objective(built);
+        negatives_ = cfg_.negatives;
+        if (!ranking_loss_.empty()) {
+            if (cfg_.negatives > 0 && cfg_.locs.count("negatives"))
+                throw spec::SpecError(cfg_.locs.at("negatives"),
+                                      fmt::format("train.negatives is {}, but the loss '{}' ({}) takes its negatives from the batch: every other "
+                                                  "pair's texts; sampled dissimilar pairs would be ranked as similar ones. Remove train.negatives "
+                                                  "(or set it to 0)",
+                                                  cfg_.negatives, spec.loss, ranking_loss_));
+            negatives_ = 0;
+        }
         const bool all_similar = std::all_of(split_.train.label.begin(), split_.train.label.end(), [](float y) { return y == 1.0f; }) &&
                                  std::all_of(split_.validation.label.begin(), split_.validation.label.end(), [](float y) { return y == 1.0f; });
-        if (all_similar && cfg_.negatives == 0) {
+        if (all_similar && negatives_ == 0 && ranking_loss_.empty()) {
             if (!options.allow_positive_only) throw Error(positive_only_message(spec));
             positive_only_ = positive_only_message(spec);
         }
@@ -44,7 +58,7 @@ public:
         // training goes without them (--allow-positive-only): that is how the collapse shows.
         const bool validation_all_similar =
             std::all_of(split_.validation.label.begin(), split_.validation.label.end(), [](float y) { return y == 1.0f; });
-        const std::int64_t validation_negatives = validation_all_similar ? std::max<std::int64_t>(cfg_.negatives, 1) : cfg_.negatives;
+        const std::int64_t validation_negatives = validation_all_similar ? std::max<std::int64_t>(negatives_, 1) : negatives_;
         validation_ = train::plan_epoch(split_.validation, validation_negatives, false, validation_rng);
     }
 
@@ -55,8 +69,21 @@ public:
         const std::int64_t count = split_.train.count() + split_.validation.count();
         std::int64_t similar = 0;
         for (const PairSet* p : {&split_.train, &split_.validation}) similar += std::count(p->label.begin(), p->label.end(), 1.0f);
-        lines.push_back(fmt::format("data: {} pairs, {} labelled similar, {} dissimilar; train.negatives {} adds {} dissimilar pairs an epoch", count,
-                                    similar, count - similar, cfg_.negatives, cfg_.negatives * split_.train.count()));
+        if (ranking_loss_.empty()) {
+            lines.push_back(fmt::format("data: {} pairs, {} labelled similar, {} dissimilar; train.negatives {} adds {} dissimilar pairs an epoch",
+                                        count, similar, count - similar, negatives_, negatives_ * split_.train.count()));
+        } else {
+            const auto train_similar = std::count(split_.train.label.begin(), split_.train.label.end(), 1.0f);
+            lines.push_back(fmt::format("data: {} pairs, {} labelled similar, {} dissimilar; the loss ({}) trains on the {} similar training "
+                                        "pairs, in batches of {} with no text twice, each pair's negatives the batch's other texts{}",
+                                        count, similar, count - similar, ranking_loss_, train_similar, cfg_.batch_size,
+                                        train_similar == split_.train.count() ? "" : " (the dissimilar training pairs are not used)"));
+            std::mt19937_64 rng(epoch_seed(cfg_.seed, 1));
+            const std::int64_t left_out = plan_batch_negatives_epoch(split_.train, cfg_.batch_size, cfg_.shuffle, rng).left_out;
+            if (left_out > 0)
+                lines.push_back(fmt::format("  epoch 1 leaves out {} pairs whose texts repeat in every batch they would fit (another epoch, other pairs)",
+                                            left_out));
+        }
         for (const auto& [name, ids, length, tokens] :
              {std::tuple{roles_.shape.left_name, &split_.train.left, split_.train.left_length, &split_.train.left_tokens},
               std::tuple{roles_.shape.right_name, &split_.train.right, split_.train.right_length, &split_.train.right_tokens}}) {
@@ -95,7 +122,12 @@ public:
 
     std::int64_t plan_epoch(int epoch) override {
         std::mt19937_64 rng(epoch_seed(cfg_.seed, epoch));
-        samples_ = train::plan_epoch(split_.train, cfg_.negatives, cfg_.shuffle, rng);
+        if (!ranking_loss_.empty()) {
+            BatchNegativesEpoch planned = plan_batch_negatives_epoch(split_.train, cfg_.batch_size, cfg_.shuffle, rng);
+            samples_ = std::move(planned.samples);
+            return static_cast<std::int64_t>(samples_.size());
+        }
+        samples_ = train::plan_epoch(split_.train, negatives_, cfg_.shuffle, rng);
         return static_cast<std::int64_t>(samples_.size());
     }
 
@@ -140,6 +172,10 @@ public:
         spread_sum_ = std::stod(meta.at("epoch_spread_sum"));
         spread_count_ = std::stoll(meta.at("epoch_spread_count"));
     }
+
+    // A ranking loss over validation batches that hold dissimilar pairs would
+    // rank them as similar ones: its figure would mean nothing.
+    bool has_validation_loss() const override { return ranking_loss_.empty(); }
 
     std::int64_t validation_size() const override { return static_cast<std::int64_t>(validation_.size()); }
     void fill_validation(std::int64_t first, Batch& batch) const override { fill(split_.validation, validation_, first, batch); }
@@ -216,6 +252,8 @@ private:
 
     SiameseRoles roles_;
     spec::TrainSpec cfg_;
+    std::string ranking_loss_;  // the kind of loss whose negatives are the batch's other pairs, or ""
+    std::int64_t negatives_ = 0;  // dissimilar pairs sampled per similar pair
     std::unique_ptr<text::Tokenizer> tokenizer_;  // data.text
     std::string positive_only_;                   // the guard's message, when --allow-positive-only let it pass
     Split split_;
@@ -257,6 +295,27 @@ SiameseRoles find_roles(const Graph& graph) {
     r.shape = {graph.node(r.left_input).name, graph.node(r.right_input).name, graph.node(r.left_input).outputs[0].shape.at(1),
                graph.node(r.right_input).outputs[0].shape.at(1), vocabulary_of(graph, r.left_input), vocabulary_of(graph, r.right_input)};
     return r;
+}
+
+std::string ranking_objective(const BuiltGraph& built) {
+    // Scores of every pair against every other (a cosine_matrix) among the
+    // nodes the loss is computed from: the batch supplies the negatives.
+    const Graph& graph = built.graph;
+    std::vector<int> stack{built.loss.node};
+    std::vector<char> seen(graph.nodes().size(), 0);
+    while (!stack.empty()) {
+        const int i = stack.back();
+        stack.pop_back();
+        if (seen[static_cast<std::size_t>(i)]) continue;
+        seen[static_cast<std::size_t>(i)] = 1;
+        const Node& node = graph.node(i);
+        if (node.op_name == "cosine_matrix") {
+            const Node& loss = graph.node(built.loss.node);
+            return loss.composite_kind.empty() ? loss.op_name : loss.composite_kind;
+        }
+        for (const ValueRef& in : node.inputs) stack.push_back(in.node);
+    }
+    return "";
 }
 
 std::string positive_only_message(const spec::Spec& spec) {

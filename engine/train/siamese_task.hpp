@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/core/graph.hpp"
+#include "engine/spec/builder.hpp"
 #include "engine/spec/spec.hpp"
 #include "engine/train/data.hpp"
 
@@ -21,6 +22,11 @@ struct SiameseRoles {
     PairShape shape;
 };
 SiameseRoles find_roles(const Graph& graph);
+
+// The kind of the loss (in_batch_softmax, triplet_loss, or its op) when it
+// ranks each pair against the batch's other pairs (it is computed from a
+// cosine_matrix), else "". Such a loss trains on similar pairs alone.
+std::string ranking_objective(const BuiltGraph& built);
 
 // The message of the guard that stops a run on positive-only data.
 std::string positive_only_message(const spec::Spec& spec);

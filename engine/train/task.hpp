@@ -91,6 +91,9 @@ public:
     virtual void start_epoch_sums() {}
 
     // Validation: held out, never trained on, the same samples every epoch.
+    // Without a validation loss (the loss means nothing on the validation
+    // samples), val_loss is left out and cannot be selected.
+    virtual bool has_validation_loss() const { return true; }
     virtual std::int64_t validation_size() const = 0;
     virtual void fill_validation(std::int64_t first, Batch& batch) const = 0;
     // The values a validation forward must keep (the loss is kept anyway).

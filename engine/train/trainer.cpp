@@ -298,8 +298,9 @@ Start start_run(const spec::Spec& spec, const TrainOptions& options, Executor& e
 MetricInfo named_metric(const spec::Spec& spec, const Task& task, const std::string& name, const std::string& key) {
     const auto& metrics = task.metrics();
     if (name.empty()) return metrics.front();
-    if (name == "val_loss") return {"val_loss", "{:.4f}", false};
-    std::vector<std::string> names{"val_loss"};
+    if (name == "val_loss" && task.has_validation_loss()) return {"val_loss", "{:.4f}", false};
+    std::vector<std::string> names;
+    if (task.has_validation_loss()) names.push_back("val_loss");
     for (const auto& m : metrics) {
         if (m.name == name) return m;
         names.push_back(m.name);
@@ -350,7 +351,7 @@ void validate(Executor& ex, Task& task, const BuiltGraph& built, Communicator& c
         task.observe_validation(ex, batch);
     }
     comm.allreduce_sum(std::span<double>(&loss, 1));
-    m.val_loss = loss / static_cast<double>(count);
+    if (task.has_validation_loss()) m.val_loss = loss / static_cast<double>(count);
     task.end_validation(comm, m);
 }
 
