@@ -26,6 +26,9 @@ const OpRegistry& builtin_ops() {
         register_reverse_sequence(r);
         register_concat(r);
         register_pool(r);
+        register_dropout(r);
+        register_layer_norm(r);
+        register_sum_last(r);
         return r;
     }();
     return registry;

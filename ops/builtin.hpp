@@ -12,8 +12,9 @@ const OpRegistry& builtin_ops();
 // (self-registering statics would vanish when linked from a static library).
 void register_constant(OpRegistry&);
 void register_binary(OpRegistry&);     // add, sub, mul
-void register_unary(OpRegistry&);      // square, relu, sigmoid, tanh
+void register_unary(OpRegistry&);      // square, relu, sigmoid, tanh, sqrt, abs, exp
 void register_reduce(OpRegistry&);     // sum, mean
+void register_sum_last(OpRegistry&);
 void register_max(OpRegistry&);
 void register_cosine(OpRegistry&);
 void register_softmax(OpRegistry&);
@@ -31,5 +32,7 @@ void register_triplet(OpRegistry&);
 void register_reverse_sequence(OpRegistry&);
 void register_concat(OpRegistry&);
 void register_pool(OpRegistry&);        // max_pool, mean_pool
+void register_dropout(OpRegistry&);
+void register_layer_norm(OpRegistry&);
 
 }  // namespace graphrun

@@ -98,6 +98,33 @@ ValueRef dense_layer(Graph& graph, const std::string& name, ValueRef x, std::int
     return graph.add(name, "matmul", {x, weight, bias}, {{"transpose_b", true}});
 }
 
+ValueRef layer_norm_layer(Graph& graph, const std::string& name, ValueRef x, double eps, const std::string& share_from) {
+    const std::int64_t D = last_dim(graph, x);
+    // nn.LayerNorm starts as the identity on normalized rows.
+    const ValueRef weight = layer_parameter(graph, name, share_from, "weight", {D}, {{"init", std::string("ones")}});
+    const ValueRef bias = layer_parameter(graph, name, share_from, "bias", {D}, {{"init", std::string("zeros")}});
+    return graph.add(name, "layer_norm", {x, weight, bias}, {{"eps", eps}});
+}
+
+ValueRef euclidean_distance(Graph& graph, const std::string& name, ValueRef a, ValueRef b, double eps) {
+    CompositeScope scope(graph, "euclidean", name);
+    const std::string p = name + "/";
+    const ValueRef difference = graph.add(p + "difference", "sub", {a, b});
+    const ValueRef eps_value = graph.add(p + "eps", "constant", {}, {{"value", eps}});
+    const ValueRef shifted = graph.add(p + "shifted", "add", {difference, eps_value});
+    const ValueRef squared = graph.add(p + "squared", "square", {shifted});
+    const ValueRef sum = graph.add(p + "sum", "sum_last", {squared});
+    return graph.add(name, "sqrt", {sum});
+}
+
+ValueRef manhattan_distance(Graph& graph, const std::string& name, ValueRef a, ValueRef b) {
+    CompositeScope scope(graph, "manhattan", name);
+    const std::string p = name + "/";
+    const ValueRef difference = graph.add(p + "difference", "sub", {a, b});
+    const ValueRef size = graph.add(p + "abs", "abs", {difference});
+    return graph.add(name, "sum_last", {size});
+}
+
 ValueRef contrastive_loss(Graph& graph, const std::string& name, ValueRef distance, ValueRef label, double margin) {
     CompositeScope scope(graph, "contrastive_loss", name);
     const std::string p = name + "/";

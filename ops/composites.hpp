@@ -51,6 +51,18 @@ ValueRef bidirectional_layer(Graph& graph, const std::string& kind, const std::s
 // One `matmul` node named <name>, part of composite `dense`.
 ValueRef dense_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, const std::string& share_from = "");
 
+// nn.LayerNorm(D): x (..., D) -> (..., D). Parameters: <name>.weight (D) = 1, <name>.bias (D) = 0.
+ValueRef layer_norm_layer(Graph& graph, const std::string& name, ValueRef x, double eps = 1e-5, const std::string& share_from = "");
+
+// Distances between the rows of a (N, D) and b (N, D) -> (N), 0 for
+// identical rows; what contrastive_loss takes, and what a model whose
+// similarity is a distance is searched by.
+//   euclidean: F.pairwise_distance(a, b, p=2, eps): |a - b + eps|_2 (eps keeps
+//              the root's gradient finite for identical rows)
+//   manhattan: |a - b|_1 (exp(-manhattan) is the MaLSTM similarity)
+ValueRef euclidean_distance(Graph& graph, const std::string& name, ValueRef a, ValueRef b, double eps = 1e-6);
+ValueRef manhattan_distance(Graph& graph, const std::string& name, ValueRef a, ValueRef b);
+
 // mean(y * d^2 + (1 - y) * max(margin - d, 0)^2) over the batch; y = 1 for a
 // similar pair, d a distance (not a similarity). Parts are named <name>/...;
 // the scalar loss is the node <name>.

@@ -1,8 +1,11 @@
-// square, relu, sigmoid, tanh: element-wise, x: (...) -> y: same shape.
+// square, relu, sigmoid, tanh, sqrt, abs, exp: element-wise, x: (...) -> y: same shape.
 //   square:  y = x^2                 dx = dy * 2x
 //   relu:    y = max(x, 0)           dx = dy * [x > 0]   (0 at x = 0, as PyTorch)
 //   sigmoid: y = 1 / (1 + e^-x)      dx = dy * y (1 - y)
 //   tanh:    y = tanh(x)             dx = dy * (1 - y^2)
+//   sqrt:    y = sqrt(x)             dx = dy / (2 y)      (inf at x = 0, as PyTorch)
+//   abs:     y = |x|                 dx = dy * sign(x)    (0 at x = 0, as PyTorch)
+//   exp:     y = e^x                 dx = dy * y
 // Forward and backward both run on oneDNN's eltwise primitives, created once
 // per shape. oneDNN's backward writes its result, so it goes to a scratch
 // tensor that is then added into the input gradient.
@@ -77,6 +80,9 @@ void register_unary(OpRegistry& registry) {
     registry.add(unary_def("relu", "max(x, 0), element-wise", dnnl::algorithm::eltwise_relu));
     registry.add(unary_def("sigmoid", "1 / (1 + exp(-x)), element-wise", dnnl::algorithm::eltwise_logistic));
     registry.add(unary_def("tanh", "tanh(x), element-wise", dnnl::algorithm::eltwise_tanh));
+    registry.add(unary_def("sqrt", "sqrt(x), element-wise", dnnl::algorithm::eltwise_sqrt));
+    registry.add(unary_def("abs", "|x|, element-wise", dnnl::algorithm::eltwise_abs));
+    registry.add(unary_def("exp", "exp(x), element-wise", dnnl::algorithm::eltwise_exp));
 }
 
 }  // namespace graphrun

@@ -290,6 +290,17 @@ void Executor::run_forward(const std::vector<char>& needed, const std::vector<ch
         [&](int node) -> const std::vector<int>& { return consumers_[static_cast<std::size_t>(node)]; });
 }
 
+// splitmix64 of the executor's seed, step and the node's name (FNV-1a): the
+// streams of two nodes, or of two steps, are unrelated.
+std::uint64_t Executor::draw_seed(const std::string& node_name) const {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char ch : node_name) h = (h ^ static_cast<unsigned char>(ch)) * 0x100000001b3ULL;
+    std::uint64_t z = h ^ (draw_seed_ * 0x9E3779B97F4A7C15ULL) ^ (draw_step_ * 0xD1B54A32D192ED03ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
 void Executor::forward_node(int node, Mode mode) {
     const auto i = static_cast<std::size_t>(node);
     const Node& n = graph_->nodes()[i];
@@ -298,7 +309,7 @@ void Executor::forward_node(int node, Mode mode) {
     for (std::size_t k = 0; k < inputs.size(); ++k) inputs[k] = c.values[static_cast<std::size_t>(n.inputs[k].node)][static_cast<std::size_t>(n.inputs[k].output)];
     const auto start = profiling_ ? Clock::now() : Clock::time_point{};
     try {
-        n.op->forward({inputs, c.values[i], c.states[i].get(), mode == Mode::training});
+        n.op->forward({inputs, c.values[i], c.states[i].get(), mode == Mode::training, draw_seed(n.name), draw_first_row_});
         if (profiling_) {
             times_[i].forward_s += std::chrono::duration<double>(Clock::now() - start).count();
             ++times_[i].forward_calls;

@@ -44,6 +44,16 @@ public:
     void set(int node, Tensor value);
 
     // Runs every node. Every input and parameter must have been set.
+    // What random draws in training forwards (dropout) start from: a seed, the
+    // step (the trainer's optimizer step, so a resumed run draws as one never
+    // stopped) and the batch's first row among all ranks' rows. Every node
+    // mixes in its own name (ForwardArgs::draw_seed).
+    void set_draws(std::uint64_t seed, std::uint64_t step, std::int64_t first_row = 0) {
+        draw_seed_ = seed;
+        draw_step_ = step;
+        draw_first_row_ = first_row;
+    }
+
     void forward(Mode mode = Mode::training);
     // Runs only the nodes the targets depend on; only their inputs need be set
     // (e.g. one Siamese branch, to embed sequences). backward() needs forward().
@@ -107,6 +117,7 @@ private:
     void run_forward(const std::vector<char>& needed, const std::vector<char>& keep, Mode mode);
     Compiled& compiled_for(const std::vector<char>& needed, const std::vector<char>& keep, Mode mode);
     void forward_node(int node, Mode mode);
+    std::uint64_t draw_seed(const std::string& node_name) const;
     void backward_node(int node, const std::vector<char>& active);
     void check_leaf(int node, const Tensor& value) const;
     template <class Run, class Next>
@@ -125,6 +136,8 @@ private:
     std::unique_ptr<std::atomic<int>[]> pending_;  // unfinished dependencies of each node during a pass
     bool forward_done_ = false;
     bool profiling_ = false;
+    std::uint64_t draw_seed_ = 0, draw_step_ = 0;
+    std::int64_t draw_first_row_ = 0;
     std::vector<NodeTime> times_;  // [node], written by each node's own task
 };
 

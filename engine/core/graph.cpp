@@ -60,7 +60,11 @@ ValueRef Graph::add(const std::string& name, const std::string& op_name, std::ve
     n.name = name;
     n.op_name = op_name;
     n.attrs = validate_attrs(where, def->attrs, attrs);
-    n.op = def->make(n.attrs);
+    try {
+        n.op = def->make(n.attrs);
+    } catch (const Error& e) {  // an attribute out of its range
+        throw Error(fmt::format("{}: {}", where, e.what()));
+    }
     try {
         n.outputs = n.op->infer(in_types);
     } catch (const ShapeError& e) {

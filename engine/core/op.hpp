@@ -36,6 +36,13 @@ struct ForwardArgs {
     std::span<Tensor> outputs;  // allocated by the executor with the inferred shapes
     OpState* state;             // what make_state() returned, or nullptr
     bool training = true;       // false: no backward follows (keep nothing for it)
+    // The seed of this node's random draws in this forward (dropout's masks):
+    // the executor mixes its draw seed and step with the node's name, so each
+    // node and step draws its own and a repeat of the run draws the same.
+    std::uint64_t draw_seed = 0;
+    // The batch's first row among all the ranks' rows (MPI): an op drawing per
+    // row draws for row first_row + n, so N ranks draw as one process does.
+    std::int64_t first_row = 0;
 };
 
 struct BackwardArgs {

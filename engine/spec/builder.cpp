@@ -43,6 +43,11 @@ const std::vector<LayerDef>& layer_defs() {
         {"dense", 1,
          {{"units", AttrKind::integer, std::nullopt, "output features"},
           {"share", AttrKind::string, AttrValue{std::string()}, "a dense node whose weights to use"}}},
+        {"layer_norm", 1,
+         {{"eps", AttrKind::number, AttrValue{1e-5}, "added to the variance (nn.LayerNorm's eps)"},
+          {"share", AttrKind::string, AttrValue{std::string()}, "a layer_norm node whose weights to use"}}},
+        {"euclidean", 2, {{"eps", AttrKind::number, AttrValue{1e-6}, "added to a - b, as F.pairwise_distance, so identical rows have a gradient"}}},
+        {"manhattan", 2, {}},
         {"contrastive_loss", 2, {{"margin", AttrKind::number, AttrValue{1.0}, "how far apart dissimilar pairs are pushed"}}},
         {"in_batch_softmax", 2,
          {{"temperature", AttrKind::number, AttrValue{0.05}, "the similarities are divided by it before the softmax (sentence-transformers' scale 20)"},
@@ -55,7 +60,7 @@ const std::vector<LayerDef>& layer_defs() {
 }
 
 // Registry ops that need parameters made for them: the layers wrap them.
-const std::set<std::string> kHidden{"matmul", "lstm_cell", "embedding", "lstm"};
+const std::set<std::string> kHidden{"matmul", "lstm_cell", "embedding", "lstm", "layer_norm"};
 
 const LayerDef* find_layer(const std::string& op) {
     for (const auto& d : layer_defs())
@@ -269,13 +274,19 @@ ValueRef build_node(Graph& g, const spec::Spec& s, const NodeSpec& n, const Attr
     for (const auto& name : n.inputs) in.push_back(built.at(name));
     check_parameters(n, a, g, in);
     // Every sequence a node returns carries its input's lengths on.
-    if (kStepwise.count(n.op) && padding.lengths.count(n.inputs[0])) padding.lengths[n.name] = padding.lengths.at(n.inputs[0]);
+    if (kStepwise.count(n.op)) {
+        if (padding.lengths.count(n.inputs[0])) padding.lengths[n.name] = padding.lengths.at(n.inputs[0]);
+        if (padding.ids.count(n.inputs[0])) padding.ids[n.name] = padding.ids.at(n.inputs[0]);
+    }
     const std::string share = a.has("share") ? a.string("share") : "";
     if (n.op == "embedding") {
         padding.ids[n.name] = in[0];
         return embedding_layer(g, n.name, in[0], a.integer("vocab"), a.integer("dim"), share);
     }
     if (n.op == "dense") return dense_layer(g, n.name, in[0], a.integer("units"), share);
+    if (n.op == "layer_norm") return layer_norm_layer(g, n.name, in[0], a.number("eps"), share);
+    if (n.op == "euclidean") return euclidean_distance(g, n.name, in[0], in[1], a.number("eps"));
+    if (n.op == "manhattan") return manhattan_distance(g, n.name, in[0], in[1]);
     if (n.op == "contrastive_loss") return contrastive_loss(g, n.name, in[0], in[1], a.number("margin"));
     if (n.op == "in_batch_softmax") return in_batch_softmax(g, n.name, in[0], in[1], a.number("temperature"), a.boolean("symmetric"));
     if (n.op == "triplet_loss") return triplet_loss(g, n.name, in[0], in[1], a.number("margin"), a.string("mining"));

@@ -20,8 +20,10 @@ void initialize_parameters(Executor& executor, std::uint64_t seed) {
             const float bound = static_cast<float>(node.attrs.number("bound"));
             std::uniform_real_distribution<float> dist(-bound, bound);
             for (float& v : value.floats()) v = dist(rng);
+        } else if (rule == "ones") {
+            value.fill(1.0f);
         } else if (rule != "zeros") {
-            throw Error(fmt::format("parameter '{}': unknown init rule '{}' (known: normal, uniform, zeros)", node.name, rule));
+            throw Error(fmt::format("parameter '{}': unknown init rule '{}' (known: normal, uniform, ones, zeros)", node.name, rule));
         }
         executor.set(p, std::move(value));
     }

@@ -485,6 +485,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
             if (rows != batch.rows) batch = Batch::for_inputs(graph, rows);
             task->fill_training(std::min(first + offset, count - 1), batch);
             batch.feed(ex);
+            ex.set_draws(cfg.seed, static_cast<std::uint64_t>(optimizer->steps()), first + offset);
             const float loss_here = forward_backward(ex, built.loss);
             const std::string where = fmt::format("epoch {} step {}", epoch, step + 1);
             if (!std::isfinite(loss_here) && ranks == 1)
