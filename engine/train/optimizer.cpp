@@ -25,6 +25,9 @@ void Adam::step(Executor& executor) {
     const float step_size = static_cast<float>(options_.lr / correction1);
     const float sqrt_c2 = static_cast<float>(std::sqrt(correction2));
     const float b1 = static_cast<float>(options_.beta1), b2 = static_cast<float>(options_.beta2);
+    // torch takes 1 - beta in double, then rounds it: 1.0f - b2 would be another
+    // beta2 (1 - 0.999f is 0.00099998713, 1.3e-5 from 0.001), which shows after a few steps.
+    const float one_minus_b1 = static_cast<float>(1.0 - options_.beta1), one_minus_b2 = static_cast<float>(1.0 - options_.beta2);
     const float eps = static_cast<float>(options_.eps);
     const Graph& graph = executor.graph();
     for (int p : graph.parameters()) {
@@ -40,10 +43,10 @@ void Adam::step(Executor& executor) {
         float* v = it->second.v.f32();
         const float* g = grad.f32();
         for (std::int64_t j = 0; j < param.numel(); ++j) {
-            m[j] = b1 * m[j] + (1.0f - b1) * g[j];
-            v[j] = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
+            m[j] = b1 * m[j] + one_minus_b1 * g[j];
+            v[j] = b2 * v[j] + one_minus_b2 * g[j] * g[j];
             const float denom = std::sqrt(v[j]) / sqrt_c2 + eps;
-            w[j] -= step_size * (m[j] / denom);
+            w[j] += -step_size * m[j] / denom;  // torch's addcdiv_: p + value * m / denom, left to right
         }
     }
 }
