@@ -100,6 +100,12 @@ complete_words() {  # the words bash would offer after the command line "$@" (th
 [[ " $(complete_words x.yaml --ove) " == *" --overwrite "* ]] || fail "the short form (graphrun SPEC) completes no train option"
 [[ " $(complete_words check x.yaml --) " == *" --checkpoint "* ]] && fail "check offered predict's --checkpoint"
 
+# Training knobs from --set: AdamW and a cosine schedule (100 steps, 10 of warm-up); the epoch
+# line and metrics.jsonl carry the last step's rate, 0.01 (1 + cos(pi 89/90)) / 2.
+expect 0 "epoch 1  train_loss" "  lr 3.05e-06  " -- train $small --set train.epochs=1 --set train.optimizer.type=adamw \
+    --set train.schedule.warmup=10 --set train.schedule.decay=cosine --threads 1 --out "$work/schedule"
+grep -q '"lr":3.04[0-9]*e-06' "$work/schedule/metrics.jsonl" || fail "metrics.jsonl lacks the rate: $(cat "$work/schedule/metrics.jsonl")"
+
 # Specs.
 expect 2 "missing.yaml" -- check tests/specs/missing.yaml
 expect 2 "cycle.yaml:" "cycle" -- check tests/specs/cycle.yaml

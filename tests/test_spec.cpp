@@ -305,11 +305,51 @@ TEST_CASE("spec errors: ops, attributes, inputs, shapes", "[spec]") {
 TEST_CASE("spec errors: data, train, optimizer", "[spec]") {
     CHECK_THAT(error_of_string(kBase + "data: {}\n"), StartsWith("<string>:14:7: data must hold exactly one of synthetic, files, text, inputs; got none"));
     CHECK_THAT(error_of_string(kBase + "data: {synthetic: {}, text: {path: a.tsv}}\n"), Contains("got synthetic and text"));
-    CHECK_THAT(error_of_string(kBase + "train: {optimizer: {type: adamw}}\n"),
-               StartsWith("<string>:14:27: unknown optimizer type 'adamw' (known: adam, sgd)") && Contains("did you mean 'adam'?"));
+    CHECK_THAT(error_of_string(kBase + "train: {optimizer: {type: adan}}\n"),
+               StartsWith("<string>:14:27: unknown optimizer type 'adan' (known: adam, adamw, sgd)") && Contains("did you mean 'adam'?"));
     CHECK_THAT(error_of_string(kBase + "train: {optimizer: {type: adam, momentum: 0.9}}\n"), Contains("'momentum' is not a setting of adam"));
     CHECK_THAT(error_of_string(kBase + "train: {optimizer: {lr: 0}}\n"), Contains("train.optimizer.lr must be > 0, got 0"));
     CHECK_THAT(error_of_string(kBase + "data: {synthetic: {signal: 1.5}}\n"), Contains("data.synthetic.signal must be in [0, 1], got 1.5"));
+}
+
+TEST_CASE("AdamW and the learning-rate schedule: defaults, --set, and every bad value at its place", "[spec]") {
+    const spec::Spec plain = spec::load_spec_string(kBase, "t");
+    CHECK(plain.train.schedule.warmup == 0);
+    CHECK(plain.train.schedule.decay == "constant");
+    CHECK(plain.train.schedule.min_lr == 0.0);
+    const spec::Spec adamw = spec::load_spec_string(kBase + "train: {optimizer: {type: adamw}}\n", "t");
+    CHECK(adamw.train.optimizer.weight_decay == 0.01);  // torch.optim.AdamW's default
+    CHECK(adamw.train.optimizer.lr == 0.001);
+    const spec::Spec set = spec::load_spec_string(kBase, "t",
+                                                  {"train.schedule.decay=cosine", "train.schedule.warmup=100", "train.schedule.min_lr=1e-5",
+                                                   "train.optimizer.type=adamw", "train.optimizer.weight_decay=0.1"});
+    CHECK(set.train.schedule.decay == "cosine");
+    CHECK(set.train.schedule.warmup == 100);
+    CHECK(set.train.schedule.min_lr == 1e-5);
+    CHECK(set.train.optimizer.weight_decay == 0.1);
+    CHECK_THAT(error_of_string(kBase, {"train.schedule.decai=linear"}), Contains("did you mean 'train.schedule.decay'?"));
+    CHECK_THAT(error_of_string(kBase, {"train.schedule.warmup=-1"}),
+               StartsWith("--set train.schedule.warmup: train.schedule.warmup (optimizer steps) must be a non-negative integer, got -1"));
+
+    const auto error = [](const std::string& train) { return error_of_string(kBase + train + "\n"); };
+    CHECK_THAT(error("train: {schedule: {warmup: -3}}"), StartsWith("<string>:14:28: train.schedule.warmup (optimizer steps) must be a non-negative integer, got -3"));
+    CHECK_THAT(error("train: {schedule: {warmup: ten}}"), StartsWith("<string>:14:28: train.schedule.warmup (optimizer steps) must be an integer, got 'ten'"));
+    CHECK_THAT(error("train: {schedule: {warmup: \"10\"}}"), StartsWith("<string>:14:28: ") && Contains("must be an integer, got the string \"10\""));
+    CHECK_THAT(error("train: {schedule: {warmup: 2.5}}"), StartsWith("<string>:14:28: ") && Contains("must be an integer, got 2.5"));
+    CHECK_THAT(error("train: {schedule: {decay: cosin}}"),
+               StartsWith("<string>:14:27: train.schedule.decay must be one of constant, linear, cosine, got 'cosin'") && Contains("did you mean 'cosine'?"));
+    CHECK_THAT(error("train: {schedule: {min_lr: 0.0001}}"), StartsWith("<string>:14:28: ") && Contains("with decay constant it would be ignored"));
+    CHECK_THAT(error("train: {schedule: {decay: linear, min_lr: 0.01}, optimizer: {lr: 0.001}}"),
+               StartsWith("<string>:14:43: train.schedule.min_lr must be at most train.optimizer.lr (0.001)") && Contains("got 0.01"));
+    CHECK_THAT(error("train: {schedule: {decay: linear, min_lr: -0.1}}"), StartsWith("<string>:14:43: train.schedule.min_lr must be >= 0, got -0.1"));
+    CHECK_THAT(error("train: {schedule: {decay: linear, warm_up: 3}}"), StartsWith("<string>:14:35: unknown key 'warm_up' in train.schedule") && Contains("did you mean 'warmup'?"));
+    CHECK_THAT(error("train: {schedule: [1]}"), StartsWith("<string>:14:19: train.schedule must be a map, got a list"));
+    // torch.optim.Adam's weight_decay is L2 in the gradient: graphrun's adam has none, and says where decoupled decay is.
+    CHECK_THAT(error("train: {optimizer: {type: adam, weight_decay: 0.1}}"),
+               StartsWith("<string>:14:33: 'weight_decay' is not a setting of adam") && Contains("decoupled weight decay is type adamw"));
+    CHECK_THAT(error("train: {optimizer: {type: sgd, weight_decay: 0.1}}"), Contains("'weight_decay' is not a setting of sgd"));
+    CHECK_THAT(error("train: {optimizer: {type: adamw, weight_decay: -1}}"), StartsWith("<string>:14:48: train.optimizer.weight_decay must be >= 0, got -1"));
+    CHECK_THAT(error("train: {optimizer: {type: adamw, momentum: 0.9}}"), Contains("'momentum' is not a setting of adamw"));
 }
 
 TEST_CASE("lint: a cosine similarity fed to contrastive_loss as the distance", "[spec]") {

@@ -1,7 +1,9 @@
 // Training: data sources, negatives, the validation split, metrics, the
 // collapse guard, checkpoints, resuming and repeatability.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <numbers>
 #include <sstream>
 
 #include <unistd.h>
@@ -320,6 +322,72 @@ TEST_CASE("a stop request checkpoints mid-epoch, and --resume ends with the weig
             CHECK(ja == jb);
         }
     }
+    fs::remove_all(dir);
+}
+
+TEST_CASE("train.schedule sets each step's rate, metrics.jsonl records it, and a stopped run resumes it exactly", "[train]") {
+    const fs::path dir = scratch("schedule");
+    // small_siamese: 1600 training pairs and as many negatives, batch 32: 100 steps an epoch, 300 in the run; lr 0.01.
+    const std::vector<std::string> cosine{"train.optimizer.type=adamw", "train.schedule.warmup=20", "train.schedule.decay=cosine",
+                                          "train.schedule.min_lr=0.001"};
+    const auto run = [&](const fs::path& out, const std::vector<std::string>& overrides, train::TrainOptions options = {}) {
+        const auto spec = small_spec(overrides);
+        const auto built = build_graph(spec, builtin_ops());
+        options.out_dir = out.string();
+        return train::train(spec, built, options);
+    };
+    const auto lrs = [](const fs::path& out) {
+        std::vector<double> rates;
+        std::ifstream metrics(out / "metrics.jsonl");
+        for (std::string line; std::getline(metrics, line);) rates.push_back(nlohmann::json::parse(line).at("lr").get<double>());
+        return rates;
+    };
+    const auto whole = run(dir / "whole", cosine);
+    // Each epoch's line holds the rate of its last step s = 100 e - 1, computed here from the formula of docs/training.md.
+    const auto expected = [](double s) { return 0.001 + (0.01 - 0.001) * 0.5 * (1 + std::cos(std::numbers::pi * (s - 20) / (300 - 20))); };
+    REQUIRE(lrs(dir / "whole").size() == 3);
+    for (int e = 1; e <= 3; ++e) {
+        CHECK(lrs(dir / "whole")[static_cast<std::size_t>(e - 1)] == Approx(expected(100.0 * e - 1)).epsilon(1e-12));
+        CHECK(whole[static_cast<std::size_t>(e - 1)].lr == Approx(expected(100.0 * e - 1)).epsilon(1e-12));
+    }
+    CHECK(lrs(dir / "whole")[2] < 0.00101);  // at the end of the run, nearly min_lr
+    // Without a schedule the rate stays lr, and the weights differ: the schedule changes the training.
+    run(dir / "constant", {"train.optimizer.type=adamw"});
+    CHECK(lrs(dir / "constant") == std::vector<double>{0.01, 0.01, 0.01});
+    CHECK(read_all(dir / "whole" / "checkpoint.safetensors") != read_all(dir / "constant" / "checkpoint.safetensors"));
+    // The decay ends at train.max_steps when it is smaller: linear from step 0 to 150, so epoch 1 ends at (150 - 99) / 150.
+    run(dir / "max_steps", {"train.schedule.decay=linear", "train.max_steps=150"});
+    REQUIRE(lrs(dir / "max_steps").size() == 1);
+    CHECK(lrs(dir / "max_steps")[0] == Approx(0.01 * (150 - 99) / 150.0).epsilon(1e-12));
+
+    // Stopped mid-epoch (inside the warm-up, and in the decay) or after an epoch, then resumed: the bytes and metrics of the whole run.
+    for (const auto& [stop_epoch, stop_step] : std::vector<std::pair<int, std::int64_t>>{{1, 7}, {2, 40}, {1, 0}}) {
+        const fs::path out = dir / fmt::format("stopped_{}_{}", stop_epoch, stop_step);
+        std::atomic<bool> stop{false};
+        train::TrainOptions options;
+        options.stop = &stop;
+        options.on_step = [&, e = stop_epoch, s = stop_step](const train::Progress& p) {
+            if (p.epoch == e && p.step == s) stop = true;
+        };
+        options.on_epoch = [&, e = stop_epoch, s = stop_step](const train::EpochMetrics& m) {
+            if (m.epoch == e && s == 0) stop = true;
+        };
+        CHECK_THROWS_AS(run(out, cosine, options), train::TrainingInterrupted);
+        train::TrainOptions resume;
+        resume.resume = true;
+        run(out, cosine, resume);
+        CHECK(read_all(out / "checkpoint.safetensors") == read_all(dir / "whole" / "checkpoint.safetensors"));
+        CHECK(lrs(out) == lrs(dir / "whole"));
+    }
+    // A run stopped by max_steps and resumed without it ends later: its decay stretches to the new end, and a warning says so.
+    run(dir / "stretched", {"train.schedule.decay=linear", "train.max_steps=150"});
+    std::vector<std::string> warnings;
+    train::TrainOptions resume;
+    resume.resume = true;
+    resume.on_warning = [&](const std::string& w) { warnings.push_back(w); };
+    run(dir / "stretched", {"train.schedule.decay=linear"}, resume);
+    REQUIRE_FALSE(warnings.empty());
+    CHECK_THAT(warnings.front(), Contains("the run now ends at step 300, not 150") && Contains("continues from step 150"));
     fs::remove_all(dir);
 }
 

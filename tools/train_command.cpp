@@ -152,7 +152,8 @@ int run_train(const Args& args) {
         if (!m.val_similarity.empty()) write_validation_tsv(options.out_dir, m.val_similarity, m.val_label);
         std::string figures;
         for (const auto& f : m.metrics) figures += fmt::format("  {} {}", f.name, metric(f.value, f.format.c_str()));
-        fmt::print("epoch {}  train_loss {:.4f}  val_loss {}{}  {:.0f} samples/s\n", m.epoch, m.train_loss, metric(m.val_loss), figures, m.samples_per_s);
+        fmt::print("epoch {}  train_loss {:.4f}  val_loss {}{}  lr {:.3g}  {:.0f} samples/s\n", m.epoch, m.train_loss, metric(m.val_loss), figures, m.lr,
+                   m.samples_per_s);
         std::fflush(stdout);
     };
 

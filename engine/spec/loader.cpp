@@ -29,10 +29,13 @@ const Keys kTopKeys{"name", "inputs", "nodes", "outputs", "loss", "task", "data"
 const Keys kRunKeys{"threshold", "tokenizer", "checkpoint"};
 const Keys kTasks{"siamese", "classify"};
 const Keys kInputKeys{"name", "shape", "dtype"};
-const Keys kTrainKeys{"epochs", "batch_size", "shuffle", "seed", "negatives", "validation", "optimizer", "clip_norm", "max_steps", "select", "executor", "early_stopping"};
+const Keys kTrainKeys{"epochs", "batch_size", "shuffle", "seed", "negatives", "validation", "optimizer", "schedule", "clip_norm", "max_steps", "select", "executor", "early_stopping"};
 const Keys kEarlyStoppingKeys{"metric", "patience"};
 const Keys kExecutors{"tasks", "sequential"};
-const Keys kOptimizerKeys{"type", "lr", "beta1", "beta2", "eps", "momentum"};
+const Keys kOptimizerKeys{"type", "lr", "beta1", "beta2", "eps", "weight_decay", "momentum"};
+const Keys kOptimizers{"adam", "adamw", "sgd"};
+const Keys kScheduleKeys{"warmup", "decay", "min_lr"};
+const Keys kDecays{"constant", "linear", "cosine"};
 const Keys kDataKeys{"synthetic", "files", "text", "inputs", "train", "validation", "test", "samples"};
 const Keys kSourceKeys{"column", "tokens", "classes", "npy", "generate", "low", "high", "mean", "std", "seed"};
 const Keys kGenerators{"integers", "uniform", "normal"};
@@ -43,7 +46,7 @@ const Keys kTokenizerKeys{"type", "vocab", "lowercase", "model"};
 const Keys kTokenizerTypes{"bytes", "words", "sentencepiece"};
 // The maps --set can reach by key, and the keys each one takes (empty: any).
 const std::map<std::string, Keys> kSections{{"", kTopKeys},          {"train", kTrainKeys}, {"run", kRunKeys}, {"train.early_stopping", kEarlyStoppingKeys},
-                                            {"train.optimizer", kOptimizerKeys}, {"data", kDataKeys},
+                                            {"train.optimizer", kOptimizerKeys}, {"train.schedule", kScheduleKeys}, {"data", kDataKeys},
                                             {"data.synthetic", kSyntheticKeys},  {"data.files", kFilesKeys},
                                             {"data.files.inputs", {}},          {"data.text", kTextKeys}, {"data.text.tokenizer", kTokenizerKeys},
                                             {"data.inputs", {}},                {"data.inputs.*", kSourceKeys}};
@@ -270,28 +273,58 @@ OptimizerSpec read_optimizer(const Reader& r, const Entry& section) {
     const auto entries = r.map(section.value, section.path, "train.optimizer", kOptimizerKeys);
     if (const Entry* t = find(entries, "type")) {
         o.type = r.string(t->value, t->path, "train.optimizer.type");
-        const Keys known{"adam", "sgd"};
-        if (!contains(known, o.type))
-            r.fail(r.at(*t), fmt::format("unknown optimizer type '{}' (known: {}){}", o.type, join(known), did_you_mean(o.type, known)));
+        if (!contains(kOptimizers, o.type))
+            r.fail(r.at(*t), fmt::format("unknown optimizer type '{}' (known: {}){}", o.type, join(kOptimizers), did_you_mean(o.type, kOptimizers)));
     }
-    // A setting of the other optimizer would be ignored without a word: refuse it.
-    const Keys own = o.type == "adam" ? Keys{"type", "lr", "beta1", "beta2", "eps"} : Keys{"type", "lr", "momentum"};
+    // A setting of another optimizer would be ignored without a word: refuse it.
+    const Keys own = o.type == "sgd"     ? Keys{"type", "lr", "momentum"}
+                     : o.type == "adamw" ? Keys{"type", "lr", "beta1", "beta2", "eps", "weight_decay"}
+                                         : Keys{"type", "lr", "beta1", "beta2", "eps"};
     for (const auto& e : entries) {
         const std::string what = "train.optimizer." + e.key;
+        // torch.optim.Adam's weight_decay is an L2 term in the gradient, AdamW's is not: say which one graphrun has.
+        const std::string hint = e.key == "weight_decay" ? "; decoupled weight decay is type adamw" : "";
         if (!contains(own, e.key))
-            r.fail(r.at(e.key_node, e.path), fmt::format("'{}' is not a setting of {} (it takes {})", e.key, o.type, join(own)));
+            r.fail(r.at(e.key_node, e.path), fmt::format("'{}' is not a setting of {} (it takes {}){}", e.key, o.type, join(own), hint));
         if (e.key == "lr") o.lr = r.in_range(e.value, e.path, what, 0, true, HUGE_VAL, false);
         if (e.key == "beta1") o.beta1 = r.in_range(e.value, e.path, what, 0, false, 1, true);
         if (e.key == "beta2") o.beta2 = r.in_range(e.value, e.path, what, 0, false, 1, true);
         if (e.key == "eps") o.eps = r.in_range(e.value, e.path, what, 0, true, HUGE_VAL, false);
         if (e.key == "momentum") o.momentum = r.in_range(e.value, e.path, what, 0, false, 1, true);
+        if (e.key == "weight_decay") o.weight_decay = r.in_range(e.value, e.path, what, 0, false, HUGE_VAL, false);
     }
     return o;
 }
 
+// `lr`: train.optimizer.lr, which min_lr may not exceed (the rate decays to it).
+ScheduleSpec read_schedule(const Reader& r, const Entry& section, double lr) {
+    ScheduleSpec s;
+    s.loc = r.at(section);
+    const auto entries = r.map(section.value, section.path, "train.schedule", kScheduleKeys);
+    for (const auto& e : entries) {
+        if (e.key == "warmup") s.warmup = r.non_negative(e.value, e.path, "train.schedule.warmup (optimizer steps)");
+        if (e.key == "decay") {
+            s.decay = r.string(e.value, e.path, e.path);
+            if (!contains(kDecays, s.decay))
+                r.fail(r.at(e), fmt::format("train.schedule.decay must be one of {}, got '{}'{}", join(kDecays), s.decay, did_you_mean(s.decay, kDecays)));
+        }
+    }
+    if (const Entry* m = find(entries, "min_lr")) {
+        s.min_lr = r.in_range(m->value, m->path, m->path, 0, false, HUGE_VAL, false);
+        // Refused rather than ignored, as a setting of another optimizer is.
+        if (s.decay == "constant")
+            r.fail(r.at(*m), "train.schedule.min_lr is the rate linear or cosine decay ends at; with decay constant it would be ignored "
+                             "(set decay: linear or cosine, or remove min_lr)");
+        if (s.min_lr > lr)
+            r.fail(r.at(*m), fmt::format("train.schedule.min_lr must be at most train.optimizer.lr ({}), the rate it decays from, got {}", lr, s.min_lr));
+    }
+    return s;
+}
+
 TrainSpec read_train(const Reader& r, const Entry& section) {
     TrainSpec t;
-    for (const auto& e : r.map(section.value, section.path, "train", kTrainKeys)) {
+    const auto entries = r.map(section.value, section.path, "train", kTrainKeys);
+    for (const auto& e : entries) {
         const std::string what = e.path;
         t.locs[e.key] = r.at(e);
         if (e.key == "epochs") t.epochs = r.positive(e.value, e.path, what);
@@ -318,6 +351,8 @@ TrainSpec read_train(const Reader& r, const Entry& section) {
                 r.fail(r.at(e), fmt::format("train.executor must be one of {}, got '{}'{}", join(kExecutors), t.executor, did_you_mean(t.executor, kExecutors)));
         }
     }
+    // After the loop: the schedule checks min_lr against the optimizer's lr, which may come later in the map.
+    if (const Entry* s = find(entries, "schedule")) t.schedule = read_schedule(r, *s, t.optimizer.lr);
     return t;
 }
 

@@ -118,8 +118,18 @@ struct DataSpec {
 };
 
 struct OptimizerSpec {
-    std::string type = "adam";  // adam | sgd
+    std::string type = "adam";  // adam | adamw | sgd
     double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, momentum = 0.0;
+    double weight_decay = 0.01;  // adamw's (torch.optim.AdamW's default), decoupled from the gradient
+    Location loc;
+};
+
+// train.schedule: the learning rate of each optimizer step, as a multiple of
+// train.optimizer.lr (engine/train/schedule.hpp has the formula).
+struct ScheduleSpec {
+    std::int64_t warmup = 0;         // optimizer steps of linear warm-up from 0
+    std::string decay = "constant";  // constant | linear | cosine, after the warm-up
+    double min_lr = 0.0;             // the rate linear and cosine decay end at, on the run's last step
     Location loc;
 };
 
@@ -130,6 +140,7 @@ struct TrainSpec {
     std::int64_t negatives = 1;  // dissimilar pairs drawn per positive pair, fresh each epoch
     double validation = 0.1;     // held-out share of the pairs
     OptimizerSpec optimizer;
+    ScheduleSpec schedule;
     double clip_norm = 0.0;      // clip gradients to this global norm; 0: off
     std::int64_t max_steps = 0;  // stop after this many optimizer steps (counted over the whole run), checkpoint written; 0: off
     std::string select;          // the validation metric that picks OUT/best.safetensors; empty: the task's first

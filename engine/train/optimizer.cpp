@@ -22,9 +22,13 @@ void Adam::step(Executor& executor) {
     const double correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
     const double correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
     // PyTorch's arithmetic order: denom = sqrt(v) / sqrt(c2) + eps; p -= (lr / c1) * m / denom.
-    const float step_size = static_cast<float>(options_.lr / correction1);
+    const float step_size = static_cast<float>(lr_ / correction1);
+    const float decay = static_cast<float>(1.0 - lr_ * options_.weight_decay);  // torch: param.mul_(1 - lr * weight_decay)
     const float sqrt_c2 = static_cast<float>(std::sqrt(correction2));
     const float b1 = static_cast<float>(options_.beta1), b2 = static_cast<float>(options_.beta2);
+    // torch takes 1 - beta in double, then rounds it: 1.0f - b2 would be another
+    // beta2 (1 - 0.999f is 0.00099998713, 1.3e-5 from 0.001), which shows after a few steps.
+    const float one_minus_b1 = static_cast<float>(1.0 - options_.beta1), one_minus_b2 = static_cast<float>(1.0 - options_.beta2);
     const float eps = static_cast<float>(options_.eps);
     const Graph& graph = executor.graph();
     for (int p : graph.parameters()) {
@@ -39,11 +43,13 @@ void Adam::step(Executor& executor) {
         float* m = it->second.m.f32();
         float* v = it->second.v.f32();
         const float* g = grad.f32();
+        if (options_.weight_decay != 0)
+            for (std::int64_t j = 0; j < param.numel(); ++j) w[j] *= decay;
         for (std::int64_t j = 0; j < param.numel(); ++j) {
-            m[j] = b1 * m[j] + (1.0f - b1) * g[j];
-            v[j] = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
+            m[j] = b1 * m[j] + one_minus_b1 * g[j];
+            v[j] = b2 * v[j] + one_minus_b2 * g[j] * g[j];
             const float denom = std::sqrt(v[j]) / sqrt_c2 + eps;
-            w[j] -= step_size * (m[j] / denom);
+            w[j] += -step_size * m[j] / denom;  // torch's addcdiv_: p + value * m / denom, left to right
         }
     }
 }
@@ -71,7 +77,7 @@ void Adam::load_state(const std::map<std::string, Tensor>& state, std::int64_t s
 void Sgd::step(Executor& executor) {
     ++steps_;
     const Graph& graph = executor.graph();
-    const float lr = static_cast<float>(lr_), momentum = static_cast<float>(momentum_);
+    const float lr = static_cast<float>(lr_), momentum = static_cast<float>(momentum_);  // lr_: this step's, set by a schedule
     for (int p : graph.parameters()) {
         Tensor param = executor.value(ValueRef{p, 0});
         const float* g = executor.grad(p).f32();

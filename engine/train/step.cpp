@@ -17,7 +17,9 @@ bool finite(const Tensor& t) {
 
 std::unique_ptr<Optimizer> make_optimizer(const spec::OptimizerSpec& o) {
     if (o.type == "sgd") return std::make_unique<Sgd>(o.lr, o.momentum);
-    return std::make_unique<Adam>(AdamOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps});
+    // adamw is Adam with decoupled weight decay; the spec's weight_decay is adamw's alone.
+    return std::make_unique<Adam>(
+        AdamOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps, .weight_decay = o.type == "adamw" ? o.weight_decay : 0.0});
 }
 
 float forward_backward(Executor& ex, ValueRef loss) {

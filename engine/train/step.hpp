@@ -14,7 +14,7 @@
 
 namespace graphrun::train {
 
-// The optimizer a spec's train.optimizer describes (Adam or SGD, PyTorch's rules).
+// The optimizer a spec's train.optimizer describes (Adam, AdamW or SGD, PyTorch's rules).
 std::unique_ptr<Optimizer> make_optimizer(const spec::OptimizerSpec& spec);
 
 // Forward on what the executor was fed, then backward from `loss` when the

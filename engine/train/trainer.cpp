@@ -18,6 +18,7 @@
 #include "engine/spec/loader.hpp"
 #include "engine/train/initializer.hpp"
 #include "engine/train/optimizer.hpp"
+#include "engine/train/schedule.hpp"
 #include "engine/train/step.hpp"
 #include "engine/train/task.hpp"
 
@@ -105,6 +106,7 @@ std::string EpochMetrics::to_json() const {
     j["val_loss"] = opt(val_loss);
     for (const auto& m : metrics) j[m.name] = opt(m.value);
     j["samples_per_s"] = samples_per_s;
+    j["lr"] = lr;
     if (ranks > 1) {
         j["ranks"] = ranks;
         j["allreduce_s_per_step"] = allreduce_s_per_step;
@@ -159,8 +161,8 @@ std::string kept_checkpoint(const std::string& path) {
 // Writes the weights, the optimizer state and where the run is (rank 0 only).
 class CheckpointWriter {
 public:
-    CheckpointWriter(const spec::Spec& spec, const Graph& graph, const Executor& ex, const Optimizer& optimizer, bool lead)
-        : spec_(spec), graph_(graph), ex_(ex), optimizer_(optimizer), lead_(lead) {}
+    CheckpointWriter(const spec::Spec& spec, const Graph& graph, const Executor& ex, const Optimizer& optimizer, std::int64_t schedule_steps, bool lead)
+        : spec_(spec), graph_(graph), ex_(ex), optimizer_(optimizer), schedule_steps_(schedule_steps), lead_(lead) {}
 
     // `extra`: a stopped epoch's position and sums, the best figure so far.
     void write(const std::string& path, int completed_epochs, const std::map<std::string, std::string>& extra) const {
@@ -175,6 +177,7 @@ public:
                          {"epochs", std::to_string(spec_.train.epochs)},
                          {"optimizer", spec_.train.optimizer.type},
                          {"optimizer_steps", std::to_string(optimizer_.steps())},
+                         {"schedule_steps", std::to_string(schedule_steps_)},
                          {"seed", std::to_string(spec_.train.seed)},
                          {"structure", structure_hash(graph_)},
                          {"inputs", input_encoding(spec_)}};
@@ -187,6 +190,7 @@ private:
     const Graph& graph_;
     const Executor& ex_;
     const Optimizer& optimizer_;
+    std::int64_t schedule_steps_;  // the run's last step, where train.schedule's decay ends
     bool lead_;
 };
 
@@ -449,21 +453,32 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         std::ofstream probe(metrics_path, options.resume ? std::ios::app : std::ios::trunc);
         if (!probe) throw Error(fmt::format("{}: cannot write metrics: {}", metrics_path, std::strerror(errno)));
     }
-    const CheckpointWriter checkpoints(spec, graph, ex, *optimizer, lead);
+    const auto warn = [&](const std::string& message) {
+        if (options.on_warning && lead) options.on_warning(message);
+    };
+    // The learning rate is a function of the step count, over the run's steps:
+    // every epoch has as many samples (each task plans the same count every
+    // epoch; planning is a function of the epoch alone, so planning one here changes nothing).
+    const std::int64_t batch_size = cfg.batch_size;
+    const LrSchedule schedule(cfg.schedule, cfg.optimizer.lr, run_steps(cfg, (task->plan_epoch(start.epoch) + batch_size - 1) / batch_size));
+    if (cfg.schedule.warmup >= schedule.run_steps() && cfg.schedule.warmup > 0)
+        warn(fmt::format("train.schedule.warmup is {} steps but the run has {}: the learning rate never reaches train.optimizer.lr", cfg.schedule.warmup,
+                         schedule.run_steps()));
+    if (cfg.schedule.decay != "constant" && start.metadata.count("schedule_steps") && start.metadata.at("schedule_steps") != std::to_string(schedule.run_steps()))
+        warn(fmt::format("the run now ends at step {}, not {} as when {} was written (train.epochs or train.max_steps changed): the {} decay "
+                         "continues from step {} toward the new end",
+                         schedule.run_steps(), start.metadata.at("schedule_steps"), checkpoint_path, cfg.schedule.decay, optimizer->steps()));
+    const CheckpointWriter checkpoints(spec, graph, ex, *optimizer, schedule.run_steps(), lead);
     GradientSum gradient_sum(graph, comm, task->step_sums());
     // Under MPI a stop request is summed with the gradients, so every rank stops at the same step.
     auto stop_asked_here = [&] { return options.stop && options.stop->load(); };
     const auto steps_done = [&] { return cfg.max_steps > 0 && optimizer->steps() >= cfg.max_steps; };
-    const auto warn = [&](const std::string& message) {
-        if (options.on_warning && lead) options.on_warning(message);
-    };
     for (const auto& message : task->data_warnings()) warn(message);
     // The run's folder is a model: how text becomes ids travels with the weights.
     if (lead)
         if (const text::Tokenizer* tokenizer = task->tokenizer()) tokenizer->save(out.string());
 
     std::vector<EpochMetrics> history;
-    const std::int64_t batch_size = cfg.batch_size;
     Batch batch = Batch::for_inputs(graph, batch_size);
     for (int epoch = start.epoch; epoch <= cfg.epochs && !steps_done(); ++epoch) {
         const auto count = task->plan_epoch(epoch);
@@ -497,7 +512,9 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
                 throw TrainingFailure(summed.failed_here ? fmt::format("{}: rank {}: {}. {}", where, rank, non_finite_loss(loss_here, ex), kept_checkpoint(checkpoint_path))
                                                          : fmt::format("{}: rank {} stops: another rank's loss is not finite", where, rank));
             stop_agreed = summed.stop;
+            optimizer->set_lr(schedule.lr(optimizer->steps()));  // steps() counts the steps before this one: s from 0
             apply_gradients(ex, *optimizer, cfg.clip_norm, where, kept_checkpoint(checkpoint_path));
+            m.lr = optimizer->lr();
             loss_sum += summed.loss * static_cast<double>(n);
             task->after_step(summed.sums, epoch, step + 1, warn);
             if (options.on_step && lead) {

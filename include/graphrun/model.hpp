@@ -126,6 +126,8 @@ public:
     // (with the spec's clip_norm). Returns the loss. The first form uses the
     // model's own optimizer, made from the spec's train.optimizer (Adam with
     // PyTorch's defaults for a graph built in C++) and kept across calls.
+    // It runs at the optimizer's rate: train.schedule needs a run's length,
+    // so it applies to fit() and `graphrun train`, not to single steps.
     float train_step(const std::map<std::string, Tensor>& batch);
     float train_step(const std::map<std::string, Tensor>& batch, Optimizer& optimizer);
 

@@ -57,6 +57,7 @@ struct EpochMetrics {
     std::vector<Metric> metrics;
     std::optional<double> metric(const std::string& name) const;  // absent also when the task has no such figure
     double samples_per_s = 0;       // training samples a second, all ranks together
+    double lr = 0;                   // the learning rate of the epoch's last step (train.schedule)
     int ranks = 1;                   // MPI processes; with more than one, the JSON also has
     double allreduce_s_per_step = 0; // the time a step spent summing gradients across them
     std::vector<float> val_similarity, val_label;  // task siamese, for pictures; not in the JSON line
