@@ -64,7 +64,12 @@ ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int6
         const ValueRef bias_hh = layer_parameter(graph, name, share_from, "bias_hh" + sfx, {4 * units}, init);
         bias = graph.add(node + "/bias", "add", {bias_ih, bias_hh});
     } else {
-        bias = layer_parameter(graph, name, share_from, "bias" + sfx, {4 * units}, init);
+        // Drawn as PyTorch's bias_ih + bias_hh would sum: two uniform draws
+        // added (a triangular distribution on [-2/sqrt(H), 2/sqrt(H)]), so one
+        // bias starts where PyTorch's two start together.
+        Attrs sum_of_two = init;
+        sum_of_two.set("draws", std::int64_t{2});
+        bias = layer_parameter(graph, name, share_from, "bias" + sfx, {4 * units}, sum_of_two);
     }
     std::vector<ValueRef> inputs{x, w_ih, w_hh, bias};
     if (lengths) inputs.push_back(*lengths);

@@ -10,6 +10,7 @@
 #include "engine/core/executor.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
+#include "engine/train/initializer.hpp"
 #include "ops/builtin.hpp"
 #include "ops/composites.hpp"
 #include "tests/fixtures.hpp"
@@ -164,4 +165,24 @@ loss: loss
 )",
                                             "bad");
     CHECK_THROWS_WITH(build_graph(bad, builtin_ops()), Contains("node 'd'") && Contains("rate must be in [0, 1), got 1.5"));
+}
+
+TEST_CASE("an lstm's one bias starts as PyTorch's two biases summed", "[layers][init]") {
+    Graph g(builtin_ops());
+    const ValueRef x = g.input("x", {DType::f32, {kAnyDim, 5, 8}});
+    lstm_layer(g, "l", x, 64);
+    Executor ex(g);
+    initialize_parameters(ex, 3);
+    const Tensor bias = ex.value(ValueRef{*g.find("l.bias"), 0});
+    const double bound = 1.0 / 8.0;  // 1 / sqrt(H)
+    double sum = 0, squares = 0, largest = 0;
+    for (float v : bias.floats()) {
+        sum += v;
+        squares += static_cast<double>(v) * v;
+        largest = std::max(largest, std::abs(static_cast<double>(v)));
+    }
+    const double n = static_cast<double>(bias.numel()), mean = sum / n, variance = squares / n - mean * mean;
+    CHECK(largest <= 2 * bound);
+    CHECK(largest > bound);                                            // one draw could never get there
+    CHECK(variance == Approx(2 * bound * bound / 3).epsilon(0.25));    // two U(-b, b): 2 b^2 / 3, not b^2 / 3
 }

@@ -17,9 +17,16 @@ void initialize_parameters(Executor& executor, std::uint64_t seed) {
             std::normal_distribution<float> dist(0.0f, static_cast<float>(node.attrs.number("std")));
             for (float& v : value.floats()) v = dist(rng);
         } else if (rule == "uniform") {
+            // `draws` > 1: each value the sum of that many draws (an LSTM's one
+            // bias drawn as PyTorch's bias_ih + bias_hh).
             const float bound = static_cast<float>(node.attrs.number("bound"));
+            const std::int64_t draws = node.attrs.has("draws") ? node.attrs.integer("draws") : 1;
             std::uniform_real_distribution<float> dist(-bound, bound);
-            for (float& v : value.floats()) v = dist(rng);
+            for (float& v : value.floats()) {
+                float sum = 0;
+                for (std::int64_t k = 0; k < draws; ++k) sum += dist(rng);
+                v = sum;
+            }
         } else if (rule == "ones") {
             value.fill(1.0f);
         } else if (rule != "zeros") {
