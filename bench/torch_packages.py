@@ -37,7 +37,8 @@ the decision threshold is chosen on it as graphrun chooses it (best accuracy);
 without --valid the last epoch is exported and model.yaml carries no threshold
 (graphrun evaluate then reports no accuracy/precision/recall/F1).
 
-Export: RUN is copied to OUT (checkpoints and run pictures left out), the
+Export: RUN is copied to OUT (model.yaml and the tokenizer; not its weights,
+metrics, validation.tsv, pictures or eval.json), the
 weights are written by hand (numpy) as OUT/torch.safetensors with graphrun's
 parameter names (left_embedding.weight, left_lstm.weight_ih, left_lstm.weight_hh,
 left_lstm.bias = bias_ih + bias_hh, left_dense.weight, left_dense.bias, right_*)
@@ -320,7 +321,8 @@ def vocab_of(text, node):
 def export(model, run, out, ckpt_name, threshold, extra_meta):
     if os.path.exists(out):
         shutil.rmtree(out)
-    skip = {"checkpoint.safetensors", "best.safetensors", "eval.json", "eval.svg", "training.svg"}
+    # graphrun's weights and what its training and evaluation wrote stay behind: only the model (spec, tokenizer) is copied
+    skip = {"checkpoint.safetensors", "best.safetensors", "eval.json", "eval.svg", "training.svg", "metrics.jsonl", "validation.tsv"}
     shutil.copytree(run, out, ignore=lambda d, names: [n for n in names if n in skip or ".tmp." in n])
     text = read_model_yaml(run)
     _, meta = read_safetensors(os.path.join(run, run_entry(text, "checkpoint") or "checkpoint.safetensors"))
