@@ -18,6 +18,7 @@ const OpRegistry& builtin_ops() {
         register_embedding(r);
         register_lstm(r);
         register_lstm_cell(r);
+        register_gru(r);
         register_sequence_lengths(r);
         register_cosine_matrix(r);
         register_transpose(r);

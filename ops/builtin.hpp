@@ -24,6 +24,7 @@ void register_matmul(OpRegistry&);
 void register_embedding(OpRegistry&);
 void register_lstm(OpRegistry&);
 void register_lstm_cell(OpRegistry&);
+void register_gru(OpRegistry&);
 void register_sequence_lengths(OpRegistry&);
 void register_cosine_matrix(OpRegistry&);
 void register_transpose(OpRegistry&);

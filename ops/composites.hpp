@@ -47,6 +47,14 @@ using RecurrentDirection = std::function<ValueRef(const std::string& node_name, 
 ValueRef bidirectional_layer(Graph& graph, const std::string& kind, const std::string& name, ValueRef x, std::optional<ValueRef> lengths,
                              bool return_sequences, const std::string& merge, const RecurrentDirection& direction);
 
+// nn.GRU(E, units, batch_first=True): (N, T, E) -> final hidden state (N, units),
+// or every hidden state (N, T, units) with return_sequences; `lengths` as for
+// lstm_layer. Parameters PyTorch's: <name>.weight_ih (3*units, E),
+// <name>.weight_hh (3*units, units), <name>.bias_ih (3*units), <name>.bias_hh
+// (3*units), gate order r, z, n. One `gru` node named <name>.
+ValueRef gru_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences = false,
+                   std::optional<ValueRef> lengths = std::nullopt, const std::string& share_from = "");
+
 // nn.Linear(D, units): (N, D) -> (N, units). Parameters: <name>.weight (units, D), <name>.bias (units).
 // One `matmul` node named <name>, part of composite `dense`.
 ValueRef dense_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, const std::string& share_from = "");

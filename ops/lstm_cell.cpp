@@ -7,12 +7,12 @@
 //   c' = sigmoid(a_f) c + sigmoid(a_i) tanh(a_g)
 //   h' = sigmoid(a_o) tanh(c')
 // It is the `lstm` primitive with T = 1 and a given initial state
-// (ops/lstm_dnnl.hpp): x is (N, 1, E) to oneDNN, h' its dst_layer, c' its
+// (ops/rnn_dnnl.hpp): x is (N, 1, E) to oneDNN, h' its dst_layer, c' its
 // dst_iter_c; backward takes dh' and dc' and gives all six gradients.
 #include <fmt/format.h>
 
 #include "ops/builtin.hpp"
-#include "ops/lstm_dnnl.hpp"
+#include "ops/rnn_dnnl.hpp"
 
 namespace graphrun {
 namespace {
@@ -42,19 +42,19 @@ public:
         return {TensorType{DType::f32, {N, H}}, TensorType{DType::f32, {N, H}}};
     }
 
-    std::unique_ptr<OpState> make_state() const override { return std::make_unique<LstmState>(); }
+    std::unique_ptr<OpState> make_state() const override { return std::make_unique<RnnState>(); }
 
     void forward(const ForwardArgs& args) const override {
         const Tensor& x = args.inputs[0];
-        auto& state = static_cast<LstmState&>(*args.state);
+        auto& state = static_cast<RnnState&>(*args.state);
         state.forward({x.dim(0), 1, x.dim(1), units_, args.training}, data(args.inputs, args.outputs));
     }
 
     // dh' flows in as oneDNN's diff_dst_layer, dc' as diff_dst_iter_c.
     void backward(const BackwardArgs& args) const override {
-        auto& state = static_cast<LstmState&>(*args.state);
+        auto& state = static_cast<RnnState&>(*args.state);
         const auto grad = [&](std::size_t k) { return args.input_grads[k] ? args.input_grads[k]->f32() : nullptr; };
-        LstmBackwardData g;
+        RnnBackwardData g;
         g.dy = args.output_grads[0].f32();
         g.dc_last = args.output_grads[1].f32();
         g.dx = grad(0);
@@ -68,8 +68,8 @@ public:
 
 private:
     // h' is oneDNN's dst_layer (N, 1, H); its dst_iter, the same values, stays inside.
-    static LstmForwardData data(std::span<const Tensor> in, std::span<const Tensor> out) {
-        LstmForwardData d;
+    static RnnForwardData data(std::span<const Tensor> in, std::span<const Tensor> out) {
+        RnnForwardData d;
         d.x = in[0].f32();
         d.h0 = in[1].f32();
         d.c0 = in[2].f32();

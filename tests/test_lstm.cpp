@@ -13,7 +13,7 @@
 #include "engine/core/executor.hpp"
 #include "ops/builtin.hpp"
 #include "ops/composites.hpp"
-#include "ops/lstm_dnnl.hpp"
+#include "ops/rnn_dnnl.hpp"
 #include "tests/fixtures.hpp"
 #include "tests/gradcheck.hpp"
 

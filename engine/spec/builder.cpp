@@ -55,12 +55,16 @@ const std::vector<LayerDef>& layer_defs() {
         {"triplet_loss", 2,
          {{"margin", AttrKind::number, AttrValue{0.2}, "how much more similar (in cosine) the positive must be than the negative"},
           {"mining", AttrKind::string, AttrValue{std::string("semi_hard")}, "hardest | semi_hard: the batch's negative each pair is compared with"}}},
+        {"gru", 1,
+         {{"units", AttrKind::integer, std::nullopt, "hidden size H"},
+          {"return_sequences", AttrKind::boolean, AttrValue{false}, "output every step (N, T, H), not the last (N, H)"},
+          {"share", AttrKind::string, AttrValue{std::string()}, "a gru node whose weights to use"}}},
     };
     return defs;
 }
 
 // Registry ops that need parameters made for them: the layers wrap them.
-const std::set<std::string> kHidden{"matmul", "lstm_cell", "embedding", "lstm", "layer_norm"};
+const std::set<std::string> kHidden{"matmul", "lstm_cell", "embedding", "lstm", "layer_norm", "gru"};
 
 const LayerDef* find_layer(const std::string& op) {
     for (const auto& d : layer_defs())
@@ -244,6 +248,11 @@ void check_parameters(const NodeSpec& n, const Attrs& a, const Graph& g, const s
         spec::check_size(n.loc, what + " weight_ih", {4 * H, last()});
         spec::check_size(n.loc, what + " weight_hh", {4 * H, H});
     }
+    if (n.op == "gru") {
+        const std::int64_t H = a.integer("units");
+        spec::check_size(n.loc, what + " weight_ih", {3 * H, last()});
+        spec::check_size(n.loc, what + " weight_hh", {3 * H, H});
+    }
     if (n.op == "dense") spec::check_size(n.loc, what + " weight", {a.integer("units"), last()});
 }
 
@@ -307,6 +316,14 @@ ValueRef build_node(Graph& g, const spec::Spec& s, const NodeSpec& n, const Attr
         if (merge != "concat" && merge != "sum")
             throw spec::SpecError(attr_loc(n, "merge"), fmt::format("node '{}': merge must be concat or sum, got '{}'", n.name, merge));
         return bidirectional_layer(g, "lstm", n.name, in[0], lengths, sequences, merge, direction);
+    }
+    if (n.op == "gru") {
+        // Padding as for lstm: the gru stops at each sequence's last real step,
+        // and its sequences pass the lengths on.
+        const std::optional<ValueRef> lengths = lengths_of_input(g, n, 0, padding);
+        const bool sequences = a.boolean("return_sequences");
+        if (lengths && sequences) padding.lengths[n.name] = *lengths;
+        return gru_layer(g, n.name, in[0], a.integer("units"), sequences, lengths, share);
     }
     // Pooling and reversing over time read each row's real steps only.
     if ((n.op == "max_pool" || n.op == "mean_pool" || n.op == "reverse_sequence") && in.size() == 1) {

@@ -1,11 +1,11 @@
-// The oneDNN LSTM behind `lstm` and `lstm_cell`; see ops/lstm_dnnl.hpp.
+// The oneDNN LSTM and GRU behind `lstm`, `lstm_cell` and `gru`; see ops/rnn_dnnl.hpp.
 //
 // Per shape (build): descriptors in our layouts -> forward_training and
 // backward primitive descriptors (weights as format_tag::any, the forward one
 // the hint for backward) -> primitives, reorders and buffers -> one scratchpad
 // sized for the largest user. Per call: point the views at the caller's
 // tensors, reorder the weights when the primitive wants another layout, run.
-#include "ops/lstm_dnnl.hpp"
+#include "ops/rnn_dnnl.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -42,11 +42,22 @@ void zero(const memory& m) { std::memset(m.get_data_handle(), 0, m.get_desc().ge
 constexpr const char* kNoBf16 =
     "lstm: precision bf16 needs a CPU with AVX-512 (oneDNN 2.6 has no bfloat16 LSTM for this one); use precision f32";
 
+// A primitive descriptor, or in bf16 kNoBf16 where oneDNN has no implementation.
+template <typename PrimitiveDesc, typename... Args>
+PrimitiveDesc describe_or_explain(bool bf16, const Args&... args) {
+    try {
+        return PrimitiveDesc(args...);
+    } catch (const dnnl::error&) {
+        if (!bf16) throw;
+        throw Error(kNoBf16);
+    }
+}
+
 }  // namespace
 
 bool lstm_bf16_supported() {
     static const bool supported = [] {
-        LstmState probe;
+        RnnState probe;
         const std::int64_t N = 1, T = 1, E = 1, H = 1;
         std::vector<float> x(1), w(4), y(1);
         try {
@@ -75,7 +86,7 @@ void expect_lstm_weights(const char* op, std::span<const TensorType> w, std::int
         throw ShapeError(fmt::format("{} expects bias (4*units={}), got {}", op, 4 * H, to_string(b)));
 }
 
-std::int64_t LstmState::bytes() const {
+std::int64_t RnnState::bytes() const {
     std::size_t total = 0;
     for (const Tensor* t : {&zeros_nh_, &zeros_nth_, &y_own_, &h_last_own_, &c_last_own_, &dx_own_, &dh0_own_, &dc0_own_, &scratchpad_})
         if (t->defined()) total += t->bytes();
@@ -86,7 +97,7 @@ std::int64_t LstmState::bytes() const {
     return static_cast<std::int64_t>(total);
 }
 
-LstmState::Copy LstmState::make_copy(const memory& from, const memory& to, bool add) {
+RnnState::Copy RnnState::make_copy(const memory& from, const memory& to, bool add) {
     dnnl::primitive_attr attr = attr_;
     if (add) {
         dnnl::post_ops ops;
@@ -97,7 +108,7 @@ LstmState::Copy LstmState::make_copy(const memory& from, const memory& to, bool 
     return {make_primitive<dnnl::reorder>(pd), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, pd.scratchpad_desc()};
 }
 
-memory LstmState::adopt(const memory& user, const memory::desc& want, std::vector<Copy>& copies) {
+memory RnnState::adopt(const memory& user, const memory::desc& want, std::vector<Copy>& copies) {
     // Compare whole descriptors, not tags: oneDNN pads the weights' leading
     // dimension (backward's ldgoi for E = 4 has stride 16, not 4), so a layout
     // with the user's tag can still need a reorder.
@@ -107,27 +118,62 @@ memory LstmState::adopt(const memory& user, const memory::desc& want, std::vecto
     return own;
 }
 
-void LstmState::build(const LstmSizes& s) {
+void RnnState::describe(const RnnSizes& s, const memory::desc& x, const memory::desc& x_diff, const memory::desc& y,
+                        const memory::desc& y_diff, const memory::desc& h, const memory::desc& state) {
+    auto& eng = cpu_engine();
+    const memory::dim E = s.E, H = s.H, G = s.cell == RnnCell::lstm ? 4 : 3;
+    const memory::dims w_ih_dims{1, 1, E, G, H}, w_hh_dims{1, 1, H, G, H}, bias_dims{1, 1, 4, H};
+    const auto low = memory::data_type::bf16;
+    const auto weights_any = [&](const memory::dims& d) { return s.bf16 ? memory::desc(d, low, tag::any) : any_desc(d); };
+    const auto w_ih = weights_any(w_ih_dims), w_hh = weights_any(w_hh_dims), bias = any_desc(bias_dims);
+    const auto dw_ih = any_desc(w_ih_dims), dw_hh = any_desc(w_hh_dims);
+    const auto dir = dnnl::rnn_direction::unidirectional_left2right;
+    const auto prop = s.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
+    const auto backward = dnnl::prop_kind::backward;
+    if (s.cell == RnnCell::lstm) {
+        dnnl::lstm_forward::desc fwd_desc(prop, dir, x, h, state, w_ih, w_hh, bias, y, h, state);
+        const auto fwd_pd = describe_or_explain<dnnl::lstm_forward::primitive_desc>(s.bf16, fwd_desc, attr_, eng);
+        fwd_pd_ = fwd_pd;
+        fwd_ = make_primitive<dnnl::lstm_forward>(fwd_pd);
+        if (!s.training) return;
+        dnnl::lstm_backward::desc bwd_desc(backward, dir, x, h, state, w_ih, w_hh, bias, y, h, state,  //
+                                           x_diff, state, state, dw_ih, dw_hh, bias, y_diff, state, state);
+        const auto bwd_pd = describe_or_explain<dnnl::lstm_backward::primitive_desc>(s.bf16, bwd_desc, attr_, eng, fwd_pd);
+        bwd_pd_ = bwd_pd;
+        bwd_ = make_primitive<dnnl::lstm_backward>(bwd_pd);
+        return;
+    }
+    dnnl::lbr_gru_forward::desc fwd_desc(prop, dir, x, h, w_ih, w_hh, bias, y, h);
+    const dnnl::lbr_gru_forward::primitive_desc fwd_pd(fwd_desc, attr_, eng);
+    fwd_pd_ = fwd_pd;
+    fwd_ = make_primitive<dnnl::lbr_gru_forward>(fwd_pd);
+    if (!s.training) return;
+    dnnl::lbr_gru_backward::desc bwd_desc(backward, dir, x, h, w_ih, w_hh, bias, y, h,  //
+                                          x_diff, state, dw_ih, dw_hh, bias, y_diff, state);
+    const dnnl::lbr_gru_backward::primitive_desc bwd_pd(bwd_desc, attr_, eng, fwd_pd);
+    bwd_pd_ = bwd_pd;
+    bwd_ = make_primitive<dnnl::lbr_gru_backward>(bwd_pd);
+}
+
+void RnnState::build(const RnnSizes& s) {
     built_ = false;
     forward_done_ = false;
     auto& eng = cpu_engine();
-    const memory::dim N = s.N, T = s.T, E = s.E, H = s.H;
+    const memory::dim N = s.N, T = s.T, E = s.E, H = s.H, G = s.cell == RnnCell::lstm ? 4 : 3;
+    const bool lstm = s.cell == RnnCell::lstm;
 
     // Describe the caller's tensors: batch-first sequences, (N, H) states,
-    // PyTorch's (4H, E) weights, which are ldgoi with L = D = 1.
+    // PyTorch's (G*H, E) weights, which are ldgoi with L = D = 1.
     const auto x_md = f32_desc({T, N, E}, tag::ntc);
     const auto y_md = f32_desc({T, N, H}, tag::ntc);
     const auto state_md = f32_desc({1, 1, N, H}, tag::ldnc);
-    const memory::dims w_ih_dims{1, 1, E, 4, H}, w_hh_dims{1, 1, H, 4, H}, bias_dims{1, 1, 4, H};
-    const auto w_ih_md = f32_desc(w_ih_dims, tag::ldgoi);
-    const auto w_hh_md = f32_desc(w_hh_dims, tag::ldgoi);
-    const auto bias_md = f32_desc(bias_dims, tag::ldgo);
+    const auto w_ih_md = f32_desc({1, 1, E, G, H}, tag::ldgoi);
+    const auto w_hh_md = f32_desc({1, 1, H, G, H}, tag::ldgoi);
+    const auto bias_md = f32_desc({1, 1, 4, H}, tag::ldgo);
 
     // Create the primitive descriptors; the weights' layouts are the primitives' choice.
     attr_ = dnnl::primitive_attr();
     attr_.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    const auto dir = dnnl::rnn_direction::unidirectional_left2right;
-    const auto prop = s.training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
     // In bf16 the primitive reads and writes x, y and h as bfloat16 (oneDNN 2.6
     // then takes its brgemm kernels, ~3x faster than its f32 path here); the
     // cell state, the bias and every gradient stay float32.
@@ -135,16 +181,7 @@ void LstmState::build(const LstmSizes& s) {
     const auto x_prim = s.bf16 ? memory::desc({T, N, E}, low, tag::ntc) : x_md;
     const auto y_prim = s.bf16 ? memory::desc({T, N, H}, low, tag::ntc) : y_md;
     const auto h_prim = s.bf16 ? memory::desc({1, 1, N, H}, low, tag::ldnc) : state_md;
-    const auto weights_any = [&](const memory::dims& d) { return s.bf16 ? memory::desc(d, low, tag::any) : any_desc(d); };
-    dnnl::lstm_forward::desc fwd_desc(prop, dir, x_prim, h_prim, state_md, weights_any(w_ih_dims), weights_any(w_hh_dims), any_desc(bias_dims),
-                                      y_prim, h_prim, state_md);
-    try {
-        fwd_pd_ = dnnl::lstm_forward::primitive_desc(fwd_desc, attr_, eng);
-    } catch (const dnnl::error&) {
-        if (!s.bf16) throw;
-        throw Error(kNoBf16);
-    }
-    fwd_ = make_primitive<dnnl::lstm_forward>(fwd_pd_);
+    describe(s, x_prim, x_md, y_prim, y_md, h_prim, state_md);
     fwd_weights_.clear();
     bwd_weights_.clear();
     grad_adds_.clear();
@@ -154,20 +191,20 @@ void LstmState::build(const LstmSizes& s) {
     // Create views of the caller's tensors, without storage until each call.
     x_ = memory(x_md, eng, nullptr);
     h0_ = memory(state_md, eng, nullptr);
-    c0_ = memory(state_md, eng, nullptr);
+    c0_ = lstm ? memory(state_md, eng, nullptr) : memory();
     w_ih_ = memory(w_ih_md, eng, nullptr);
     w_hh_ = memory(w_hh_md, eng, nullptr);
     bias_ = memory(bias_md, eng, nullptr);
     y_ = memory(y_md, eng, nullptr);
     h_last_ = memory(state_md, eng, nullptr);
-    c_last_ = memory(state_md, eng, nullptr);
+    c_last_ = lstm ? memory(state_md, eng, nullptr) : memory();
 
     // Allocate our buffers in graphrun's layouts (zero-filled: the zeros stay zero,
     // oneDNN never writes a source or a diff_dst).
     zeros_nh_ = Tensor(Shape{N * H});
     y_own_ = Tensor(Shape{N * T * H});
     h_last_own_ = Tensor(Shape{N * H});
-    c_last_own_ = Tensor(Shape{N * H});
+    c_last_own_ = lstm ? Tensor(Shape{N * H}) : Tensor();
     // Reorder the weights only where the primitive's layout differs from PyTorch's.
     const auto fwd_w_ih = adopt(w_ih_, fwd_pd_.weights_layer_desc(), fwd_weights_);
     const auto fwd_w_hh = adopt(w_hh_, fwd_pd_.weights_iter_desc(), fwd_weights_);
@@ -180,30 +217,22 @@ void LstmState::build(const LstmSizes& s) {
         from_low_.push_back(make_copy(y_p, y_, false));
         from_low_.push_back(make_copy(h_last_p, h_last_, false));
     }
-    fwd_args_ = {{DNNL_ARG_SRC_LAYER, x_p},          {DNNL_ARG_SRC_ITER, h0_p},       {DNNL_ARG_SRC_ITER_C, c0_},
-                 {DNNL_ARG_WEIGHTS_LAYER, fwd_w_ih}, {DNNL_ARG_WEIGHTS_ITER, fwd_w_hh}, {DNNL_ARG_BIAS, fwd_bias},
-                 {DNNL_ARG_DST_LAYER, y_p},          {DNNL_ARG_DST_ITER, h_last_p},   {DNNL_ARG_DST_ITER_C, c_last_}};
+    fwd_args_ = {{DNNL_ARG_SRC_LAYER, x_p},          {DNNL_ARG_SRC_ITER, h0_p},         {DNNL_ARG_WEIGHTS_LAYER, fwd_w_ih},
+                 {DNNL_ARG_WEIGHTS_ITER, fwd_w_hh}, {DNNL_ARG_BIAS, fwd_bias},          {DNNL_ARG_DST_LAYER, y_p},
+                 {DNNL_ARG_DST_ITER, h_last_p}};
+    if (lstm) {
+        fwd_args_[DNNL_ARG_SRC_ITER_C] = c0_;
+        fwd_args_[DNNL_ARG_DST_ITER_C] = c_last_;
+    }
     if (!s.training) {
         workspace_ = memory();
         finish_build(s);
         return;
     }
 
-    dnnl::lstm_backward::desc bwd_desc(dnnl::prop_kind::backward, dir, x_prim, h_prim, state_md, weights_any(w_ih_dims),
-                                       weights_any(w_hh_dims), any_desc(bias_dims), y_prim, h_prim, state_md,  //
-                                       x_md, state_md, state_md, any_desc(w_ih_dims), any_desc(w_hh_dims),
-                                       any_desc(bias_dims), y_md, state_md, state_md);
-    try {
-        bwd_pd_ = dnnl::lstm_backward::primitive_desc(bwd_desc, attr_, eng, fwd_pd_);
-    } catch (const dnnl::error&) {
-        if (!s.bf16) throw;
-        throw Error(kNoBf16);
-    }
-    bwd_ = make_primitive<dnnl::lstm_backward>(bwd_pd_);
-
     dy_ = memory(y_md, eng, nullptr);
     dh_last_ = memory(state_md, eng, nullptr);
-    dc_last_ = memory(state_md, eng, nullptr);
+    dc_last_ = lstm ? memory(state_md, eng, nullptr) : memory();
     dw_ih_user_ = memory(w_ih_md, eng, nullptr);
     dw_hh_user_ = memory(w_hh_md, eng, nullptr);
     dbias_user_ = memory(bias_md, eng, nullptr);
@@ -211,10 +240,9 @@ void LstmState::build(const LstmSizes& s) {
     zeros_nth_ = Tensor(Shape{N * T * H});
     dx_own_ = Tensor(Shape{N * T * E});
     dh0_own_ = Tensor(Shape{N * H});
-    dc0_own_ = Tensor(Shape{N * H});
+    dc0_own_ = lstm ? Tensor(Shape{N * H}) : Tensor();
     const auto dx = memory(x_md, eng, dx_own_.raw());
     const auto dh0 = memory(state_md, eng, dh0_own_.raw());
-    const auto dc0 = memory(state_md, eng, dc0_own_.raw());
 
     const auto bwd_w_ih = adopt(w_ih_, bwd_pd_.weights_layer_desc(), bwd_weights_);
     const auto bwd_w_hh = adopt(w_hh_, bwd_pd_.weights_iter_desc(), bwd_weights_);
@@ -234,28 +262,30 @@ void LstmState::build(const LstmSizes& s) {
     // The forward's bf16 copies of x, h0, y and h_last are still there (in f32, the caller's own).
     bwd_args_ = {{DNNL_ARG_SRC_LAYER, x_p},
                  {DNNL_ARG_SRC_ITER, h0_p},
-                 {DNNL_ARG_SRC_ITER_C, c0_},
                  {DNNL_ARG_WEIGHTS_LAYER, bwd_w_ih},
                  {DNNL_ARG_WEIGHTS_ITER, bwd_w_hh},
                  {DNNL_ARG_BIAS, bwd_bias},
                  {DNNL_ARG_DST_LAYER, y_p},
                  {DNNL_ARG_DST_ITER, h_last_p},
-                 {DNNL_ARG_DST_ITER_C, c_last_},
                  {DNNL_ARG_WORKSPACE, workspace_},
                  {DNNL_ARG_DIFF_SRC_LAYER, dx},
                  {DNNL_ARG_DIFF_SRC_ITER, dh0},
-                 {DNNL_ARG_DIFF_SRC_ITER_C, dc0},
                  {DNNL_ARG_DIFF_WEIGHTS_LAYER, dw_ih_},
                  {DNNL_ARG_DIFF_WEIGHTS_ITER, dw_hh_},
                  {DNNL_ARG_DIFF_BIAS, dbias_},
                  {DNNL_ARG_DIFF_DST_LAYER, dy_},
-                 {DNNL_ARG_DIFF_DST_ITER, dh_last_},
-                 {DNNL_ARG_DIFF_DST_ITER_C, dc_last_}};
+                 {DNNL_ARG_DIFF_DST_ITER, dh_last_}};
+    if (lstm) {
+        bwd_args_[DNNL_ARG_SRC_ITER_C] = c0_;
+        bwd_args_[DNNL_ARG_DST_ITER_C] = c_last_;
+        bwd_args_[DNNL_ARG_DIFF_SRC_ITER_C] = memory(state_md, eng, dc0_own_.raw());
+        bwd_args_[DNNL_ARG_DIFF_DST_ITER_C] = dc_last_;
+    }
 
     finish_build(s);
 }
 
-void LstmState::finish_build(const LstmSizes& s) {
+void RnnState::finish_build(const RnnSizes& s) {
     // Allocate one scratchpad for every primitive: they run one at a time.
     auto& eng = cpu_engine();
     std::size_t bytes = fwd_pd_.scratchpad_desc().get_size();
@@ -271,21 +301,21 @@ void LstmState::finish_build(const LstmSizes& s) {
     built_ = true;
 }
 
-void LstmState::bind(const LstmForwardData& d) {
+void RnnState::bind(const RnnForwardData& d) {
     x_.set_data_handle(handle(d.x));
     h0_.set_data_handle(d.h0 ? handle(d.h0) : zeros_nh_.raw());
-    c0_.set_data_handle(d.c0 ? handle(d.c0) : zeros_nh_.raw());
+    if (c0_) c0_.set_data_handle(d.c0 ? handle(d.c0) : zeros_nh_.raw());
     w_ih_.set_data_handle(handle(d.w_ih));
     w_hh_.set_data_handle(handle(d.w_hh));
     bias_.set_data_handle(handle(d.bias));
     y_.set_data_handle(d.y ? d.y : y_own_.raw());
     h_last_.set_data_handle(d.h_last ? d.h_last : h_last_own_.raw());
-    c_last_.set_data_handle(d.c_last ? d.c_last : c_last_own_.raw());
+    if (c_last_) c_last_.set_data_handle(d.c_last ? d.c_last : c_last_own_.raw());
 }
 
-void LstmState::forward(const LstmSizes& sizes, const LstmForwardData& d) {
+void RnnState::forward(const RnnSizes& sizes, const RnnForwardData& d) {
     if (sizes.N <= 0 || sizes.T <= 0 || sizes.E <= 0 || sizes.H <= 0)
-        throw Error("lstm needs a non-empty batch, sequence, input and hidden size");
+        throw Error(fmt::format("{} needs a non-empty batch, sequence, input and hidden size", sizes.cell == RnnCell::lstm ? "lstm" : "gru"));
     if (!built_ || !(sizes == sizes_)) build(sizes);
     bind(d);
     for (const auto& c : fwd_weights_) run(c.prim, c.args);
@@ -295,12 +325,14 @@ void LstmState::forward(const LstmSizes& sizes, const LstmForwardData& d) {
     forward_done_ = sizes.training;
 }
 
-void LstmState::backward(const LstmForwardData& d, const LstmBackwardData& g) {
-    if (!forward_done_) throw Error("lstm backward needs a training forward of the same step first (its oneDNN workspace)");
+void RnnState::backward(const RnnForwardData& d, const RnnBackwardData& g) {
+    if (!forward_done_)
+        throw Error(fmt::format("{} backward needs a training forward of the same step first (its oneDNN workspace)",
+                                sizes_.cell == RnnCell::lstm ? "lstm" : "gru"));
     bind(d);
     dy_.set_data_handle(g.dy ? handle(g.dy) : zeros_nth_.raw());
     dh_last_.set_data_handle(g.dh_last ? handle(g.dh_last) : zeros_nh_.raw());
-    dc_last_.set_data_handle(g.dc_last ? handle(g.dc_last) : zeros_nh_.raw());
+    if (dc_last_) dc_last_.set_data_handle(g.dc_last ? handle(g.dc_last) : zeros_nh_.raw());
     for (const auto& c : bwd_weights_) run(c.prim, c.args);
 
     // oneDNN 2.6 adds into the diff weights (no overwrite flag yet): start from zero.

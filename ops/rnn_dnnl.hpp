@@ -1,13 +1,17 @@
-// The oneDNN LSTM shared by `lstm` (a whole sequence from a zero state) and
-// `lstm_cell` (one step, T = 1, from a given state).
+// The oneDNN recurrent layer shared by `lstm` (a whole sequence from a zero
+// state), `lstm_cell` (one step, T = 1, from a given state) and `gru`
+// (oneDNN's linear-before-reset GRU, a whole sequence from a zero state).
 //
-// Shapes: N batch, T steps, E input size, H units. Layouts are graphrun's
-// (PyTorch's, batch_first): x (N, T, E), h and c (N, H), weight_ih (4H, E),
-// weight_hh (4H, H), bias (4H), gates in the order i, f, g, o, which is also
-// oneDNN's order (i, f, c~, o). To oneDNN, x is `ntc`, a state is `ldnc` with
-// L = D = 1, and the user weights are `ldgoi`.
+// Shapes: N batch, T steps, E input size, H units, G gates (4 for the LSTM, 3
+// for the GRU). Layouts are graphrun's (PyTorch's, batch_first): x (N, T, E),
+// h and c (N, H), weight_ih (G*H, E), weight_hh (G*H, H), gate blocks of rows.
+// The LSTM's gates are i, f, g, o, which is also oneDNN's order (i, f, c~, o),
+// and its bias (4H). The GRU's weights here are already in oneDNN's gate
+// order u, r, o and its bias has oneDNN's 4 gates (4H): `gru` reorders
+// PyTorch's r, z, n into it (ops/gru.cpp). To oneDNN, x is `ntc`, a state is
+// `ldnc` with L = D = 1, and the user weights are `ldgoi`.
 //
-// LstmState is a node's OpState. It creates the forward_training and backward
+// RnnState is a node's OpState. It creates the forward_training and backward
 // primitives once per shape (and again when N or T changes), keeps the
 // workspace forward writes for backward, and owns the scratchpad
 // (scratchpad_mode::user, so any thread may run the node) and every buffer
@@ -27,52 +31,57 @@
 
 namespace graphrun {
 
-// The shape rule both ops share: weight_ih (4H, E), weight_hh (4H, H),
+// The shape rule both LSTM ops share: weight_ih (4H, E), weight_hh (4H, H),
 // bias (4H), all f32, with H = units. Throws ShapeError naming `op`.
 void expect_lstm_weights(const char* op, std::span<const TensorType> weights, std::int64_t E, std::int64_t H);
 
 // Whether this CPU runs the bfloat16 LSTM (precision bf16): oneDNN 2.6 has it for AVX-512 only.
 bool lstm_bf16_supported();
 
-struct LstmSizes {
+// The cell: oneDNN's vanilla LSTM (no peepholes, no projection), or its
+// linear-before-reset GRU (PyTorch's GRU: r multiplies W_hn h + b_hn).
+enum class RnnCell { lstm, lbr_gru };
+
+struct RnnSizes {
     std::int64_t N = 0, T = 0, E = 0, H = 0;
     bool training = true;  // false: forward_inference, no workspace, no backward
     bool bf16 = false;     // bfloat16 sources, weights and hidden states inside; f32 for everything the caller sees
-    bool operator==(const LstmSizes&) const = default;
+    RnnCell cell = RnnCell::lstm;
+    bool operator==(const RnnSizes&) const = default;
 };
 
 // What forward reads and writes. Pointers marked "nullptr: ..." are optional.
-struct LstmForwardData {
+struct RnnForwardData {
     const float* x = nullptr;     // (N, T, E)
     const float* h0 = nullptr;    // (N, H); nullptr: zeros
-    const float* c0 = nullptr;    // (N, H); nullptr: zeros
-    const float* w_ih = nullptr;  // (4H, E)
-    const float* w_hh = nullptr;  // (4H, H)
+    const float* c0 = nullptr;    // (N, H); nullptr: zeros (LSTM only)
+    const float* w_ih = nullptr;  // (G*H, E)
+    const float* w_hh = nullptr;  // (G*H, H)
     const float* bias = nullptr;  // (4H)
     float* y = nullptr;           // (N, T, H) every hidden state; nullptr: kept inside
     float* h_last = nullptr;      // (N, H); nullptr: kept inside
-    float* c_last = nullptr;      // (N, H); nullptr: kept inside
+    float* c_last = nullptr;      // (N, H); nullptr: kept inside (LSTM only)
 };
 
 // What backward reads, and the gradients it ADDS into (nullptr: not wanted).
-struct LstmBackwardData {
+struct RnnBackwardData {
     const float* dy = nullptr;       // (N, T, H); nullptr: zeros
     const float* dh_last = nullptr;  // (N, H); nullptr: zeros
-    const float* dc_last = nullptr;  // (N, H); nullptr: zeros
+    const float* dc_last = nullptr;  // (N, H); nullptr: zeros (LSTM only)
     float* dx = nullptr;             // (N, T, E)
     float* dh0 = nullptr;            // (N, H)
-    float* dc0 = nullptr;            // (N, H)
-    float* dw_ih = nullptr;          // (4H, E)
-    float* dw_hh = nullptr;          // (4H, H)
+    float* dc0 = nullptr;            // (N, H) (LSTM only)
+    float* dw_ih = nullptr;          // (G*H, E)
+    float* dw_hh = nullptr;          // (G*H, H)
     float* dbias = nullptr;          // (4H)
 };
 
-class LstmState final : public OpState {
+class RnnState final : public OpState {
 public:
-    void forward(const LstmSizes& sizes, const LstmForwardData& data);
+    void forward(const RnnSizes& sizes, const RnnForwardData& data);
     // Needs the forward of the same step first, called with the same `data`
     // (the workspace and the saved states belong to that call).
-    void backward(const LstmForwardData& data, const LstmBackwardData& grads);
+    void backward(const RnnForwardData& data, const RnnBackwardData& grads);
     std::int64_t bytes() const override;  // our buffers, oneDNN's workspace and scratchpad
 
 private:
@@ -84,27 +93,29 @@ private:
         dnnl::memory::desc scratchpad;  // its share of the scratchpad
     };
 
-    void build(const LstmSizes& sizes);
-    void finish_build(const LstmSizes& sizes);  // the scratchpad, shared by every primitive
-    void bind(const LstmForwardData& data);
+    void build(const RnnSizes& sizes);
+    // The forward (and, for training, backward) primitive descriptors of the sizes' cell.
+    void describe(const RnnSizes& sizes, const dnnl::memory::desc& x, const dnnl::memory::desc& x_diff, const dnnl::memory::desc& y,
+                  const dnnl::memory::desc& y_diff, const dnnl::memory::desc& h, const dnnl::memory::desc& state);
+    void finish_build(const RnnSizes& sizes);  // the scratchpad, shared by every primitive
+    void bind(const RnnForwardData& data);
     // Memory in the primitive's layout `want`: the user's memory itself when
     // the layouts agree, else a buffer of our own that `copies` fills.
     dnnl::memory adopt(const dnnl::memory& user, const dnnl::memory::desc& want, std::vector<Copy>& copies);
     // A reorder from `from` to `to`; with `add`, a sum post-op makes it to += from.
     Copy make_copy(const dnnl::memory& from, const dnnl::memory& to, bool add);
 
-    LstmSizes sizes_;
+    RnnSizes sizes_;
     bool built_ = false;
     bool forward_done_ = false;
 
     dnnl::primitive_attr attr_;  // scratchpad_mode::user, for every primitive here
-    dnnl::lstm_forward::primitive_desc fwd_pd_;
-    dnnl::lstm_backward::primitive_desc bwd_pd_;
-    dnnl::lstm_forward fwd_;
-    dnnl::lstm_backward bwd_;
+    dnnl::rnn_primitive_desc_base fwd_pd_, bwd_pd_;  // lstm_ or lbr_gru_ forward / backward
+    dnnl::primitive fwd_, bwd_;
     Args fwd_args_, bwd_args_;
 
-    // Views of the caller's tensors: their data handles are set on each call.
+    // Views of the caller's tensors: their data handles are set on each call
+    // (c0_, c_last_, dc_last_: LSTM only, empty for the GRU).
     dnnl::memory x_, h0_, c0_, w_ih_, w_hh_, bias_, y_, h_last_, c_last_;
     dnnl::memory dy_, dh_last_, dc_last_, dw_ih_user_, dw_hh_user_, dbias_user_;
 

@@ -1,0 +1,123 @@
+// The batch parts and padded batches of `lstm` and `gru`; see ops/rnn_batch.hpp.
+#include "ops/rnn_batch.hpp"
+
+#include <cstring>
+
+#include "engine/core/accumulate.hpp"
+#include "engine/core/threads.hpp"
+#include "ops/lengths.hpp"
+
+namespace graphrun {
+namespace {
+
+// The rows [first, first + count) of the whole batch's pointers.
+RnnForwardData rows_of(RnnForwardData d, std::int64_t first, const RnnSizes& s) {
+    d.x += first * s.T * s.E;
+    if (d.y) d.y += first * s.T * s.H;
+    if (d.h_last) d.h_last += first * s.H;
+    return d;
+}
+RnnBackwardData rows_of(RnnBackwardData g, std::int64_t first, const RnnSizes& s) {
+    if (g.dx) g.dx += first * s.T * s.E;
+    if (g.dy) g.dy += first * s.T * s.H;
+    if (g.dh_last) g.dh_last += first * s.H;
+    return g;
+}
+
+}  // namespace
+
+void RnnBatch::forward(const RnnSizes& sizes, const RnnForwardData& whole) {
+    // The parts follow the batch size alone: any thread count computes the
+    // same parts and sums their weight gradients in the same order.
+    const std::int64_t N = sizes.N;
+    const int P = batch_parts(N);
+    if (static_cast<int>(parts_.size()) != P) {
+        parts_ = std::vector<RnnState>(static_cast<std::size_t>(P));
+        part_grads_.clear();
+    }
+    sizes_ = sizes;
+    run_parts(P, [&](int p) {
+        const auto [first, count] = split_rows(N, P, p);
+        RnnSizes part = sizes;
+        part.N = count;
+        parts_[static_cast<std::size_t>(p)].forward(part, rows_of(whole, first, sizes));
+    });
+}
+
+void RnnBatch::backward(const RnnForwardData& whole, const RnnBackwardData& g, std::span<const TensorType> weight_types) {
+    const int P = static_cast<int>(parts_.size());
+    if (P == 1) {
+        parts_[0].backward(whole, g);
+        return;
+    }
+    // Parts write disjoint rows of dx; their weight gradients go to buffers
+    // of their own, summed in part order so the result does not depend on timing.
+    if (part_grads_.empty())
+        for (int p = 0; p < P; ++p)
+            for (std::size_t k = 0; k < 3; ++k) part_grads_.emplace_back(weight_types[k]);
+    run_parts(P, [&](int p) {
+        const auto [first, count] = split_rows(sizes_.N, P, p);
+        RnnBackwardData part = rows_of(g, first, sizes_);
+        float** weight_grads[] = {&part.dw_ih, &part.dw_hh, &part.dbias};
+        for (std::size_t k = 0; k < 3; ++k) {
+            if (!*weight_grads[k]) continue;
+            Tensor& own = part_grads_[static_cast<std::size_t>(p) * 3 + k];
+            own.zero();
+            *weight_grads[k] = own.f32();
+        }
+        parts_[static_cast<std::size_t>(p)].backward(rows_of(whole, first, sizes_), part);
+    });
+    float* const weight_grads[] = {g.dw_ih, g.dw_hh, g.dbias};
+    for (std::size_t k = 0; k < 3; ++k) {
+        if (!weight_grads[k]) continue;
+        for (int p = 0; p < P; ++p) add_into(weight_grads[k], part_grads_[static_cast<std::size_t>(p) * 3 + k]);
+    }
+}
+
+void RnnBatch::reserve_full(std::int64_t N, std::int64_t T, std::int64_t H) {
+    if (y_full_.defined() && y_full_.dim(0) == N && y_full_.dim(1) == T && y_full_.dim(2) == H) return;
+    y_full_ = Tensor(Shape{N, T, H});
+    dy_full_ = Tensor(Shape{N, T, H});
+}
+
+std::int64_t RnnBatch::bytes() const {
+    std::int64_t total = static_cast<std::int64_t>(y_full_.bytes() + dy_full_.bytes());
+    for (const auto& part : parts_) total += part.bytes();
+    for (const auto& g : part_grads_) total += static_cast<std::int64_t>(g.bytes());
+    return total;
+}
+
+void check_lengths(const char* op, const Tensor& lengths, std::int64_t T) {
+    for (std::int64_t n = 0; n < lengths.numel(); ++n) checked_length(op, lengths, n, T);
+}
+
+void read_real_steps(const Tensor& lengths, const Tensor& y_full, bool return_sequences, float* y) {
+    const std::int64_t N = y_full.dim(0), T = y_full.dim(1), H = y_full.dim(2);
+    const float* full = y_full.f32();
+    const std::size_t row_bytes = static_cast<std::size_t>(H) * sizeof(float);
+    for (std::int64_t n = 0; n < N; ++n) {
+        const std::int64_t L = length_at(lengths, n);
+        if (return_sequences) {
+            std::memcpy(y + n * T * H, full + n * T * H, static_cast<std::size_t>(L) * row_bytes);
+            std::memset(y + (n * T + L) * H, 0, static_cast<std::size_t>(T - L) * row_bytes);
+        } else if (L > 0) {
+            std::memcpy(y + n * H, full + (n * T + L - 1) * H, row_bytes);
+        } else {
+            std::memset(y + n * H, 0, row_bytes);
+        }
+    }
+}
+
+void scatter_dy(const Tensor& lengths, const float* dy, bool return_sequences, Tensor& dy_full) {
+    const std::int64_t N = dy_full.dim(0), T = dy_full.dim(1), H = dy_full.dim(2);
+    dy_full.zero();
+    float* d = dy_full.f32();
+    const std::size_t row_bytes = static_cast<std::size_t>(H) * sizeof(float);
+    for (std::int64_t n = 0; n < N; ++n) {
+        const std::int64_t L = length_at(lengths, n);
+        if (return_sequences) std::memcpy(d + n * T * H, dy + n * T * H, static_cast<std::size_t>(L) * row_bytes);
+        else if (L > 0) std::memcpy(d + (n * T + L - 1) * H, dy + n * H, row_bytes);
+    }
+}
+
+}  // namespace graphrun
