@@ -246,6 +246,30 @@ expect 2 "vectors.npy" -- search "$work/npy_cut" "json"
 # The model retrained in place: the index's vectors came from other weights.
 expect 0 -- $pairspec --out "$work/text" --overwrite --set train.seed=2
 expect 2 "the index was built by another model" "build the index again" -- search "$work/index" "json"
+# A model joined by a distance: its similarity is minus the distance, and
+# evaluate, score, index and search say so and rank by it.
+distspec=tests/specs/text_distance.yaml
+expect 0 "val_auc" -- $distspec --out "$work/euclidean"
+expect 0 "metric             euclidean (similarity: minus the euclidean distance)" "auc " "threshold_distance " "recall_at_10 " -- evaluate "$work/euclidean"
+grep -q '"metric": "euclidean"' "$work/euclidean/eval.json" || fail "eval.json does not name the metric"
+expect 0 "similarity -" "(minus the euclidean distance)" "(euclidean)" "euclidean distance at most" -- score "$work/euclidean" "json parser" "fast json objects the arrays"
+expect 0 "80 lines, exact search by the euclidean distance" -- index "$work/euclidean" --data "$work/corpus.txt" --out "$work/euclidean_index"
+expect 0 "query 1: json parser" "   1  euclidean 0." -- search "$work/euclidean_index" --k 3 "json parser"
+grep -q '"metric": "euclidean"' "$work/euclidean_index/index.json" || fail "index.json does not name the metric"
+expect 0 "80 lines, approximate (HNSW) search by the euclidean distance" -- index "$work/euclidean" --data "$work/corpus.txt" --out "$work/euclidean_hnsw" --approximate
+# 80 vectors, ef 256: HNSW visits them all, so its hits and distances are exact search's.
+[ "$("$graphrun" search "$work/euclidean_index" --k 5 "json parser")" = "$("$graphrun" search "$work/euclidean_hnsw" --k 5 "json parser")" ] ||
+    fail "HNSW search by the euclidean distance differs from exact search on 80 vectors"
+sed 's/"metric": "euclidean"/"metric": "manhattan"/' "$work/euclidean_index/index.json" >"$work/index.json.tmp"
+mv "$work/index.json.tmp" "$work/euclidean_index/index.json"
+expect 2 "the index was built for a model whose similarity is manhattan" "uses euclidean" -- search "$work/euclidean_index" "json"
+expect 0 "val_auc" -- $distspec --out "$work/manhattan" --set nodes.distance.op=manhattan
+expect 0 "metric             manhattan" -- evaluate "$work/manhattan"
+expect 0 "(minus the manhattan distance)" "manhattan distance at most" -- score "$work/manhattan" "json parser" "fast json objects the arrays"
+expect 0 "80 lines, exact search by the manhattan distance" -- index "$work/manhattan" --data "$work/corpus.txt" --out "$work/manhattan_index"
+expect 0 "   1  manhattan " -- search "$work/manhattan_index" --k 3 "json parser"
+expect 2 "the manhattan distance, which hnswlib cannot search approximately" "without --approximate" -- index "$work/manhattan" --data "$work/corpus.txt" --out "$work/manhattan_hnsw" --approximate
+[ -e "$work/manhattan_hnsw" ] && fail "index left a folder for a manhattan model asked for HNSW"
 # Weights trained on text do not load into a spec that feeds other ids.
 expect 2 "trained on text as words tokens, lowercased" -- $pairspec --set 'data={synthetic: {samples: 64}}' --init "$work/text/checkpoint.safetensors" \
     --out "$work/never_text"

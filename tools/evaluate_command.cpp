@@ -39,6 +39,11 @@ int evaluate_pair_run(const Args& args, const train::PairModel& model) {
     j["run"] = args.spec;
     j["checkpoint"] = spec.run.checkpoint;
     j["data"] = data;
+    // What the similarity, the threshold and the ranking are on.
+    const text::Metric& metric = model.metric();
+    j["metric"] = metric.name();
+    j["similarity"] = metric.similarity_meaning();
+    fmt::print("{:<18} {} (similarity: {})\n", "metric", metric.name(), metric.similarity_meaning());
     const auto put = [&](const char* name, const std::optional<double>& v, const char* format) {
         j[name] = v ? nlohmann::json(*v) : nlohmann::json(nullptr);
         fmt::print("{:<18} {}\n", name, v ? fmt::format(fmt::runtime(format), *v) : "n/a");
@@ -50,6 +55,8 @@ int evaluate_pair_run(const Args& args, const train::PairModel& model) {
     put("auc", e.auc, "{:.4f}");
     put("average_precision", e.average_precision, "{:.4f}");
     put("threshold", e.threshold, "{:+.4f}");
+    // A distance model's threshold as the distance it allows: similar at or below it.
+    if (metric.is_distance() && e.threshold) put("threshold_distance", metric.distance_of(*e.threshold), "{:.4f}");
     put("accuracy", e.accuracy, "{:.4f}");
     put("precision", e.precision, "{:.4f}");
     put("recall", e.recall, "{:.4f}");

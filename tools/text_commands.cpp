@@ -65,7 +65,14 @@ Lines read_lines(const std::string& path) {
 int run_score(const Args& args) {
     const train::PairModel model = train::PairModel::load_run(args.spec);
     const auto threshold = model.threshold();
+    const text::Metric& metric = model.metric();
     const auto decision = [&](float s) { return threshold ? (s >= *threshold ? "similar" : "dissimilar") : "n/a"; };
+    // A distance model's threshold is on minus the distance: shown as the distance it allows.
+    const auto threshold_text = [&] {
+        if (!threshold) return std::string(" (the run chose no threshold)");
+        if (metric.is_distance()) return fmt::format(" (threshold: {} distance at most {:.4f})", metric.name(), -*threshold);
+        return fmt::format(" (threshold {:+.4f})", *threshold);
+    };
     if (args.texts.size() == 2) {
         for (std::size_t k = 0; k < 2; ++k) {
             if (!text::valid_utf8(args.texts[k])) throw Error(fmt::format("TEXT_{}: not valid UTF-8", k ? 'B' : 'A'));
@@ -73,11 +80,15 @@ int run_score(const Args& args) {
         }
         const auto left = model.embed(train::Side::left, {args.texts[0]}), right = model.embed(train::Side::right, {args.texts[1]});
         const float s = model.similarity(left.data(), right.data());
-        fmt::print("similarity {:+.4f}\ndistance   {:.4f}\ndecision   {}{}\n", s, 1.0f - s, decision(s),
-                   threshold ? fmt::format(" (threshold {:+.4f})", *threshold) : " (the run chose no threshold)");
+        if (metric.is_distance())
+            fmt::print("similarity {:+.4f} ({})\ndistance   {:.4f} ({})\ndecision   {}{}\n", s, metric.similarity_meaning(), metric.distance_of(s),
+                       metric.name(), decision(s), threshold_text());
+        else
+            fmt::print("similarity {:+.4f}\ndistance   {:.4f}\ndecision   {}{}\n", s, metric.distance_of(s), decision(s), threshold_text());
         return 0;
     }
-    // Pairs, a line each: similarity <tab> distance <tab> decision (1 similar, 0 not).
+    // Pairs, a line each: similarity <tab> distance <tab> decision (1 similar, 0 not);
+    // the distance is 1 - cosine, or the model's own.
     const Lines lines = read_lines(args.data);
     std::vector<std::string> left, right;
     for (std::size_t k = 0; k < lines.text.size(); ++k) {
@@ -96,7 +107,7 @@ int run_score(const Args& args) {
     std::string out;
     for (std::size_t k = 0; k < left.size(); ++k) {
         const float s = model.similarity(l.data() + k * d, r.data() + k * d);
-        out += fmt::format("{:.6f}\t{:.6f}\t{}\n", s, 1.0f - s, threshold ? (s >= *threshold ? "1" : "0") : "");
+        out += fmt::format("{:.6f}\t{:.6f}\t{}\n", s, metric.distance_of(s), threshold ? (s >= *threshold ? "1" : "0") : "");
     }
     fmt::print("{}", out);
     return 0;
@@ -127,8 +138,11 @@ int run_index(const Args& args) {
     for (std::size_t k = 0; k < lines.text.size(); ++k)
         if (lines.text[k].empty()) throw Error(fmt::format("{}:{}: an empty line; every line of the corpus is a text", lines.name, lines.number[k]));
     train::TextIndex::build(model, args.spec, lines.text, args.out, args.approximate ? std::optional<bool>(true) : std::nullopt);
-    const bool approximate = args.approximate || static_cast<std::int64_t>(lines.text.size()) > train::kExactSearchLimit;
-    fmt::print(stderr, "graphrun: wrote {}: {} lines, {} search\n", args.out, lines.text.size(), approximate ? "approximate (HNSW)" : "exact");
+    const auto count = static_cast<std::int64_t>(lines.text.size());
+    const bool approximate = args.approximate || train::approximate_by_default(model.metric(), count);
+    fmt::print(stderr, "graphrun: wrote {}: {} lines, {} search by {}{}\n", args.out, count, approximate ? "approximate (HNSW)" : "exact",
+               model.metric().is_distance() ? "the " + model.metric().name() + " distance" : "cosine",
+               !approximate && count > train::kExactSearchLimit ? " (hnswlib cannot search by it approximately)" : "");
     return 0;
 }
 
@@ -148,11 +162,16 @@ int run_search(const Args& args) {
         if (queries[q].size() > kMaxTextBytes) throw Error(fmt::format("query {}: {} bytes; a text may be at most 1 MB", q + 1, queries[q].size()));
     }
     const auto results = index.search(queries, args.k);
+    // Each hit's cosine, or for a distance model its distance, named: nearest first either way.
+    const text::Metric& metric = index.model().metric();
+    const auto score = [&](float similarity) {
+        return metric.is_distance() ? fmt::format("{} {:.4f}", metric.name(), metric.distance_of(similarity)) : fmt::format("{:+.4f}", similarity);
+    };
     std::string out;
     for (std::size_t q = 0; q < queries.size(); ++q) {
         out += fmt::format("{}query {}: {}\n", q ? "\n" : "", q + 1, queries[q]);
         std::int64_t rank = 0;
-        for (const auto& hit : results[q]) out += fmt::format("{:>4}  {:+.4f}  line {}: {}\n", ++rank, hit.similarity, hit.line, *hit.text);
+        for (const auto& hit : results[q]) out += fmt::format("{:>4}  {}  line {}: {}\n", ++rank, score(hit.similarity), hit.line, *hit.text);
     }
     fmt::print("{}", out);
     return 0;

@@ -119,6 +119,7 @@ Tensor Model::embed(Side side, const std::vector<std::string>& texts) const {
 }
 
 std::optional<double> Model::threshold() const { return impl_->pair_model().threshold(); }
+std::string Model::metric() const { return impl_->pair_model().metric().name(); }
 
 struct Index::Impl {
     train::TextIndex index;

@@ -24,7 +24,6 @@ struct PairModel::Impl {
     std::unique_ptr<BuiltGraph> built;
     SiameseRoles roles;
     std::unique_ptr<text::Tokenizer> tokenizer;
-    float eps = 1e-8f;
     std::string checkpoint;
     // Inference only; one caller at a time.
     mutable std::unique_ptr<Executor> executor;
@@ -52,8 +51,6 @@ PairModel PairModel::load_run(const std::string& dir) {
     const std::int64_t fits = std::min(impl->roles.shape.left_vocab, impl->roles.shape.right_vocab);
     if (impl->tokenizer->vocab_size() > fits)
         throw Error(fmt::format("{}: the tokenizer has {} ids, the model's embeddings {}", (run / "tokenizer.json").string(), impl->tokenizer->vocab_size(), fits));
-    const Node& cosine = impl->built->graph.node(impl->roles.similarity.node);
-    impl->eps = static_cast<float>(cosine.attrs.number("eps"));
     const std::string checkpoint = (run / (impl->spec.run.checkpoint.empty() ? "checkpoint.safetensors" : impl->spec.run.checkpoint)).string();
     const io::Checkpoint ckpt = io::read_safetensors(checkpoint);
     impl->checkpoint = checkpoint;
@@ -68,6 +65,7 @@ const std::string& PairModel::checkpoint() const { return impl_->checkpoint; }
 std::string PairModel::structure() const { return structure_hash(impl_->built->graph); }
 const text::Tokenizer& PairModel::tokenizer() const { return *impl_->tokenizer; }
 std::optional<double> PairModel::threshold() const { return impl_->spec.run.threshold; }
+const text::Metric& PairModel::metric() const { return impl_->roles.metric; }
 std::int64_t PairModel::dimension() const { return impl_->built->graph.type(impl_->roles.left_embedding).shape.at(1); }
 std::int64_t PairModel::length(Side side) const { return side == Side::left ? impl_->roles.shape.left_length : impl_->roles.shape.right_length; }
 
@@ -99,16 +97,7 @@ std::vector<float> PairModel::embed(Side side, const std::vector<std::string>& t
 
 void PairModel::set_parameter(const std::string& name, const Tensor& value) { impl_->executor->set(name, value); }
 
-float PairModel::similarity(const float* a, const float* b) const {
-    const std::int64_t d = dimension();
-    double dot = 0, na = 0, nb = 0;
-    for (std::int64_t k = 0; k < d; ++k) {
-        dot += static_cast<double>(a[k]) * b[k];
-        na += static_cast<double>(a[k]) * a[k];
-        nb += static_cast<double>(b[k]) * b[k];
-    }
-    return static_cast<float>(dot / (std::max(std::sqrt(na), static_cast<double>(impl_->eps)) * std::max(std::sqrt(nb), static_cast<double>(impl_->eps))));
-}
+float PairModel::similarity(const float* a, const float* b) const { return impl_->roles.metric.similarity(a, b, dimension()); }
 
 PairEvaluation evaluate_pairs(const PairModel& model, const TextPairs& data, std::int64_t candidates, std::uint64_t seed) {
     const std::int64_t d = model.dimension();

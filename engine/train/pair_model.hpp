@@ -1,7 +1,8 @@
 // A trained Siamese run, for use: its folder (OUT of `graphrun train`) holds
 // model.yaml, the tokenizer and the weights. It embeds texts with either
 // branch, scores pairs by the model's own similarity (the cosine of the two
-// embeddings), and measures held-out pairs (graphrun evaluate).
+// embeddings, or minus their euclidean or manhattan distance, as the graph
+// joins its branches), and measures held-out pairs (graphrun evaluate).
 #pragma once
 
 #include <cstdint>
@@ -31,7 +32,10 @@ public:
     const std::string& checkpoint() const;  // the weights' file, in the run's folder
     std::string structure() const;          // the graph's structure hash
     const text::Tokenizer& tokenizer() const;
-    std::optional<double> threshold() const;  // chosen on the validation pairs when training ended
+    // Chosen on the validation pairs when training ended; on the similarity
+    // (for a distance model on minus the distance: similar at or below -threshold).
+    std::optional<double> threshold() const;
+    const text::Metric& metric() const;        // how the graph joins the two embeddings
     std::int64_t dimension() const;            // of an embedding
     std::int64_t length(Side side) const;      // tokens an input holds; longer texts are cut
 
@@ -40,7 +44,8 @@ public:
     // Uses `value` (shared, not copied) for the parameter `name` from now on:
     // Model keeps one set of weights for its graph and this one.
     void set_parameter(const std::string& name, const Tensor& value);
-    // The model's similarity of two embeddings: cosine, |v| clamped to eps as the graph's cosine does.
+    // The model's similarity of two embeddings, as the graph computes it: the
+    // cosine (|v| clamped to eps), or minus the euclidean or manhattan distance.
     float similarity(const float* left, const float* right) const;
 
 private:

@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "engine/train/metrics.hpp"
 #include "engine/train/task.hpp"
@@ -179,15 +180,16 @@ public:
 
     std::int64_t validation_size() const override { return static_cast<std::int64_t>(validation_.size()); }
     void fill_validation(std::int64_t first, Batch& batch) const override { fill(split_.validation, validation_, first, batch); }
-    std::vector<ValueRef> validation_targets() const override { return {roles_.similarity}; }
+    std::vector<ValueRef> validation_targets() const override { return {roles_.join}; }
     void start_validation() override {
         similarity_.clear();
         label_.clear();
     }
     void observe_validation(const Executor& ex, const Batch& batch) override {
-        const float* sim = ex.value(roles_.similarity).f32();
+        // The model's similarity: the cosine, or minus the distance.
+        const float* joined = ex.value(roles_.join).f32();
         const float* y = batch.tensors[label_slot(batch)].f32();
-        similarity_.insert(similarity_.end(), sim, sim + batch.rows);
+        for (std::int64_t k = 0; k < batch.rows; ++k) similarity_.push_back(roles_.similarity(joined[k]));
         label_.insert(label_.end(), y, y + batch.rows);
     }
     void end_validation(Communicator& comm, EpochMetrics& m) override {
@@ -282,16 +284,43 @@ SiameseRoles find_roles(const Graph& graph) {
     }
     if (r.left_input < 0 || r.right_input < 0 || r.label_input < 0)
         throw Error("task siamese expects two token inputs (int32/int64) and one float label input");
-    int cosine = -1;
-    for (std::size_t i = 0; i < graph.nodes().size(); ++i)
-        if (graph.nodes()[i].op_name == "cosine") {
-            if (cosine >= 0) throw Error("task siamese expects one cosine node joining the branches, the graph has more");
-            cosine = static_cast<int>(i);
+    // The joining nodes: every cosine, and the output node of every distance composite.
+    std::vector<int> joins;
+    for (std::size_t i = 0; i < graph.nodes().size(); ++i) {
+        const Node& n = graph.nodes()[i];
+        const bool distance = (n.composite_kind == "euclidean" || n.composite_kind == "manhattan") && n.name == n.composite_name;
+        if (n.op_name == "cosine" || distance) joins.push_back(static_cast<int>(i));
+    }
+    const auto described = [&](int i) {
+        const Node& n = graph.node(i);
+        return fmt::format("'{}' ({})", n.name, n.op_name == "cosine" ? "cosine" : n.composite_kind);
+    };
+    if (joins.size() != 1) {
+        std::vector<std::string> names;
+        for (int i : joins) names.push_back(described(i));
+        throw Error(fmt::format("task siamese expects one node joining the two branches, a cosine, euclidean or manhattan node whose "
+                                "inputs are the two embeddings; the graph has {}",
+                                joins.empty() ? "none" : fmt::format("{}: {}", joins.size(), fmt::join(names, ", "))));
+    }
+    const Node& join = graph.node(joins[0]);
+    r.join = {joins[0], 0};
+    if (join.op_name == "cosine") {
+        r.metric = {text::MetricKind::cosine, join.attrs.number("eps")};
+        r.left_embedding = join.inputs[0];
+        r.right_embedding = join.inputs[1];
+    } else {
+        const auto difference = graph.find(join.name + "/difference");
+        if (!difference) throw Error(fmt::format("node '{}': a {} distance without its node '{}/difference'", join.name, join.composite_kind, join.name));
+        r.left_embedding = graph.node(*difference).inputs[0];
+        r.right_embedding = graph.node(*difference).inputs[1];
+        r.metric.kind = *text::metric_kind(join.composite_kind);
+        r.metric.eps = 0;
+        if (r.metric.kind == text::MetricKind::euclidean) {
+            const auto eps = graph.find(join.name + "/eps");
+            if (!eps) throw Error(fmt::format("node '{}': a euclidean distance without its node '{}/eps'", join.name, join.name));
+            r.metric.eps = graph.node(*eps).attrs.number("value");
         }
-    if (cosine < 0) throw Error("task siamese expects a cosine node joining the two branches");
-    r.similarity = {cosine, 0};
-    r.left_embedding = graph.node(cosine).inputs[0];
-    r.right_embedding = graph.node(cosine).inputs[1];
+    }
     r.shape = {graph.node(r.left_input).name, graph.node(r.right_input).name, graph.node(r.left_input).outputs[0].shape.at(1),
                graph.node(r.right_input).outputs[0].shape.at(1), vocabulary_of(graph, r.left_input), vocabulary_of(graph, r.right_input)};
     return r;

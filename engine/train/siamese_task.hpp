@@ -10,16 +10,23 @@
 #include "engine/core/graph.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/spec.hpp"
+#include "engine/text/metric.hpp"
 #include "engine/train/data.hpp"
 
 namespace graphrun::train {
 
 // The parts of a graph the task needs, found by their roles: the two token
-// inputs, the label input, the cosine node whose inputs are the embeddings.
+// inputs, the label input, and the one node joining the branches: a cosine
+// node (its inputs are the embeddings), or the output of a euclidean or
+// manhattan composite (the embeddings are the inputs of its <name>/difference).
 struct SiameseRoles {
     int left_input = -1, right_input = -1, label_input = -1;
-    ValueRef similarity, left_embedding, right_embedding;
+    ValueRef join;  // (N): the cosine, or the distance
+    ValueRef left_embedding, right_embedding;
+    text::Metric metric;  // the joining node's, with its eps
     PairShape shape;
+    // The model's similarity (higher = more similar) from the joining node's value.
+    float similarity(float joined) const { return metric.is_distance() ? -joined : joined; }
 };
 SiameseRoles find_roles(const Graph& graph);
 

@@ -18,7 +18,10 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-constexpr const char* kFormat = "graphrun-index 1";
+// 2 adds "metric" and "eps" (and vectors.npy holds the rows as embedded for a
+// distance); a folder of format 1 is a cosine index and still loads.
+constexpr const char* kFormat = "graphrun-index 2";
+constexpr const char* kFormat1 = "graphrun-index 1";
 }
 
 TextIndex::TextIndex(PairModel model, text::VectorIndex vectors, std::vector<std::string> texts)
@@ -29,8 +32,13 @@ TextIndex::~TextIndex() = default;
 void TextIndex::build(const PairModel& model, const std::string& run_dir, const std::vector<std::string>& texts, const std::string& dir,
                       std::optional<bool> approximate) {
     if (texts.empty()) throw Error("the corpus has no lines: nothing to index");
-    const bool hnsw = approximate.value_or(static_cast<std::int64_t>(texts.size()) > kExactSearchLimit);
-    const text::VectorIndex vectors(model.embed(Side::right, texts), model.dimension(), hnsw);
+    const text::Metric& metric = model.metric();
+    if (approximate.value_or(false) && metric.kind == text::MetricKind::manhattan)
+        throw Error(fmt::format("{}: the model's similarity is the manhattan distance, which hnswlib cannot search approximately "
+                                "(it has inner-product and L2 spaces): build the index without --approximate, for exact search",
+                                run_dir));
+    const bool hnsw = approximate.value_or(approximate_by_default(metric, static_cast<std::int64_t>(texts.size())));
+    const text::VectorIndex vectors(model.embed(Side::right, texts), model.dimension(), hnsw, {}, metric);
 
     // Everything into a folder beside the target, then one rename: a reader
     // never sees half an index, and a failure leaves none.
@@ -55,7 +63,9 @@ void TextIndex::build(const PairModel& model, const std::string& run_dir, const 
                       {"count", vectors.size()},
                       {"dimension", vectors.dimension()},
                       {"side", "right"},
-                      {"similarity", "cosine"},
+                      {"metric", metric.name()},
+                      {"eps", metric.eps},
+                      {"similarity", metric.is_distance() ? "-distance" : "cosine"},
                       {"approximate", hnsw}};
         if (hnsw)
             manifest["hnsw"] = {{"m", vectors.hnsw().m},
@@ -88,9 +98,20 @@ TextIndex TextIndex::load(const std::string& dir) {
         throw Error(fmt::format("{}: not valid JSON (cut short?): {}", manifest_path, e.what()));
     }
     try {
-        if (m.value("format", "") != kFormat) throw Error(fmt::format("{}: expected \"format\": \"{}\"", manifest_path, kFormat));
+        const std::string format = m.value("format", "");
+        if (format != kFormat && format != kFormat1)
+            throw Error(fmt::format("{}: expected \"format\": \"{}\" (or \"{}\")", manifest_path, kFormat, kFormat1));
+        // Format 1 knew cosine alone.
+        const std::string metric_name = format == kFormat1 ? "cosine" : m.at("metric").get<std::string>();
+        const auto kind = text::metric_kind(metric_name);
+        if (!kind) throw Error(fmt::format("{}: unknown \"metric\": \"{}\" (cosine, euclidean or manhattan)", manifest_path, metric_name));
         const std::string run = m.at("run").get<std::string>();
         PairModel model = PairModel::load_run(run);
+        // Vectors searched by one metric and queries scored by another would rank by neither.
+        if (*kind != model.metric().kind)
+            throw Error(fmt::format("{}: the index was built for a model whose similarity is {}, but the model in {} uses {}: "
+                                    "build the index again with graphrun index",
+                                    manifest_path, metric_name, run, model.metric().name()));
         // The corpus was embedded by one model: queries embedded by another would be compared with vectors of another space.
         const std::string structure = m.at("model").at("structure").get<std::string>(), weights = m.at("model").at("weights").get<std::string>();
         if (structure != model.structure() || weights != text::file_hash(model.checkpoint()))
@@ -107,7 +128,7 @@ TextIndex TextIndex::load(const std::string& dir) {
             bytes = h.at("bytes").get<std::int64_t>();
             hash = h.at("hash").get<std::string>();
         }
-        text::VectorIndex vectors = text::VectorIndex::load(dir, approximate, settings, bytes, hash);
+        text::VectorIndex vectors = text::VectorIndex::load(dir, approximate, settings, bytes, hash, model.metric());
         const auto count = m.at("count").get<std::int64_t>();
         if (vectors.size() != count || vectors.dimension() != model.dimension())
             throw Error(fmt::format("{}: holds {} vectors of {}, the manifest says {} of {} (the model's: {})", (folder / "vectors.npy").string(),
@@ -140,6 +161,9 @@ std::vector<std::vector<TextIndex::Hit>> TextIndex::search(const std::vector<std
 std::vector<TextIndex::Hit> TextIndex::search(const std::string& query, std::int64_t k) const { return search(std::vector<std::string>{query}, k).front(); }
 std::int64_t TextIndex::size() const { return vectors_->size(); }
 bool TextIndex::approximate() const { return vectors_->approximate(); }
+bool approximate_by_default(const text::Metric& metric, std::int64_t lines) {
+    return lines > kExactSearchLimit && metric.kind != text::MetricKind::manhattan;
+}
 const PairModel& TextIndex::model() const { return *model_; }
 
 }  // namespace graphrun::train

@@ -1,11 +1,12 @@
 // A searchable corpus (graphrun index / search): each line of a text file
 // embedded by a pair model's right branch, found for a query embedded by its
-// left branch, by the model's own similarity (cosine). Its folder:
+// left branch, by the model's own similarity (cosine, or minus the euclidean
+// or manhattan distance). Its folder:
 //   index.json   the manifest: format, the model's run folder (a reference,
 //                checked by the graph's structure hash and the weights' hash),
-//                count, dimension, exact or approximate and HNSW's settings
+//                the metric, count, dimension, exact or approximate and HNSW's settings
 //   texts.txt    the corpus, a line each, as given
-//   vectors.npy  (count, dimension) float32 unit rows
+//   vectors.npy  (count, dimension) float32: unit rows (cosine), the embeddings (distances)
 //   hnsw.bin     approximate indexes only (hnswlib's file; its size and hash in the manifest)
 #pragma once
 
@@ -22,11 +23,15 @@ namespace graphrun::train {
 
 // Exact search up to this many vectors; approximate beyond, unless asked.
 inline constexpr std::int64_t kExactSearchLimit = 200000;
+// Whether an index of `lines` is approximate when not asked: beyond the limit,
+// except for manhattan, which hnswlib cannot search (always exact).
+bool approximate_by_default(const text::Metric& metric, std::int64_t lines);
 
 class TextIndex {
 public:
     // Embeds `texts` and writes the folder `dir` whole (built aside, then renamed
-    // into place); `approximate` unset: exact up to kExactSearchLimit vectors.
+    // into place); `approximate` unset: approximate_by_default. An approximate
+    // index of a manhattan model is an Error.
     static void build(const PairModel& model, const std::string& run_dir, const std::vector<std::string>& texts, const std::string& dir,
                       std::optional<bool> approximate);
     // Loads the folder and its model; an Error names the file and what is wrong

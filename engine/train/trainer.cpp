@@ -330,7 +330,9 @@ void write_model_yaml(const fs::path& out, const spec::Spec& spec, const Task& t
     run.checkpoint = checkpoint;
     if (task.tokenizer()) run.tokenizer = "tokenizer.json";
     run.threshold = threshold;
-    const std::string text = "# Written by graphrun train: the spec as trained, and what the run found (run:).\n" + spec::with_run(spec, run);
+    const std::string text = "# Written by graphrun train: the spec as trained, and what the run found (run:).\n"
+                             "# run.threshold is on the model's similarity, the cosine or minus the distance: similar at or above it.\n" +
+                             spec::with_run(spec, run);
     io::write_file_atomically((out / "model.yaml").string(), std::as_bytes(std::span(text.data(), text.size())));
 }
 

@@ -55,7 +55,7 @@ public:
 
     struct Hit {
         std::int64_t line;  // 1-based, in the corpus as indexed
-        float similarity;   // the model's: cosine of the two embeddings
+        float similarity;   // the model's: cosine of the two embeddings, or minus their distance
         std::string text;
     };
     // The k lines most similar to `query`, best first.
@@ -143,7 +143,10 @@ public:
     // and `graphrun embed` (an Error for other models). Safe from several threads.
     float similarity(const std::string& left, const std::string& right) const;
     Tensor embed(Side side, const std::vector<std::string>& texts) const;  // (texts, dimension) float32, in the order given
-    std::optional<double> threshold() const;  // similar at or above it: chosen on the validation pairs
+    // The model's similarity is the cosine of the two embeddings, or minus their
+    // euclidean or manhattan distance (metric(): "cosine", "euclidean", "manhattan").
+    std::string metric() const;
+    std::optional<double> threshold() const;  // similar at or above it (on the similarity): chosen on the validation pairs
 
 private:
     static Model from_spec(spec::Spec spec);
