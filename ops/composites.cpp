@@ -94,17 +94,19 @@ ValueRef bidirectional_layer(Graph& graph, const std::string& kind, const std::s
 }
 
 ValueRef gru_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences,
-                   std::optional<ValueRef> lengths, const std::string& share_from) {
+                   std::optional<ValueRef> lengths, const std::string& share_from, const std::string& param_suffix,
+                   const std::string& node_name) {
+    const std::string& sfx = param_suffix;
     const std::int64_t in = last_dim(graph, x);
     // nn.GRU draws every weight and both biases from U(-1/sqrt(H), 1/sqrt(H)).
     const Attrs init = uniform(1.0 / std::sqrt(static_cast<double>(units)));
     std::vector<ValueRef> inputs{x};
-    inputs.push_back(layer_parameter(graph, name, share_from, "weight_ih", {3 * units, in}, init));
-    inputs.push_back(layer_parameter(graph, name, share_from, "weight_hh", {3 * units, units}, init));
-    inputs.push_back(layer_parameter(graph, name, share_from, "bias_ih", {3 * units}, init));
-    inputs.push_back(layer_parameter(graph, name, share_from, "bias_hh", {3 * units}, init));
+    inputs.push_back(layer_parameter(graph, name, share_from, "weight_ih" + sfx, {3 * units, in}, init));
+    inputs.push_back(layer_parameter(graph, name, share_from, "weight_hh" + sfx, {3 * units, units}, init));
+    inputs.push_back(layer_parameter(graph, name, share_from, "bias_ih" + sfx, {3 * units}, init));
+    inputs.push_back(layer_parameter(graph, name, share_from, "bias_hh" + sfx, {3 * units}, init));
     if (lengths) inputs.push_back(*lengths);
-    return graph.add(name, "gru", inputs, {{"units", units}, {"return_sequences", return_sequences}});
+    return graph.add(node_name.empty() ? name : node_name, "gru", inputs, {{"units", units}, {"return_sequences", return_sequences}});
 }
 
 ValueRef dense_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, const std::string& share_from) {

@@ -51,9 +51,11 @@ ValueRef bidirectional_layer(Graph& graph, const std::string& kind, const std::s
 // or every hidden state (N, T, units) with return_sequences; `lengths` as for
 // lstm_layer. Parameters PyTorch's: <name>.weight_ih (3*units, E),
 // <name>.weight_hh (3*units, units), <name>.bias_ih (3*units), <name>.bias_hh
-// (3*units), gate order r, z, n. One `gru` node named <name>.
+// (3*units), gate order r, z, n. One `gru` node named <name> (or
+// `node_name`); `param_suffix` as for lstm_layer.
 ValueRef gru_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences = false,
-                   std::optional<ValueRef> lengths = std::nullopt, const std::string& share_from = "");
+                   std::optional<ValueRef> lengths = std::nullopt, const std::string& share_from = "", const std::string& param_suffix = "",
+                   const std::string& node_name = "");
 
 // nn.Linear(D, units): (N, D) -> (N, units). Parameters: <name>.weight (units, D), <name>.bias (units).
 // One `matmul` node named <name>, part of composite `dense`.

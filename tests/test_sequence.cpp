@@ -137,6 +137,33 @@ TEST_CASE("a bidirectional lstm matches nn.LSTM(bidirectional=True) on packed se
     }
 }
 
+TEST_CASE("a bidirectional gru matches nn.GRU(bidirectional=True) on packed sequences", "[sequence][fixtures][gru]") {
+    const std::vector<std::string> names{"weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ih_reverse", "weight_hh_reverse", "bias_ih_reverse",
+                                         "bias_hh_reverse"};
+    for (const bool sequences : {false, true}) {
+        INFO("return_sequences " << sequences);
+        const auto f = load_fixture("gru_bidirectional");
+        const std::int64_t H = f.at("weight_hh").dim(1);
+        Graph g(builtin_ops());
+        const ValueRef x = g.parameter("x", f.at("x").type());
+        const ValueRef lengths = g.input("lengths", f.at("lengths").type());
+        const auto direction = [&](const std::string& node, const std::string& suffix, ValueRef in) {
+            return gru_layer(g, "l", in, H, sequences, lengths, "", suffix, node);
+        };
+        const ValueRef y = bidirectional_layer(g, "gru", "l", x, lengths, sequences, "concat", direction);
+        Executor ex(g);
+        ex.set("x", f.at("x").clone());
+        ex.set("lengths", f.at("lengths").clone());
+        for (const auto& name : names) ex.set("l." + name, f.at(name).clone());
+        ex.forward();
+        const std::string what = sequences ? "seq" : "final";
+        check_close("h_" + what, ex.value(y), f.at("h_" + what), kRel);
+        ex.backward({{y, f.at("w_" + what).clone()}});
+        check_close("dx", ex.grad("x"), f.at("dx_" + what), kRel);
+        for (const auto& name : names) check_close("d" + name, ex.grad("l." + name), f.at("d" + name + "_" + what), kRel);
+    }
+}
+
 TEST_CASE("a stack of two lstms matches PyTorch's packed stack: the second never reads padding", "[sequence][fixtures]") {
     const auto f = load_fixture("lstm_stack");
     const std::int64_t H = f.at("first.weight_hh").dim(1);
@@ -202,6 +229,9 @@ TEST_CASE("padding never leaks through a stack: each row's output is its unpadde
         {"bidirectional lstm, concat", R"(  - {name: out, op: lstm, inputs: [embedding], units: 4, bidirectional: true})"},
         {"bidirectional lstm, sum, sequences -> lstm", R"(  - {name: first, op: lstm, inputs: [embedding], units: 6, bidirectional: true, merge: sum, return_sequences: true}
   - {name: out, op: lstm, inputs: [first], units: 4, bidirectional: true})"},
+        {"bidirectional gru, sequences -> gru -> max_pool", R"(  - {name: first, op: gru, inputs: [embedding], units: 6, bidirectional: true, return_sequences: true}
+  - {name: second, op: gru, inputs: [first], units: 4, return_sequences: true}
+  - {name: out, op: max_pool, inputs: [second]})"},
         {"lstm -> mean_pool", R"(  - {name: first, op: lstm, inputs: [embedding], units: 6, return_sequences: true}
   - {name: out, op: mean_pool, inputs: [first]})"},
         {"embedding -> mean_pool (fastText's bag of words)", R"(  - {name: out, op: mean_pool, inputs: [embedding]})"},

@@ -58,6 +58,8 @@ const std::vector<LayerDef>& layer_defs() {
         {"gru", 1,
          {{"units", AttrKind::integer, std::nullopt, "hidden size H"},
           {"return_sequences", AttrKind::boolean, AttrValue{false}, "output every step (N, T, H), not the last (N, H)"},
+          {"bidirectional", AttrKind::boolean, AttrValue{false}, "also read each sequence backwards from its last real step (PyTorch's bidirectional=True)"},
+          {"merge", AttrKind::string, AttrValue{std::string("concat")}, "bidirectional: concat (2H features) or sum (H) of the two directions"},
           {"share", AttrKind::string, AttrValue{std::string()}, "a gru node whose weights to use"}}},
     };
     return defs;
@@ -277,6 +279,14 @@ std::optional<ValueRef> lengths_of_input(Graph& g, const NodeSpec& n, std::size_
     return std::nullopt;
 }
 
+// A bidirectional layer's `merge`, checked where it was written.
+std::string checked_merge(const NodeSpec& n, const Attrs& a) {
+    const std::string& merge = a.string("merge");
+    if (merge != "concat" && merge != "sum")
+        throw spec::SpecError(attr_loc(n, "merge"), fmt::format("node '{}': merge must be concat or sum, got '{}'", n.name, merge));
+    return merge;
+}
+
 ValueRef build_node(Graph& g, const spec::Spec& s, const NodeSpec& n, const Attrs& a, const std::map<std::string, ValueRef>& built,
                     Padding& padding) {
     std::vector<ValueRef> in;
@@ -312,10 +322,7 @@ ValueRef build_node(Graph& g, const spec::Spec& s, const NodeSpec& n, const Attr
             return lstm_layer(g, n.name, x, a.integer("units"), sequences, lengths, share, a.string("precision"), static_cast<int>(biases), suffix, node);
         };
         if (!a.boolean("bidirectional")) return direction(n.name, "", in[0]);
-        const std::string& merge = a.string("merge");
-        if (merge != "concat" && merge != "sum")
-            throw spec::SpecError(attr_loc(n, "merge"), fmt::format("node '{}': merge must be concat or sum, got '{}'", n.name, merge));
-        return bidirectional_layer(g, "lstm", n.name, in[0], lengths, sequences, merge, direction);
+        return bidirectional_layer(g, "lstm", n.name, in[0], lengths, sequences, checked_merge(n, a), direction);
     }
     if (n.op == "gru") {
         // Padding as for lstm: the gru stops at each sequence's last real step,
@@ -323,7 +330,11 @@ ValueRef build_node(Graph& g, const spec::Spec& s, const NodeSpec& n, const Attr
         const std::optional<ValueRef> lengths = lengths_of_input(g, n, 0, padding);
         const bool sequences = a.boolean("return_sequences");
         if (lengths && sequences) padding.lengths[n.name] = *lengths;
-        return gru_layer(g, n.name, in[0], a.integer("units"), sequences, lengths, share);
+        const auto direction = [&](const std::string& node, const std::string& suffix, ValueRef x) {
+            return gru_layer(g, n.name, x, a.integer("units"), sequences, lengths, share, suffix, node);
+        };
+        if (!a.boolean("bidirectional")) return direction(n.name, "", in[0]);
+        return bidirectional_layer(g, "gru", n.name, in[0], lengths, sequences, checked_merge(n, a), direction);
     }
     // Pooling and reversing over time read each row's real steps only.
     if ((n.op == "max_pool" || n.op == "mean_pool" || n.op == "reverse_sequence") && in.size() == 1) {
