@@ -19,7 +19,11 @@ lengths) and PREFIX.label.npy.
 The model: for each side nn.Embedding(V, 32) -> nn.LSTM(32, 64, batch_first)
 over pack_padded_sequence (a row's length: 1 + the index of its last non-zero
 id, as graphrun's sequence_lengths; at least 1) -> final hidden state ->
-nn.Linear(64, 256); cosine similarity (F.cosine_similarity, eps 1e-8).
+nn.Linear(64, 256); cosine similarity (F.cosine_similarity, eps 1e-8). Where
+RUN's model.yaml has `bidirectional: true` lstms (merge concat, as
+bench/learning_study's *_bilstm configs): nn.LSTM(bidirectional=True), the
+forward direction's final state then the backward one's -> nn.Linear(128, 256);
+the reverse direction's weights are graphrun's *_reverse parameters.
 PyTorch's default initialization, from torch.manual_seed(--seed).
   --loss contrastive (graphs/packages.yaml): mean(y d^2 + (1-y) clamp(1-d, 0)^2),
      d = 1 - cos; each epoch every pair as given plus, for each pair i, one
@@ -53,6 +57,12 @@ graphrun's single LSTM bias is initialised as one uniform, PyTorch's two are
 summed; PyTorch's validation negatives are drawn by numpy, not graphrun's
 epoch_seed(seed, -1); graphrun's early stopping (patience 2 cannot stop a
 3-epoch run before its end anyway).
+
+The seed's synthetic data (graphs/siamese.yaml): RUN is a run of it, TRAIN_PREFIX
+and VALID_PREFIX are PREFIX.train and PREFIX.valid of `encode_pairs --split RUN
+PREFIX` (the training split and the validation pairs with their drawn negatives,
+which the run's seed chose); --no-evaluate, and val_auc in OUT/torch.json is the
+figure. --check-valid proves those are the pairs graphrun measured.
 
 --check-export proves the weight mapping: it loads RUN's own checkpoint into
 the PyTorch model, compares the cosine of the first --pairs pairs of PREFIX
@@ -120,32 +130,40 @@ def lengths_of(ids):
 
 
 class Branch(nn.Module):
-    def __init__(self, vocab):
+    def __init__(self, vocab, bidirectional):
         super().__init__()
         self.embedding = nn.Embedding(vocab, EMBED)
-        self.lstm = nn.LSTM(EMBED, UNITS, batch_first=True)
-        self.dense = nn.Linear(UNITS, DIM)
+        self.lstm = nn.LSTM(EMBED, UNITS, batch_first=True, bidirectional=bidirectional)
+        self.dense = nn.Linear(2 * UNITS if bidirectional else UNITS, DIM)
 
     def forward(self, ids, lengths):
         packed = pack_padded_sequence(self.embedding(ids), lengths, batch_first=True, enforce_sorted=False)
-        _, (h, _) = self.lstm(packed)  # (1, N, UNITS), in input order
-        return self.dense(h[0])
+        _, (h, _) = self.lstm(packed)  # (directions, N, UNITS), in input order
+        # graphrun's bidirectional lstm (merge: concat): forward's final state, then backward's
+        return self.dense(torch.cat(list(h), dim=1))
+
+
+# graphrun's names of each direction's parameters (the reverse one's with _reverse),
+# and PyTorch's (suffix _reverse after the layer index).
+DIRECTIONS = (("", ""), ("_reverse", "_reverse"))
 
 
 class Siamese(nn.Module):
-    def __init__(self, left_vocab, right_vocab):
+    def __init__(self, left_vocab, right_vocab, bidirectional=False):
         super().__init__()
-        self.left = Branch(left_vocab)
-        self.right = Branch(right_vocab)
+        self.left = Branch(left_vocab, bidirectional)
+        self.right = Branch(right_vocab, bidirectional)
+        self.directions = DIRECTIONS if bidirectional else DIRECTIONS[:1]
 
     def to_graphrun(self):
         out = {}
         for side in ("left", "right"):
             b = getattr(self, side)
             out[f"{side}_embedding.weight"] = b.embedding.weight
-            out[f"{side}_lstm.weight_ih"] = b.lstm.weight_ih_l0
-            out[f"{side}_lstm.weight_hh"] = b.lstm.weight_hh_l0
-            out[f"{side}_lstm.bias"] = b.lstm.bias_ih_l0 + b.lstm.bias_hh_l0
+            for ours, theirs in self.directions:
+                out[f"{side}_lstm.weight_ih{ours}"] = getattr(b.lstm, f"weight_ih_l0{theirs}")
+                out[f"{side}_lstm.weight_hh{ours}"] = getattr(b.lstm, f"weight_hh_l0{theirs}")
+                out[f"{side}_lstm.bias{ours}"] = getattr(b.lstm, f"bias_ih_l0{theirs}") + getattr(b.lstm, f"bias_hh_l0{theirs}")
             out[f"{side}_dense.weight"] = b.dense.weight
             out[f"{side}_dense.bias"] = b.dense.bias
         return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in out.items()}
@@ -155,10 +173,11 @@ class Siamese(nn.Module):
         for side in ("left", "right"):
             b = getattr(self, side)
             b.embedding.weight.copy_(torch.from_numpy(tensors[f"{side}_embedding.weight"]))
-            b.lstm.weight_ih_l0.copy_(torch.from_numpy(tensors[f"{side}_lstm.weight_ih"]))
-            b.lstm.weight_hh_l0.copy_(torch.from_numpy(tensors[f"{side}_lstm.weight_hh"]))
-            b.lstm.bias_ih_l0.copy_(torch.from_numpy(tensors[f"{side}_lstm.bias"]))
-            b.lstm.bias_hh_l0.zero_()
+            for ours, theirs in self.directions:
+                getattr(b.lstm, f"weight_ih_l0{theirs}").copy_(torch.from_numpy(tensors[f"{side}_lstm.weight_ih{ours}"]))
+                getattr(b.lstm, f"weight_hh_l0{theirs}").copy_(torch.from_numpy(tensors[f"{side}_lstm.weight_hh{ours}"]))
+                getattr(b.lstm, f"bias_ih_l0{theirs}").copy_(torch.from_numpy(tensors[f"{side}_lstm.bias{ours}"]))
+                getattr(b.lstm, f"bias_hh_l0{theirs}").zero_()
             b.dense.weight.copy_(torch.from_numpy(tensors[f"{side}_dense.weight"]))
             b.dense.bias.copy_(torch.from_numpy(tensors[f"{side}_dense.bias"]))
 
@@ -311,6 +330,19 @@ def set_run_entries(text, entries):
     return text[:m.start(1)] + block + text[m.end(1):]
 
 
+def bidirectional_of(text):
+    """Whether model.yaml's lstms read both ways (both branches alike, as the specs this script mirrors)."""
+    flags = re.findall(r"op:\s*lstm\b[^}\n]*", text)
+    if not flags:
+        raise SystemExit("model.yaml: no lstm node")
+    both = ["bidirectional: true" in f for f in flags]
+    if len(set(both)) != 1:
+        raise SystemExit("model.yaml: one lstm is bidirectional and another is not: not a model this script mirrors")
+    if any("merge: sum" in f for f in flags):
+        raise SystemExit("model.yaml: merge: sum: this script mirrors merge: concat only")
+    return both[0]
+
+
 def vocab_of(text, node):
     m = re.search(r"name:\s*" + node + r"\b.*?vocab:\s*(\d+)", text)
     if not m:
@@ -353,7 +385,7 @@ def train(args):
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     text = read_model_yaml(args.run)
-    model = Siamese(vocab_of(text, "left_embedding"), vocab_of(text, "right_embedding"))
+    model = Siamese(vocab_of(text, "left_embedding"), vocab_of(text, "right_embedding"), bidirectional_of(text))
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
     data = Pairs(args.prefix)
     n = len(data)
@@ -443,7 +475,7 @@ def check_export(args):
     ckpt = os.path.join(args.run, run_entry(text, "checkpoint") or "checkpoint.safetensors")
     tensors, meta = read_safetensors(ckpt)
     params = {k: tensors[k] for k in read_safetensors_header(ckpt)}
-    model = Siamese(vocab_of(text, "left_embedding"), vocab_of(text, "right_embedding"))
+    model = Siamese(vocab_of(text, "left_embedding"), vocab_of(text, "right_embedding"), bidirectional_of(text))
     model.from_graphrun(params)
     data = Pairs(args.prefix)
     k = min(args.pairs, len(data))
@@ -481,6 +513,25 @@ def check_export(args):
     return 0 if ok else 1
 
 
+def check_valid(args):
+    """RUN's last weights (checkpoint.safetensors) in the PyTorch model, on --valid's pairs: the
+    val_auc of RUN's last metrics.jsonl line (to 1e-5), so the pairs are the ones graphrun measured."""
+    text = read_model_yaml(args.run)
+    ckpt = os.path.join(args.run, "checkpoint.safetensors")
+    tensors, _ = read_safetensors(ckpt)
+    model = Siamese(vocab_of(text, "left_embedding"), vocab_of(text, "right_embedding"), bidirectional_of(text))
+    model.from_graphrun({k: tensors[k] for k in read_safetensors_header(ckpt)})
+    valid = Pairs(args.valid)
+    rows = np.arange(len(valid))
+    ours = roc_auc(similarities(model, valid, rows, rows), valid.label)
+    with open(os.path.join(args.run, "metrics.jsonl")) as f:
+        theirs = json.loads(f.read().splitlines()[-1])["val_auc"]
+    ok = abs(ours - theirs) <= 1e-5
+    print(f"{ckpt} on {args.valid} ({len(valid)} pairs): PyTorch's AUC {ours:.6f}, graphrun's last val_auc {theirs:.6f}: "
+          + ("ok" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="a graphrun run folder trained on the same training file")
@@ -500,10 +551,13 @@ def main():
     p.add_argument("--json", metavar="FILE", help="also write the figures here")
     p.add_argument("--check-export", metavar="TSV", help="check the weight mapping against graphrun score (PREFIX encodes TSV)")
     p.add_argument("--pairs", type=int, default=20, help="pairs --check-export scores")
+    p.add_argument("--check-valid", action="store_true", help="check that --valid holds the pairs RUN's val_auc measured (encode_pairs --split)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.check_export:
         return check_export(args)
+    if args.check_valid:
+        return check_valid(args)
     if not args.out:
         p.error("--out is required for training")
     model, history, chosen, threshold, train_seconds = train(args)

@@ -54,13 +54,7 @@ public:
         }
         if (split_.train.count() == 0)
             throw Error(fmt::format("{}: no training pairs left after holding out train.validation = {}", spec.path, cfg_.validation));
-        std::mt19937_64 validation_rng(epoch_seed(cfg_.seed, -1));
-        // Validation measures separation, so it needs dissimilar pairs even when
-        // training goes without them (--allow-positive-only): that is how the collapse shows.
-        const bool validation_all_similar =
-            std::all_of(split_.validation.label.begin(), split_.validation.label.end(), [](float y) { return y == 1.0f; });
-        const std::int64_t validation_negatives = validation_all_similar ? std::max<std::int64_t>(negatives_, 1) : negatives_;
-        validation_ = train::plan_epoch(split_.validation, validation_negatives, false, validation_rng);
+        validation_ = plan_validation(split_.validation, negatives_, cfg_.seed);
     }
 
     const text::Tokenizer* tokenizer() const override { return tokenizer_.get(); }
@@ -345,6 +339,14 @@ std::string ranking_objective(const BuiltGraph& built) {
         for (const ValueRef& in : node.inputs) stack.push_back(in.node);
     }
     return "";
+}
+
+std::vector<Sample> plan_validation(const PairSet& validation, std::int64_t negatives, std::uint64_t seed) {
+    std::mt19937_64 rng(epoch_seed(seed, -1));
+    // Validation measures separation, so it needs dissimilar pairs even when
+    // training goes without them (--allow-positive-only): that is how the collapse shows.
+    const bool all_similar = std::all_of(validation.label.begin(), validation.label.end(), [](float y) { return y == 1.0f; });
+    return plan_epoch(validation, all_similar ? std::max<std::int64_t>(negatives, 1) : negatives, false, rng);
 }
 
 std::string positive_only_message(const spec::Spec& spec) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "engine/core/graph.hpp"
 #include "engine/spec/builder.hpp"
@@ -34,6 +35,11 @@ SiameseRoles find_roles(const Graph& graph);
 // ranks each pair against the batch's other pairs (it is computed from a
 // cosine_matrix), else "". Such a loss trains on similar pairs alone.
 std::string ranking_objective(const BuiltGraph& built);
+
+// The validation pairs a run measures each epoch: `validation` as held out and,
+// where it holds similar pairs only, `negatives` (at least 1) dissimilar pairs
+// for each, drawn once from the run's seed (the same pairs every epoch).
+std::vector<Sample> plan_validation(const PairSet& validation, std::int64_t negatives, std::uint64_t seed);
 
 // The message of the guard that stops a run on positive-only data.
 std::string positive_only_message(const spec::Spec& spec);
