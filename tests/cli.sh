@@ -252,6 +252,12 @@ distspec=tests/specs/text_distance.yaml
 expect 0 "val_auc" -- $distspec --out "$work/euclidean"
 expect 0 "metric             euclidean (similarity: minus the euclidean distance)" "auc " "threshold_distance " "recall_at_10 " -- evaluate "$work/euclidean"
 grep -q '"metric": "euclidean"' "$work/euclidean/eval.json" || fail "eval.json does not name the metric"
+if command -v gnuplot >/dev/null; then  # the pictures draw the distance itself, not a cosine axis
+    for svg in training.svg eval.svg; do
+        grep -q "euclidean distance of the two embeddings" "$work/euclidean/$svg" || fail "$svg of a euclidean model does not draw the distance"
+    done
+    grep -q "cosine similarity of the two embeddings" "$work/text/training.svg" || fail "training.svg of a cosine model lost its cosine axis"
+fi
 expect 0 "similarity -" "(minus the euclidean distance)" "(euclidean)" "euclidean distance at most" -- score "$work/euclidean" "json parser" "fast json objects the arrays"
 expect 0 "80 lines, exact search by the euclidean distance" -- index "$work/euclidean" --data "$work/corpus.txt" --out "$work/euclidean_index"
 expect 0 "query 1: json parser" "   1  euclidean 0." -- search "$work/euclidean_index" --k 3 "json parser"

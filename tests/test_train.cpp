@@ -58,6 +58,17 @@ TEST_CASE("ROC AUC and embedding spread", "[train]") {
     CHECK(*train::embedding_spread(opposite, 2, 2) == Approx(-1.0));
     const float orthogonal[] = {1, 0, 0, 3};
     CHECK(*train::embedding_spread(orthogonal, 2, 2) == Approx(0.0).margin(1e-12));
+    // A distance model's: one direction with different lengths is not a collapse, one point is.
+    using train::SpreadOf;
+    const float along[] = {1, 2, 2, 4};  // inner product 10, mean squared norm (5 + 20) / 2
+    CHECK(*train::embedding_spread(along, 2, 2, SpreadOf::points) == Approx(10.0 / 12.5));
+    const float one_point[] = {0.3f, -2, 0.3f, -2, 0.3f, -2};
+    CHECK(*train::embedding_spread(one_point, 3, 2, SpreadOf::points) == Approx(1.0));
+    CHECK(*train::embedding_spread(opposite, 2, 2, SpreadOf::points) == Approx(-1.0));
+    CHECK(*train::embedding_spread(orthogonal, 2, 2, SpreadOf::points) == Approx(0.0).margin(1e-12));
+    const float origin[] = {0, 0, 0, 0};
+    CHECK(*train::embedding_spread(origin, 2, 2, SpreadOf::points) == 1.0);
+    CHECK_FALSE(train::embedding_spread(origin, 2, 2).has_value());  // no directions
 }
 
 TEST_CASE("synthetic pairs are positive, padded after the text, with class structure", "[train]") {

@@ -7,6 +7,7 @@
 
 #include "tools/graph_json.hpp"
 #include "engine/spec/builder.hpp"
+#include "engine/text/metric.hpp"
 #include "engine/train/communicator.hpp"
 #include "tools/command_line.hpp"
 
@@ -26,7 +27,8 @@ int run_plot(const Args& args);
 // OUT/validation.tsv: one line per validation pair, similarity <tab> label.
 void write_validation_tsv(const std::string& out_dir, const std::vector<float>& similarity, const std::vector<float>& label);
 // Draws OUT/training.svg with gnuplot. Returns "" or, without gnuplot, a one-line note.
-std::string draw_training_svg(const std::string& out_dir, const std::string& title);
+// The histogram shows the scores as `metric` reads them (the cosine, or the distance).
+std::string draw_training_svg(const std::string& out_dir, const std::string& title, const text::Metric& metric);
 int run_check(const Args& args);
 int run_gradcheck(const Args& args);
 int run_predict(const Args& args);
@@ -36,6 +38,7 @@ int run_embed(const Args& args);
 int run_index(const Args& args);
 int run_search(const Args& args);
 // OUT/eval.svg: similarity histograms of similar and dissimilar pairs, and the ROC curve.
-std::string draw_evaluation_svg(const std::string& path, const std::vector<float>& similarity, const std::vector<float>& label, const std::string& title);
+std::string draw_evaluation_svg(const std::string& path, const std::vector<float>& similarity, const std::vector<float>& label, const std::string& title,
+                                const text::Metric& metric);
 
 }  // namespace graphrun::cli

@@ -69,7 +69,7 @@ int evaluate_pair_run(const Args& args, const train::PairModel& model) {
     j["candidates"] = e.candidates;
     write_json(args.out.empty() ? (fs::path(args.spec) / "eval.json").string() : args.out, j);
     const std::string svg = (fs::path(args.spec) / "eval.svg").string();
-    const std::string note = draw_evaluation_svg(svg, e.similarity, e.label, fmt::format("{} on {}", fs::path(args.spec).filename().string(), fs::path(data).filename().string()));
+    const std::string note = draw_evaluation_svg(svg, e.similarity, e.label, fmt::format("{} on {}", fs::path(args.spec).filename().string(), fs::path(data).filename().string()), metric);
     fmt::print(stderr, "graphrun: {}\n", note.empty() ? "wrote " + svg : note);
     return 0;
 }

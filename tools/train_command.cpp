@@ -17,6 +17,7 @@
 #include "engine/io/atomic_file.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
+#include "engine/train/siamese_task.hpp"
 #include "engine/train/trainer.hpp"
 #include "ops/builtin.hpp"
 #include "tools/cli.hpp"
@@ -206,7 +207,8 @@ int run_train(const Args& args) {
                options.out_dir);
     // The picture is a convenience: its failure must not fail a finished run.
     try {
-        const std::string note = draw_training_svg(options.out_dir, spec.name);
+        const std::string note =
+            draw_training_svg(options.out_dir, spec.name, spec.task == "siamese" ? train::find_roles(built.graph).metric : text::Metric{});
         if (note.empty()) fmt::print("graphrun: picture {}/training.svg\n", options.out_dir);
         else fmt::print(stderr, "graphrun: {}\n", note);
     } catch (const Error& e) {

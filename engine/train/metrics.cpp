@@ -30,23 +30,30 @@ std::optional<double> roc_auc(std::span<const float> score, std::span<const floa
     return (positive_rank_sum - positives * (positives + 1) / 2) / (positives * negatives);
 }
 
-std::optional<double> embedding_spread(const float* rows, std::int64_t n, std::int64_t d) {
+std::optional<double> embedding_spread(const float* rows, std::int64_t n, std::int64_t d, SpreadOf of) {
     if (n < 2) return std::nullopt;
     std::vector<double> sum(static_cast<std::size_t>(d), 0.0);
-    std::int64_t unit_rows = 0;
+    std::int64_t counted = 0;
+    double squared_norms = 0;
     for (std::int64_t i = 0; i < n; ++i) {
         double norm = 0;
         for (std::int64_t k = 0; k < d; ++k) norm += static_cast<double>(rows[i * d + k]) * rows[i * d + k];
-        norm = std::sqrt(norm);
-        if (norm < 1e-12) continue;  // a zero embedding has no direction
-        for (std::int64_t k = 0; k < d; ++k) sum[static_cast<std::size_t>(k)] += rows[i * d + k] / norm;
-        ++unit_rows;
+        if (of == SpreadOf::directions) {
+            norm = std::sqrt(norm);
+            if (norm < 1e-12) continue;  // a zero embedding has no direction
+            for (std::int64_t k = 0; k < d; ++k) sum[static_cast<std::size_t>(k)] += rows[i * d + k] / norm;
+            squared_norms += 1;
+        } else {
+            for (std::int64_t k = 0; k < d; ++k) sum[static_cast<std::size_t>(k)] += rows[i * d + k];
+            squared_norms += norm;
+        }
+        ++counted;
     }
-    if (unit_rows < 2) return std::nullopt;
+    if (counted < 2) return std::nullopt;
+    if (squared_norms < 1e-24) return 1.0;  // (points) every row at the origin: one point
     double squared = 0;
     for (double s : sum) squared += s * s;
-    const double m = static_cast<double>(unit_rows);
-    return (squared - m) / (m * (m - 1));
+    return (squared - squared_norms) / (static_cast<double>(counted - 1) * squared_norms);
 }
 
 namespace {

@@ -13,10 +13,17 @@ namespace graphrun::train {
 // None when either class is missing.
 std::optional<double> roc_auc(std::span<const float> score, std::span<const float> label);
 
-// The mean cosine between the embeddings (rows of an (n, d) matrix) of
-// different samples; near 1 means every input maps to nearly one point.
-// sum_{i != j} u_i.u_j = |sum_i u_i|^2 - sum_i |u_i|^2 for unit rows u_i.
-std::optional<double> embedding_spread(const float* rows, std::int64_t n, std::int64_t d);
+// How close the embeddings (rows of an (n, d) matrix) of different samples
+// are; near 1 means every input maps to nearly one point.
+//   directions (a cosine model, which sees directions only): the mean cosine
+//     between different rows; sum_{i != j} u_i.u_j = |sum_i u_i|^2 - sum_i |u_i|^2
+//     for unit rows u_i.
+//   points (a distance model: rows pointing one way with different lengths are
+//     still told apart): the mean inner product between different rows over
+//     their mean squared norm, (|sum_i e_i|^2 - sum_i |e_i|^2) / ((n - 1) sum_i |e_i|^2);
+//     1 only when every row is the same point, about 0 for rows spread around the origin.
+enum class SpreadOf { directions, points };
+std::optional<double> embedding_spread(const float* rows, std::int64_t n, std::int64_t d, SpreadOf of = SpreadOf::directions);
 
 // Average precision of a score for label 1 (scikit-learn's
 // average_precision_score: sum over the positives, ranked by score, of the

@@ -128,12 +128,14 @@ public:
 
     void fill_training(std::int64_t first, Batch& batch) const override { fill(split_.train, samples_, first, batch); }
 
-    // The spread of both branches' embeddings: collapse shows as every embedding pointing one way.
+    // The spread of both branches' embeddings: collapse shows as every embedding
+    // pointing one way (cosine), or at one point (a distance).
     std::size_t step_sums() const override { return 2; }
     void measure_step(const Executor& ex, std::span<double> sums) const override {
         for (ValueRef e : {roles_.left_embedding, roles_.right_embedding}) {
             const Tensor& emb = ex.value(e);
-            if (auto sp = embedding_spread(emb.f32(), emb.dim(0), emb.numel() / emb.dim(0))) {
+            const SpreadOf of = roles_.metric.is_distance() ? SpreadOf::points : SpreadOf::directions;
+            if (auto sp = embedding_spread(emb.f32(), emb.dim(0), emb.numel() / emb.dim(0), of)) {
                 sums[0] += *sp;
                 sums[1] += 1;
             }
@@ -146,9 +148,9 @@ public:
         const double s = sums[0] / sums[1];
         if (s > 0.99 && !warned_ && warn) {
             warned_ = true;
-            warn(fmt::format("epoch {} step {}: the embeddings have collapsed: the mean cosine between different "
+            warn(fmt::format("epoch {} step {}: the embeddings have collapsed: the mean {} between different "
                              "samples' embeddings is {:.4f} (> 0.99); every input maps to nearly the same point",
-                             epoch, step, s));
+                             epoch, step, roles_.metric.is_distance() ? "inner product (over their mean squared norm)" : "cosine", s));
         }
     }
     void start_epoch_sums() override {
