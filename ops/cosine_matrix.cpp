@@ -48,45 +48,13 @@ public:
 
     void backward(const BackwardArgs& args) const override {
         const Tensor &a = args.inputs[0], &b = args.inputs[1];
-        const std::int64_t N = a.dim(0), M = b.dim(0), D = a.dim(1);
+        const std::int64_t M = b.dim(0);
         const float* dS = args.output_grads[0].f32();
         const float* S = args.outputs[0].f32();
         const std::vector<Norm> na = norms(a), nb = norms(b);
-        std::vector<double> acc(static_cast<std::size_t>(D));
-        // da_i: the dS-weighted sum of the b_j, then the pull along a_i.
-        if (Tensor* da = args.input_grads[0]) {
-            for (std::int64_t i = 0; i < N; ++i) {
-                std::fill(acc.begin(), acc.end(), 0.0);
-                double along = 0;
-                for (std::int64_t j = 0; j < M; ++j) {
-                    const double w = dS[i * M + j] / (na[i].value * nb[j].value);
-                    const float* bj = b.f32() + j * D;
-                    for (std::int64_t k = 0; k < D; ++k) acc[k] += w * bj[k];
-                    along += static_cast<double>(dS[i * M + j]) * S[i * M + j];
-                }
-                const double pull = na[i].clamped ? 0.0 : along / (na[i].value * na[i].value);
-                const float* ai = a.f32() + i * D;
-                float* d = da->f32() + i * D;
-                for (std::int64_t k = 0; k < D; ++k) d[k] += static_cast<float>(acc[k] - pull * ai[k]);
-            }
-        }
-        // db_j: the same by columns.
-        if (Tensor* db = args.input_grads[1]) {
-            for (std::int64_t j = 0; j < M; ++j) {
-                std::fill(acc.begin(), acc.end(), 0.0);
-                double along = 0;
-                for (std::int64_t i = 0; i < N; ++i) {
-                    const double w = dS[i * M + j] / (na[i].value * nb[j].value);
-                    const float* ai = a.f32() + i * D;
-                    for (std::int64_t k = 0; k < D; ++k) acc[k] += w * ai[k];
-                    along += static_cast<double>(dS[i * M + j]) * S[i * M + j];
-                }
-                const double pull = nb[j].clamped ? 0.0 : along / (nb[j].value * nb[j].value);
-                const float* bj = b.f32() + j * D;
-                float* d = db->f32() + j * D;
-                for (std::int64_t k = 0; k < D; ++k) d[k] += static_cast<float>(acc[k] - pull * bj[k]);
-            }
-        }
+        // da reads dS by rows, db by columns: one loop over either side's rows.
+        if (Tensor* da = args.input_grads[0]) row_gradients(a, na, b, nb, dS, S, M, 1, *da);
+        if (Tensor* db = args.input_grads[1]) row_gradients(b, nb, a, na, dS, S, 1, M, *db);
     }
 
 private:
@@ -99,6 +67,30 @@ private:
         double s = 0;
         for (std::int64_t k = 0; k < D; ++k) s += static_cast<double>(x[k]) * y[k];
         return s;
+    }
+
+    // For each row x_r of one side (the other side's rows y_c), with dS[r, c] and S[r, c]
+    // at r * row_step + c * column_step: the dS-weighted sum of the y_c, then the pull along x_r,
+    //   dx_r += sum_c dS[r, c] y_c / (|x_r|_e |y_c|_e) - [|x_r| >= eps] (sum_c dS[r, c] S[r, c]) x_r / |x_r|_e^2
+    static void row_gradients(const Tensor& x, const std::vector<Norm>& nx, const Tensor& y, const std::vector<Norm>& ny, const float* dS,
+                              const float* S, std::int64_t row_step, std::int64_t column_step, Tensor& dx) {
+        const std::int64_t R = x.dim(0), C = y.dim(0), D = x.dim(1);
+        std::vector<double> acc(static_cast<std::size_t>(D));
+        for (std::int64_t r = 0; r < R; ++r) {
+            std::fill(acc.begin(), acc.end(), 0.0);
+            double along = 0;
+            for (std::int64_t c = 0; c < C; ++c) {
+                const std::int64_t at = r * row_step + c * column_step;
+                const double w = dS[at] / (nx[r].value * ny[c].value);
+                const float* yc = y.f32() + c * D;
+                for (std::int64_t k = 0; k < D; ++k) acc[k] += w * yc[k];
+                along += static_cast<double>(dS[at]) * S[at];
+            }
+            const double pull = nx[r].clamped ? 0.0 : along / (nx[r].value * nx[r].value);
+            const float* xr = x.f32() + r * D;
+            float* d = dx.f32() + r * D;
+            for (std::int64_t k = 0; k < D; ++k) d[k] += static_cast<float>(acc[k] - pull * xr[k]);
+        }
     }
 
     std::vector<Norm> norms(const Tensor& x) const {

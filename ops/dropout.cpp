@@ -10,6 +10,7 @@
 // whether the run was stopped and resumed. The mask is kept for backward.
 #include <fmt/format.h>
 
+#include "engine/core/hash.hpp"
 #include "ops/builtin.hpp"
 
 namespace graphrun {
@@ -19,14 +20,6 @@ struct DropoutState final : OpState {
     std::vector<float> scale;  // m / (1 - rate) per element, from the last training forward
     std::int64_t bytes() const override { return static_cast<std::int64_t>(scale.size() * sizeof(float)); }
 };
-
-// splitmix64: a good 64-bit hash of a counter.
-std::uint64_t mix(std::uint64_t z) {
-    z += 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
 
 class Dropout final : public Op {
 public:
@@ -53,10 +46,10 @@ public:
         const std::int64_t N = x.dim(0), per_row = N > 0 ? count / N : 0;
         const float kept = static_cast<float>(1.0 / (1.0 - rate_));
         for (std::int64_t n = 0; n < N; ++n) {
-            const std::uint64_t row_seed = mix(args.draw_seed ^ mix(static_cast<std::uint64_t>(args.first_row + n)));
+            const std::uint64_t row_seed = splitmix64(args.draw_seed ^ splitmix64(static_cast<std::uint64_t>(args.first_row + n)));
             for (std::int64_t j = 0; j < per_row; ++j) {
                 // The top 53 bits as a uniform double in [0, 1).
-                const double u = static_cast<double>(mix(row_seed + static_cast<std::uint64_t>(j)) >> 11) * 0x1.0p-53;
+                const double u = static_cast<double>(splitmix64(row_seed + static_cast<std::uint64_t>(j)) >> 11) * 0x1.0p-53;
                 const float s = u < rate_ ? 0.0f : kept;
                 state.scale[static_cast<std::size_t>(n * per_row + j)] = s;
                 y[n * per_row + j] = x.f32()[n * per_row + j] * s;

@@ -8,24 +8,14 @@
 #include "engine/core/executor.hpp"
 #include "ops/builtin.hpp"
 #include "tests/gradcheck.hpp"
+#include "tests/tensors.hpp"
 
 using namespace graphrun;
 using testing::check_op_gradients;
 using testing::random_tensor;
+using testing::run_op;
 
 namespace {
-// Runs one op forward on the given inputs (all fed as graph inputs).
-Tensor run_op(const std::string& op, const std::vector<Tensor>& inputs, const Attrs& attrs = {}) {
-    Graph g(builtin_ops());
-    std::vector<ValueRef> refs;
-    for (std::size_t i = 0; i < inputs.size(); ++i) refs.push_back(g.input("in" + std::to_string(i), inputs[i].type()));
-    const ValueRef y = g.add("op", op, refs, attrs);
-    Executor ex(g);
-    for (std::size_t i = 0; i < inputs.size(); ++i) ex.set(refs[i].node, inputs[i]);
-    ex.forward();
-    return ex.value(y).clone();
-}
-
 // Values away from 0 so that relu and max are differentiable where checked.
 Tensor away_from_kinks(const Shape& shape, unsigned seed) {
     Tensor t = random_tensor(shape, seed);

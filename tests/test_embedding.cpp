@@ -4,26 +4,17 @@
 #include "engine/core/executor.hpp"
 #include "ops/builtin.hpp"
 #include "tests/gradcheck.hpp"
+#include "tests/tensors.hpp"
 
 using namespace graphrun;
+using testing::int_tensor;
 using Catch::Matchers::Contains;
-
-namespace {
-Tensor ids_tensor(DType dtype, Shape shape, const std::vector<int>& values) {
-    Tensor t(std::move(shape), dtype);
-    for (std::size_t j = 0; j < values.size(); ++j) {
-        if (dtype == DType::i32) t.i32()[j] = values[j];
-        else t.i64()[j] = values[j];
-    }
-    return t;
-}
-}  // namespace
 
 TEST_CASE("embedding gathers rows and scatter-adds gradients", "[embedding][gradcheck]") {
     for (DType dtype : {DType::i32, DType::i64}) {
         INFO(dtype_name(dtype));
         // Id 2 appears three times: its row's gradient is the sum of three.
-        const Tensor ids = ids_tensor(dtype, {2, 3}, {2, 0, 2, 4, 2, 1});
+        const Tensor ids = int_tensor(dtype, {2, 3}, {2, 0, 2, 4, 2, 1});
         const Tensor table = testing::random_tensor({5, 4}, 1);
         Graph g(builtin_ops());
         const ValueRef y = g.add("y", "embedding", {g.input("ids", ids.type()), g.parameter("table", table.type())});
@@ -39,7 +30,7 @@ TEST_CASE("embedding gathers rows and scatter-adds gradients", "[embedding][grad
         ex.backward({{y, testing::random_tensor({2, 3, 4}, 2)}});
         for (int e = 0; e < 4; ++e) CHECK(ex.grad("table").f32()[3 * 4 + e] == 0.0f);
     }
-    REQUIRE(testing::check_op_gradients("embedding", {ids_tensor(DType::i32, {1, 1}, {0}), testing::random_tensor({1, 3}, 3)}) == 3);
+    REQUIRE(testing::check_op_gradients("embedding", {int_tensor(DType::i32, {1, 1}, {0}), testing::random_tensor({1, 3}, 3)}) == 3);
 }
 
 TEST_CASE("embedding refuses an id outside the vocabulary, naming the id and position", "[embedding]") {
@@ -47,9 +38,9 @@ TEST_CASE("embedding refuses an id outside the vocabulary, naming the id and pos
     g.add("emb", "embedding", {g.input("ids", {DType::i64, {kAnyDim, 3}}), g.parameter("table", {DType::f32, {10, 2}})});
     Executor ex(g);
     ex.set("table", Tensor({10, 2}));
-    ex.set("ids", ids_tensor(DType::i64, {2, 3}, {1, 2, 3, 4, 10, 5}));
+    ex.set("ids", int_tensor(DType::i64, {2, 3}, {1, 2, 3, 4, 10, 5}));
     CHECK_THROWS_WITH(ex.forward(), Contains("node 'emb' (embedding)") && Contains("token id 10 at position (1, 1)") &&
                                         Contains("outside the vocabulary [0, 10)"));
-    ex.set("ids", ids_tensor(DType::i64, {1, 3}, {-1, 0, 0}));
+    ex.set("ids", int_tensor(DType::i64, {1, 3}, {-1, 0, 0}));
     CHECK_THROWS_WITH(ex.forward(), Contains("token id -1 at position (0, 0)"));
 }

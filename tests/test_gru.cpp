@@ -26,12 +26,17 @@
 #include "ops/builtin.hpp"
 #include "tests/fixtures.hpp"
 #include "tests/gradcheck.hpp"
+#include "tests/tensors.hpp"
 #include "tests/scratch.hpp"
 
 using namespace graphrun;
 using Catch::Matchers::Contains;
 using testing::check_close;
 using testing::random_tensor;
+using testing::int_tensor;
+using testing::steps_of;
+using testing::row_of;
+using testing::embed_padded;
 
 namespace {
 
@@ -49,36 +54,6 @@ std::map<std::string, Tensor> gru_weights(const Sizes& s, unsigned seed) {
             {"weight_hh", random_tensor({3 * s.H, s.H}, seed + 1, -0.5f, 0.5f)},
             {"bias_ih", random_tensor({3 * s.H}, seed + 2, -0.5f, 0.5f)},
             {"bias_hh", random_tensor({3 * s.H}, seed + 3, -0.5f, 0.5f)}};
-}
-
-Tensor ints(DType dtype, Shape shape, const std::vector<std::int64_t>& values) {
-    Tensor t(std::move(shape), dtype);
-    REQUIRE(static_cast<std::int64_t>(values.size()) == t.numel());
-    for (std::size_t j = 0; j < values.size(); ++j) {
-        if (dtype == DType::i32) t.i32()[j] = static_cast<std::int32_t>(values[j]);
-        else t.i64()[j] = values[j];
-    }
-    return t;
-}
-
-// Steps [begin, end) of row n, as a tensor of one row: (1, end - begin, ...).
-Tensor slice(const Tensor& t, std::int64_t n, std::int64_t begin, std::int64_t end) {
-    Shape shape = t.shape();
-    const std::int64_t inner = t.numel() / (shape[0] * shape[1]);
-    shape[0] = 1;
-    shape[1] = end - begin;
-    Tensor out(shape);
-    std::memcpy(out.raw(), t.f32() + (n * t.dim(1) + begin) * inner, out.bytes());
-    return out;
-}
-
-// Row n of a tensor whose first dimension is the batch, as (1, ...).
-Tensor row(const Tensor& t, std::int64_t n) {
-    Shape shape = t.shape();
-    shape[0] = 1;
-    Tensor out(shape);
-    std::memcpy(out.raw(), t.f32() + n * out.numel(), out.bytes());
-    return out;
 }
 
 bool all_zero(const Tensor& t) {
@@ -152,7 +127,7 @@ TEST_CASE("gru with lengths matches nn.GRU on pack_padded_sequence", "[gru][padd
     std::vector<std::int64_t> values(lengths64.i64(), lengths64.i64() + lengths64.numel());
     for (DType dtype : {DType::i64, DType::i32}) {
         INFO(dtype_name(dtype) << " lengths");
-        const Tensor lengths = ints(dtype, {lengths64.numel()}, values);
+        const Tensor lengths = int_tensor(dtype, {lengths64.numel()}, values);
         check_against(run_gru(f.at("x"), weights, &lengths, false, f.at("w_final")), f, "h_final", "");
         check_against(run_gru(f.at("x"), weights, &lengths, true, f.at("w_seq")), f, "h_seq", "_seq");
     }
@@ -196,7 +171,7 @@ TEST_CASE("gru with lengths: gradients match finite differences", "[gru][padding
             testing::GradcheckOptions options;
             options.seed = seed;
             REQUIRE(testing::check_op_gradients(
-                        "gru", {x, w.at("weight_ih"), w.at("weight_hh"), w.at("bias_ih"), w.at("bias_hh"), ints(c.dtype, {c.s.N}, c.lengths)},
+                        "gru", {x, w.at("weight_ih"), w.at("weight_hh"), w.at("bias_ih"), w.at("bias_hh"), int_tensor(c.dtype, {c.s.N}, c.lengths)},
                         {{"units", c.s.H}, {"return_sequences", seq}}, options) > 0);
             seed += 10;
         }
@@ -216,7 +191,7 @@ TEST_CASE("gru: a padded batch cut into parts equals its rows run alone, with th
     const Tensor x = random_tensor({s.N, s.T, s.E}, 301);
     std::vector<std::int64_t> true_lengths;
     for (std::int64_t n = 0; n < s.N; ++n) true_lengths.push_back((n * 5) % 7);  // 0 to 6 = T
-    const Tensor lengths = ints(DType::i64, {s.N}, true_lengths);
+    const Tensor lengths = int_tensor(DType::i64, {s.N}, true_lengths);
     for (bool seq : {false, true}) {
         INFO("return_sequences " << seq);
         const Tensor w = seq ? random_tensor({s.N, s.T, s.H}, 302) : random_tensor({s.N, s.H}, 302);
@@ -228,20 +203,20 @@ TEST_CASE("gru: a padded batch cut into parts equals its rows run alone, with th
             const std::int64_t L = true_lengths[static_cast<std::size_t>(n)];
             INFO(fmt::format("row {} of true length {} padded to T = {}", n, L, s.T));
             if (L == 0) {
-                CHECK(all_zero(seq ? slice(padded.y, n, 0, s.T) : row(padded.y, n)));
-                CHECK(all_zero(slice(padded.grads.at("x"), n, 0, s.T)));
+                CHECK(all_zero(seq ? steps_of(padded.y, n, 0, s.T) : row_of(padded.y, n)));
+                CHECK(all_zero(steps_of(padded.grads.at("x"), n, 0, s.T)));
                 continue;
             }
-            const Tensor w_n = seq ? slice(w, n, 0, L) : row(w, n);
-            const GruRun alone = run_gru(slice(x, n, 0, L), weights, nullptr, seq, w_n);
+            const Tensor w_n = seq ? steps_of(w, n, 0, L) : row_of(w, n);
+            const GruRun alone = run_gru(steps_of(x, n, 0, L), weights, nullptr, seq, w_n);
             if (seq) {
-                check_close("y, real steps", slice(padded.y, n, 0, L), alone.y, kSame);
-                CHECK(all_zero(slice(padded.y, n, L, s.T)));
+                check_close("y, real steps", steps_of(padded.y, n, 0, L), alone.y, kSame);
+                CHECK(all_zero(steps_of(padded.y, n, L, s.T)));
             } else {
-                check_close("y", row(padded.y, n), alone.y, kSame);
+                check_close("y", row_of(padded.y, n), alone.y, kSame);
             }
-            check_close("dx, real steps", slice(padded.grads.at("x"), n, 0, L), alone.grads.at("x"), kSame);
-            CHECK(all_zero(slice(padded.grads.at("x"), n, L, s.T)));
+            check_close("dx, real steps", steps_of(padded.grads.at("x"), n, 0, L), alone.grads.at("x"), kSame);
+            CHECK(all_zero(steps_of(padded.grads.at("x"), n, L, s.T)));
             for (const auto& name : kWeights)
                 for (std::int64_t j = 0; j < weight_sum[name].numel(); ++j) weight_sum[name].f32()[j] += alone.grads.at(name).f32()[j];
         }
@@ -262,7 +237,7 @@ TEST_CASE("gru with lengths all equal to T gives the result without lengths", "[
     const Sizes s{3, 5, 4, 6};
     const auto weights = gru_weights(s, 400);
     const Tensor x = random_tensor({s.N, s.T, s.E}, 401);
-    const Tensor full = ints(DType::i32, {s.N}, {5, 5, 5});
+    const Tensor full = int_tensor(DType::i32, {s.N}, {5, 5, 5});
     for (bool seq : {false, true}) {
         INFO("return_sequences " << seq);
         const Tensor w = seq ? random_tensor({s.N, s.T, s.H}, 402) : random_tensor({s.N, s.H}, 402);
@@ -291,7 +266,7 @@ TEST_CASE("gru: one executor, changing batch and lengths, gives what a fresh one
     for (const auto& [N, ls] : cases) {
         INFO(fmt::format("N = {}", N));
         const Tensor x = random_tensor({N, s.T, s.E}, static_cast<unsigned>(510 + N + ls[0]));
-        const Tensor lengths = ints(DType::i32, {N}, ls);
+        const Tensor lengths = int_tensor(DType::i32, {N}, ls);
         const Tensor w = random_tensor({N, s.H}, 520);
         ex.set("x", x);
         ex.set("lengths", lengths);
@@ -340,9 +315,9 @@ TEST_CASE("gru refuses a length outside [0, T], naming the row and the value", "
     Executor ex(g);
     for (const auto& name : kWeights) ex.set(name, weights.at(name).clone());
     ex.set("x", random_tensor({s.N, s.T, s.E}, 601));
-    ex.set("lengths", ints(DType::i64, {s.N}, {4, 5, 1}));
+    ex.set("lengths", int_tensor(DType::i64, {s.N}, {4, 5, 1}));
     CHECK_THROWS_WITH(ex.forward(), Contains("node 'enc' (gru)") && Contains("gru expects lengths in [0, T=4]") && Contains("got 5 for row 1"));
-    ex.set("lengths", ints(DType::i64, {s.N}, {4, 0, 1}));
+    ex.set("lengths", int_tensor(DType::i64, {s.N}, {4, 0, 1}));
     CHECK_NOTHROW(ex.forward());
 }
 
@@ -396,34 +371,6 @@ TEST_CASE("a spec with gru layers: PyTorch's parameters and initialization, its 
     CHECK(*history.back().metric("val_auc") > 0.8);  // it learned
     std::filesystem::remove_all(dir);
 }
-
-namespace {
-
-// The spec's `nodes:` after an embedding of one row of ids (1, T), the output node `out`.
-std::vector<float> embed_padded(const std::string& nodes, std::int64_t T, const std::vector<std::int32_t>& tokens) {
-    const std::string yaml = fmt::format(R"(inputs:
-  - {{name: ids, shape: [{}], dtype: int32}}
-nodes:
-  - {{name: embedding, op: embedding, inputs: [ids], vocab: 20, dim: 5}}
-{}
-  - {{name: loss, op: sum, inputs: [out]}}
-outputs: [out]
-loss: loss
-)",
-                                         T, nodes);
-    const auto built = build_graph(spec::load_spec_string(yaml, "padding"), builtin_ops());
-    Executor ex(built.graph);
-    initialize_parameters(ex, 11);
-    Tensor ids({1, T}, DType::i32);
-    ids.zero();
-    std::copy(tokens.begin(), tokens.end(), ids.i32());
-    ex.set("ids", ids);
-    ex.forward();
-    const auto values = ex.value(built.outputs.at(0).second).floats();
-    return {values.begin(), values.end()};
-}
-
-}  // namespace
 
 // The builder hands each gru its input's lengths, and a gru's sequences carry
 // them on: a row padded to 11 steps gives what it gives unpadded (4 steps).

@@ -18,51 +18,21 @@
 #include "ops/composites.hpp"
 #include "tests/fixtures.hpp"
 #include "tests/gradcheck.hpp"
+#include "tests/tensors.hpp"
 
 using namespace graphrun;
 using Catch::Matchers::Contains;
 using testing::check_close;
 using testing::random_tensor;
+using testing::int_tensor;
+using testing::steps_of;
+using testing::row_of;
+using testing::int_at;
 
 namespace {
 
 constexpr double kSame = 1e-6;  // padded vs unpadded: the same arithmetic up to summation order
 const std::vector<std::string> kWeights{"weight_ih", "weight_hh", "bias"};
-
-Tensor ints(DType dtype, Shape shape, const std::vector<std::int64_t>& values) {
-    Tensor t(std::move(shape), dtype);
-    REQUIRE(static_cast<std::int64_t>(values.size()) == t.numel());
-    for (std::size_t j = 0; j < values.size(); ++j) {
-        if (dtype == DType::i32) t.i32()[j] = static_cast<std::int32_t>(values[j]);
-        else t.i64()[j] = values[j];
-    }
-    return t;
-}
-
-std::int64_t int_at(const Tensor& t, std::int64_t j) { return t.dtype() == DType::i32 ? t.i32()[j] : t.i64()[j]; }
-
-// Elements [begin, end) of axis 1 of row n, as a tensor of one row: (1, end - begin, ...).
-Tensor slice(const Tensor& t, std::int64_t n, std::int64_t begin, std::int64_t end) {
-    Shape shape = t.shape();
-    const std::int64_t inner = t.numel() / (shape[0] * shape[1]);
-    shape[0] = 1;
-    shape[1] = end - begin;
-    Tensor out(shape, t.dtype());
-    const std::size_t bytes = static_cast<std::size_t>(out.numel()) * dtype_size(t.dtype());
-    const auto* from = static_cast<const std::byte*>(t.raw()) + ((n * t.dim(1) + begin) * inner) * dtype_size(t.dtype());
-    std::memcpy(out.raw(), from, bytes);
-    return out;
-}
-
-// Row n of a tensor whose first dimension is the batch, as (1, ...).
-Tensor row(const Tensor& t, std::int64_t n) {
-    Shape shape = t.shape();
-    shape[0] = 1;
-    Tensor out(shape);
-    const std::int64_t size = out.numel();
-    for (std::int64_t j = 0; j < size; ++j) out.f32()[j] = t.f32()[n * size + j];
-    return out;
-}
 
 bool all_zero(const Tensor& t) {
     for (float v : t.floats())
@@ -115,7 +85,7 @@ void check_padded_against_rows(const std::vector<std::int64_t>& true_lengths, bo
     const Sizes s{static_cast<std::int64_t>(true_lengths.size()), 7, 4, 5};
     const auto weights = lstm_weights(s, 11);
     const Tensor x = random_tensor({s.N, s.T, s.E}, 21);
-    const Tensor lengths = ints(dtype, {s.N}, true_lengths);
+    const Tensor lengths = int_tensor(dtype, {s.N}, true_lengths);
     const Tensor w = return_sequences ? random_tensor({s.N, s.T, s.H}, 31) : random_tensor({s.N, s.H}, 31);
     const LstmRun padded = run_lstm(x, weights, &lengths, return_sequences, w);
 
@@ -124,16 +94,16 @@ void check_padded_against_rows(const std::vector<std::int64_t>& true_lengths, bo
     for (std::int64_t n = 0; n < s.N; ++n) {
         const std::int64_t L = true_lengths[static_cast<std::size_t>(n)];
         INFO(fmt::format("row {} of true length {} padded to T = {}", n, L, s.T));
-        const Tensor w_n = return_sequences ? slice(w, n, 0, L) : row(w, n);
-        const LstmRun alone = run_lstm(slice(x, n, 0, L), weights, nullptr, return_sequences, w_n);
+        const Tensor w_n = return_sequences ? steps_of(w, n, 0, L) : row_of(w, n);
+        const LstmRun alone = run_lstm(steps_of(x, n, 0, L), weights, nullptr, return_sequences, w_n);
         if (return_sequences) {
-            check_close("y, real steps", slice(padded.y, n, 0, L), alone.y, kSame);
-            CHECK(all_zero(slice(padded.y, n, L, s.T)));
+            check_close("y, real steps", steps_of(padded.y, n, 0, L), alone.y, kSame);
+            CHECK(all_zero(steps_of(padded.y, n, L, s.T)));
         } else {
-            check_close("y", row(padded.y, n), alone.y, kSame);
+            check_close("y", row_of(padded.y, n), alone.y, kSame);
         }
-        check_close("dx, real steps", slice(padded.grads.at("x"), n, 0, L), alone.grads.at("x"), kSame);
-        CHECK(all_zero(slice(padded.grads.at("x"), n, L, s.T)));
+        check_close("dx, real steps", steps_of(padded.grads.at("x"), n, 0, L), alone.grads.at("x"), kSame);
+        CHECK(all_zero(steps_of(padded.grads.at("x"), n, L, s.T)));
         for (const auto& name : kWeights)
             for (std::int64_t j = 0; j < weight_sum[name].numel(); ++j) weight_sum[name].f32()[j] += alone.grads.at(name).f32()[j];
     }
@@ -155,7 +125,7 @@ TEST_CASE("lstm with lengths all equal to T gives the result without lengths", "
     const Sizes s{3, 5, 4, 6};
     const auto weights = lstm_weights(s, 41);
     const Tensor x = random_tensor({s.N, s.T, s.E}, 42);
-    const Tensor full = ints(DType::i64, {s.N}, {5, 5, 5});
+    const Tensor full = int_tensor(DType::i64, {s.N}, {5, 5, 5});
     for (bool return_sequences : {false, true}) {
         INFO("return_sequences " << return_sequences);
         const Tensor w = return_sequences ? random_tensor({s.N, s.T, s.H}, 43) : random_tensor({s.N, s.H}, 43);
@@ -170,12 +140,12 @@ TEST_CASE("lstm with lengths: a length-0 row gives zeros and no gradient", "[pad
     const Sizes s{2, 4, 3, 5};
     const auto weights = lstm_weights(s, 51);
     const Tensor x = random_tensor({s.N, s.T, s.E}, 52);
-    const Tensor lengths = ints(DType::i64, {s.N}, {0, 3});
+    const Tensor lengths = int_tensor(DType::i64, {s.N}, {0, 3});
     const LstmRun run = run_lstm(x, weights, &lengths, false, random_tensor({s.N, s.H}, 53));
-    CHECK(all_zero(row(run.y, 0)));
-    CHECK(!all_zero(row(run.y, 1)));
-    CHECK(all_zero(row(run.grads.at("x"), 0)));
-    CHECK(all_zero(slice(run.grads.at("x"), 1, 3, 4)));
+    CHECK(all_zero(row_of(run.y, 0)));
+    CHECK(!all_zero(row_of(run.y, 1)));
+    CHECK(all_zero(row_of(run.grads.at("x"), 0)));
+    CHECK(all_zero(steps_of(run.grads.at("x"), 1, 3, 4)));
 }
 
 // The executor keeps one state per node: new lengths, and then a new batch
@@ -193,7 +163,7 @@ TEST_CASE("lstm with lengths: one executor, changing lengths and batch", "[paddi
     const std::vector<std::pair<std::int64_t, std::vector<std::int64_t>>> cases{{3, {6, 2, 4}}, {3, {1, 6, 0}}, {2, {3, 5}}};
     for (const auto& [N, ls] : cases) {
         const Tensor x = random_tensor({N, s.T, s.E}, static_cast<unsigned>(70 + N + ls[0]));
-        const Tensor lengths = ints(DType::i32, {N}, ls);
+        const Tensor lengths = int_tensor(DType::i32, {N}, ls);
         ex.set("x", x);
         ex.set("lengths", lengths);
         ex.forward();
@@ -236,15 +206,15 @@ TEST_CASE("embedding -> lstm with sequence_lengths: padded ids give the unpadded
     for (std::int64_t n = 0; n < N; ++n)
         for (std::size_t t = 0; t < sequences[n].size(); ++t) padded_ids[n * T + t] = sequences[n][t];
     const Tensor w = random_tensor({N, H}, 85);
-    const LstmRun batch = run(ints(DType::i64, {N, T}, padded_ids), true, w);
+    const LstmRun batch = run(int_tensor(DType::i64, {N, T}, padded_ids), true, w);
 
     std::map<std::string, Tensor> grad_sum;
     for (const auto& [name, value] : params) grad_sum[name] = Tensor(value.shape());
     for (std::int64_t n = 0; n < N; ++n) {
         const auto& seq = sequences[static_cast<std::size_t>(n)];
         INFO(fmt::format("row {} of length {}", n, seq.size()));
-        const LstmRun alone = run(ints(DType::i64, {1, static_cast<std::int64_t>(seq.size())}, seq), false, row(w, n));
-        check_close("y", row(batch.y, n), alone.y, kSame);
+        const LstmRun alone = run(int_tensor(DType::i64, {1, static_cast<std::int64_t>(seq.size())}, seq), false, row_of(w, n));
+        check_close("y", row_of(batch.y, n), alone.y, kSame);
         for (const auto& [name, grad] : alone.grads)
             for (std::int64_t j = 0; j < grad.numel(); ++j) grad_sum[name].f32()[j] += grad.f32()[j];
     }
@@ -278,7 +248,7 @@ TEST_CASE("lstm with lengths: gradients match finite differences", "[padding][gr
             testing::GradcheckOptions options;
             options.seed = seed;
             const int compared = testing::check_op_gradients(
-                "lstm", {x, w.at("weight_ih"), w.at("weight_hh"), w.at("bias"), ints(c.dtype, {c.s.N}, c.lengths)},
+                "lstm", {x, w.at("weight_ih"), w.at("weight_hh"), w.at("bias"), int_tensor(c.dtype, {c.s.N}, c.lengths)},
                 {{"units", c.s.H}, {"return_sequences", return_sequences}}, options);
             REQUIRE(compared > 0);
             seed += 10;
@@ -303,7 +273,7 @@ TEST_CASE("sequence_lengths counts up to the last non-zero id", "[padding]") {
         const ValueRef lengths = g.add("lengths", "sequence_lengths", {in});
         CHECK(g.type(lengths) == TensorType{dtype, {kAnyDim}});
         Executor ex(g);
-        ex.set("ids", ints(dtype, {5, 5}, ids));
+        ex.set("ids", int_tensor(dtype, {5, 5}, ids));
         ex.forward();
         const Tensor& got = ex.value(lengths);
         REQUIRE(got.type() == TensorType{dtype, {5}});
@@ -335,11 +305,11 @@ TEST_CASE("lstm refuses a length outside [0, T], naming the row and the value", 
     Executor ex(g);
     for (const auto& name : kWeights) ex.set(name, weights.at(name).clone());
     ex.set("x", random_tensor({s.N, s.T, s.E}, 92));
-    ex.set("lengths", ints(DType::i64, {s.N}, {4, 5, 1}));
+    ex.set("lengths", int_tensor(DType::i64, {s.N}, {4, 5, 1}));
     CHECK_THROWS_WITH(ex.forward(), Contains("node 'enc' (lstm)") && Contains("lengths in [0, T=4]") && Contains("got 5 for row 1"));
-    ex.set("lengths", ints(DType::i64, {s.N}, {2, 3, -1}));
+    ex.set("lengths", int_tensor(DType::i64, {s.N}, {2, 3, -1}));
     CHECK_THROWS_WITH(ex.forward(), Contains("node 'enc' (lstm)") && Contains("got -1 for row 2"));
-    ex.set("lengths", ints(DType::i64, {s.N}, {4, 0, 1}));
+    ex.set("lengths", int_tensor(DType::i64, {s.N}, {4, 0, 1}));
     CHECK_NOTHROW(ex.forward());
 }
 

@@ -18,6 +18,7 @@
 #include "ops/composites.hpp"
 #include "tests/fixtures.hpp"
 #include "tests/gradcheck.hpp"
+#include "tests/tensors.hpp"
 
 using namespace graphrun;
 using Catch::Matchers::Contains;
@@ -25,31 +26,13 @@ using testing::check_close;
 using testing::check_op_gradients;
 using testing::load_fixture;
 using testing::random_tensor;
+using testing::int_tensor;
+using testing::run_op;
+using testing::embed_padded;
 
 namespace {
 
 constexpr double kRel = 1e-5;
-
-Tensor lengths_tensor(DType dtype, const std::vector<std::int64_t>& values) {
-    Tensor t({static_cast<std::int64_t>(values.size())}, dtype);
-    for (std::size_t n = 0; n < values.size(); ++n) {
-        if (dtype == DType::i32) t.i32()[n] = static_cast<std::int32_t>(values[n]);
-        else t.i64()[n] = values[n];
-    }
-    return t;
-}
-
-// Runs a one-op graph and returns its output.
-Tensor run_op(const std::string& op, const std::vector<Tensor>& inputs) {
-    Graph g(builtin_ops());
-    std::vector<ValueRef> in;
-    for (std::size_t k = 0; k < inputs.size(); ++k) in.push_back(g.input(fmt::format("in{}", k), inputs[k].type()));
-    const ValueRef y = g.add("y", op, in);
-    Executor ex(g);
-    for (std::size_t k = 0; k < inputs.size(); ++k) ex.set(fmt::format("in{}", k), inputs[k].clone());
-    ex.forward();
-    return ex.value(y).clone();
-}
 
 }  // namespace
 
@@ -60,7 +43,7 @@ TEST_CASE("reverse_sequence, concat, max_pool and mean_pool pass gradcheck", "[s
     Tensor x({3, 5, 4});
     for (std::int64_t k = 0; k < 60; ++k) x.f32()[k] = static_cast<float>((k * 7) % 60 - 30) / 31.0f;
     for (const DType dtype : {DType::i32, DType::i64}) {
-        const Tensor lengths = lengths_tensor(dtype, {5, 2, 0});
+        const Tensor lengths = int_tensor(dtype, {3}, {5, 2, 0});
         for (const char* op : {"reverse_sequence", "max_pool", "mean_pool"}) {
             INFO(op);
             checked += check_op_gradients(op, {x, lengths});
@@ -74,7 +57,7 @@ TEST_CASE("reverse_sequence, concat, max_pool and mean_pool pass gradcheck", "[s
 
 TEST_CASE("reverse_sequence reverses the real steps only, and twice is the identity", "[sequence]") {
     const Tensor x = random_tensor({2, 4, 3}, 7);
-    const Tensor lengths = lengths_tensor(DType::i64, {3, 0});
+    const Tensor lengths = int_tensor(DType::i64, {2}, {3, 0});
     const Tensor y = run_op("reverse_sequence", {x, lengths});
     for (std::int64_t t = 0; t < 4; ++t)
         for (std::int64_t d = 0; d < 3; ++d) {
@@ -84,13 +67,13 @@ TEST_CASE("reverse_sequence reverses the real steps only, and twice is the ident
         }
     const Tensor back = run_op("reverse_sequence", {y, lengths});
     for (std::int64_t k = 0; k < x.numel(); ++k) CHECK(back.f32()[k] == x.f32()[k]);
-    CHECK_THROWS_WITH(run_op("reverse_sequence", {x, lengths_tensor(DType::i64, {5, 1})}), Contains("lengths in [0, T=4], got 5 for row 0"));
+    CHECK_THROWS_WITH(run_op("reverse_sequence", {x, int_tensor(DType::i64, {2}, {5, 1})}), Contains("lengths in [0, T=4], got 5 for row 0"));
 }
 
 TEST_CASE("max_pool and mean_pool read each row's real steps only", "[sequence]") {
     Tensor x = random_tensor({3, 4, 2}, 8);
     x.f32()[(0 * 4 + 3) * 2 + 0] = 100.0f;  // in row 0's padding: must not win the max
-    const Tensor lengths = lengths_tensor(DType::i32, {3, 4, 0});
+    const Tensor lengths = int_tensor(DType::i32, {3}, {3, 4, 0});
     const Tensor mx = run_op("max_pool", {x, lengths}), mean = run_op("mean_pool", {x, lengths});
     for (std::int64_t n = 0; n < 3; ++n) {
         const std::int64_t L = n == 0 ? 3 : n == 1 ? 4 : 0;
@@ -106,7 +89,7 @@ TEST_CASE("max_pool and mean_pool read each row's real steps only", "[sequence]"
         }
     }
     CHECK(mx.f32()[0] < 100.0f);
-    CHECK_THROWS_WITH(run_op("mean_pool", {x, lengths_tensor(DType::i64, {1, 2})}), Contains("lengths (N) of i32 or i64 with the batch of x"));
+    CHECK_THROWS_WITH(run_op("mean_pool", {x, int_tensor(DType::i64, {2}, {1, 2})}), Contains("lengths (N) of i32 or i64 with the batch of x"));
 }
 
 TEST_CASE("a bidirectional lstm matches nn.LSTM(bidirectional=True) on packed sequences", "[sequence][fixtures]") {
@@ -187,35 +170,6 @@ TEST_CASE("a stack of two lstms matches PyTorch's packed stack: the second never
             check_close("d" + key, ex.grad(key), f.at("d" + key), kRel);
         }
 }
-
-namespace {
-
-// The spec's `nodes:` after an embedding of ids (N, T), the output node `out`.
-std::vector<float> embed_padded(const std::string& nodes, std::int64_t T, const std::vector<std::int32_t>& tokens) {
-    const std::string yaml = fmt::format(R"(inputs:
-  - {{name: ids, shape: [{}], dtype: int32}}
-nodes:
-  - {{name: embedding, op: embedding, inputs: [ids], vocab: 20, dim: 5}}
-{}
-  - {{name: loss, op: sum, inputs: [out]}}
-outputs: [out]
-loss: loss
-)",
-                                         T, nodes);
-    const auto spec = spec::load_spec_string(yaml, "padding");
-    const auto built = build_graph(spec, builtin_ops());
-    Executor ex(built.graph);
-    initialize_parameters(ex, 11);
-    Tensor ids({1, T}, DType::i32);
-    ids.zero();
-    std::copy(tokens.begin(), tokens.end(), ids.i32());
-    ex.set("ids", ids);
-    ex.forward();
-    const auto values = ex.value(built.outputs.at(0).second).floats();
-    return {values.begin(), values.end()};
-}
-
-}  // namespace
 
 TEST_CASE("padding never leaks through a stack: each row's output is its unpadded one", "[sequence][padding]") {
     const std::vector<std::int32_t> tokens{3, 7, 1, 12};

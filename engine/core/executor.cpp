@@ -9,6 +9,7 @@
 #include <tbb/task_group.h>
 
 #include "engine/core/accumulate.hpp"
+#include "engine/core/hash.hpp"
 #include "engine/core/threads.hpp"
 
 namespace graphrun {
@@ -295,10 +296,7 @@ void Executor::run_forward(const std::vector<char>& needed, const std::vector<ch
 std::uint64_t Executor::draw_seed(const std::string& node_name) const {
     std::uint64_t h = 0xcbf29ce484222325ULL;
     for (const char ch : node_name) h = (h ^ static_cast<unsigned char>(ch)) * 0x100000001b3ULL;
-    std::uint64_t z = h ^ (draw_seed_ * 0x9E3779B97F4A7C15ULL) ^ (draw_step_ * 0xD1B54A32D192ED03ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    return splitmix64_mix(h ^ (draw_seed_ * 0x9E3779B97F4A7C15ULL) ^ (draw_step_ * 0xD1B54A32D192ED03ULL));
 }
 
 void Executor::forward_node(int node, Mode mode) {
