@@ -21,25 +21,50 @@ struct Args {
     bool training() const { return mode == "train"; }
 };
 
-// --mode train|infer --threads P [--batch N] [--steps S] [--warmup W], from argv[first].
+// --help or -h among the arguments: the program prints its usage on stdout and exits 0.
+struct HelpRequested {};
+
+inline long parse_number(const std::string& option, const std::string& value) {
+    std::size_t used = 0;
+    long n = 0;
+    try {
+        n = std::stol(value, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || used != value.size()) throw std::invalid_argument(option + " expects a whole number, got '" + value + "'");
+    return n;
+}
+
+// --mode train|infer --threads P [--batch N] [--steps S] [--warmup W] [--precision f32|bf16], from argv[first].
 inline Args parse_args(int argc, char** argv, int first) {
     Args a;
+    for (int i = 1; i < argc; ++i)
+        if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") throw HelpRequested{};
     for (int i = first; i < argc; i += 2) {
         const std::string k = argv[i];
         if (i + 1 >= argc) throw std::invalid_argument(k + " expects a value");
         const std::string v = argv[i + 1];
         if (k == "--mode") a.mode = v;
-        else if (k == "--threads") a.threads = std::atoi(v.c_str());
-        else if (k == "--batch") a.batch = std::atol(v.c_str());
-        else if (k == "--steps") a.steps = std::atoi(v.c_str());
-        else if (k == "--warmup") a.warmup = std::atoi(v.c_str());
+        else if (k == "--threads") a.threads = static_cast<int>(parse_number(k, v));
+        else if (k == "--batch") a.batch = parse_number(k, v);
+        else if (k == "--steps") a.steps = static_cast<int>(parse_number(k, v));
+        else if (k == "--warmup") a.warmup = static_cast<int>(parse_number(k, v));
         else if (k == "--precision") a.precision = v;
-        else throw std::invalid_argument("unknown option " + k);
+        else throw std::invalid_argument("unknown option '" + k + "'");
     }
-    if ((a.mode != "train" && a.mode != "infer") || a.threads < 1 || a.steps < 1 || a.warmup < 0 || a.batch < 0)
-        throw std::invalid_argument("expected --mode train|infer --threads P>=1 [--batch N] [--steps S>=1] [--warmup W>=0]");
+    if (a.mode != "train" && a.mode != "infer") throw std::invalid_argument("--mode is train or infer, not '" + a.mode + "'");
+    if (a.precision != "f32" && a.precision != "bf16") throw std::invalid_argument("--precision is f32 or bf16, not '" + a.precision + "'");
+    if (a.threads < 1 || a.steps < 1 || a.warmup < 0 || a.batch < 0)
+        throw std::invalid_argument("expected --threads P >= 1, --steps S >= 1, --warmup W >= 0, --batch N >= 1");
     if (a.batch == 0) a.batch = a.training() ? 32 : 256;
     return a;
+}
+
+// The JSON line of a case this CPU cannot run (bench/report.py shows why).
+inline std::string unsupported_line(const std::string& framework, const Args& a, const std::string& why) {
+    return "{\"framework\": \"" + framework + "\", \"mode\": \"" + a.mode + "\", \"threads\": " + std::to_string(a.threads) +
+           ", \"batch\": " + std::to_string(a.batch) + ", \"unsupported\": \"" + why + "\"}\n";
 }
 
 inline double median(std::vector<double> v) {

@@ -8,7 +8,7 @@
 //   split   the batch cut into P parts, one std::thread each, 1 OpenMP thread each
 // Prints one JSON line per arrangement: samples/s median over the timed steps.
 //
-// usage: bench_lstm_floor --mode train|infer --threads P [--batch N] [--steps S] [--warmup W]
+// usage: bench_lstm_floor --mode train|infer --threads P [--batch N] [--steps S] [--warmup W] [--precision f32|bf16]
 #include <algorithm>
 #include <barrier>
 #include <chrono>
@@ -104,19 +104,51 @@ struct Branch {
 
 }  // namespace
 
+constexpr const char* kUsage =
+    "usage: bench_lstm_floor --mode train|infer --threads P [--batch N] [--steps S] [--warmup W] [--precision f32|bf16]\n"
+    "\n"
+    "The floor of bench/run: oneDNN's LSTM primitives alone on the Siamese shapes (E 32, H 64,\n"
+    "T 52 and 600), as one call per branch (single) and with the batch split among P threads\n"
+    "(split); one JSON line per arrangement (samples/s median). Where oneDNN has no bf16 LSTM\n"
+    "for the CPU, --precision bf16 prints a line that says so.\n"
+    "Exit status: 0 success, 2 a bad argument, 1 any other failure.\n";
+
+int run(const bench::Args& args);
+
 int main(int argc, char** argv) {
     bench::Args args;
     try {
         args = bench::parse_args(argc, argv, 1);
+    } catch (const bench::HelpRequested&) {
+        fmt::print("{}", kUsage);
+        return 0;
     } catch (const std::exception& e) {
-        fmt::print(stderr, "bench_lstm_floor: {}\n", e.what());
+        fmt::print(stderr, "bench_lstm_floor: {}\n{}", e.what(), kUsage);
         return 2;
     }
+    try {
+        return run(args);
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "bench_lstm_floor: internal error: {}\n", e.what());
+        return 1;
+    }
+}
+
+int run(const bench::Args& args) {
     const bool training = args.training();
     const int threads = args.threads, steps = args.steps, warmup = args.warmup;
     const memory::dim batch = args.batch;
     const bool bf16 = args.precision == "bf16";
     dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+    // Primitives are built inside the worker threads, where a failure cannot be
+    // reported: one small branch first tells whether this CPU has them at all.
+    try {
+        Branch probe(eng, 1, 1, training, bf16);
+    } catch (const dnnl::error& e) {
+        if (!bf16) throw;
+        fmt::print("{}", bench::unsupported_line("onednn-floor-bf16", args, "oneDNN 2.6 has no bfloat16 LSTM for this CPU (it needs AVX-512)"));
+        return 0;
+    }
 
     for (const std::string arrangement : {"single", "split"}) {
         const int parts = arrangement == "single" ? 1 : threads;
@@ -156,4 +188,5 @@ int main(int argc, char** argv) {
                    "\"step_ms_median\": {:.3f}, \"samples_per_s_median\": {:.1f}, \"peak_rss_mb\": {:.1f}}}\n",
                    bf16 ? "-bf16" : "", arrangement, args.mode, threads, batch, steps, med * 1e3, static_cast<double>(batch) / med, bench::peak_rss_mb());
     }
+    return 0;
 }

@@ -6,7 +6,11 @@ from collections import defaultdict
 
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 speed, memory, threads_seen, lstm_share = defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(list)
+unsupported = {}
 for r in rows:
+    if "unsupported" in r:  # a case this CPU cannot run (bf16 LSTM without AVX-512)
+        unsupported[r["framework"]] = r["unsupported"]
+        continue
     who = r["framework"] + ("/" + r["arrangement"] if "arrangement" in r else "")
     key = (r["mode"], r["threads"], who)
     speed[key].append(r["samples_per_s_median"])
@@ -38,9 +42,12 @@ print(f"graphrun training, 2 threads / 1 thread: {t2 / t1:.2f}x")
 for mode in ("train", "infer"):
     for threads in (1, 2):
         f32, bf16 = med(speed, (mode, threads, "graphrun")), med(speed, (mode, threads, "graphrun-bf16"))
-        floor = max(v for v in (med(speed, (mode, threads, "onednn-floor-bf16/" + a)) for a in ("single", "split")) if v)
+        floors = [v for v in (med(speed, (mode, threads, "onednn-floor-bf16/" + a)) for a in ("single", "split")) if v]
+        floor = max(floors) if floors else float("nan")
         if bf16:
             print(f"graphrun {mode}, {threads} thread{'s' if threads > 1 else ''}, lstm in bf16: {bf16:.0f} samples/s, "
                   f"{bf16 / f32:.2f}x float32, {bf16 / med(speed, (mode, threads, 'pytorch')):.1f}x PyTorch, {bf16 / floor:.2f}x the bf16 floor ({floor:.0f})")
+for framework, why in sorted(unsupported.items()):
+    print(f"{framework}: not run: {why}")
 rest = 1 - med(lstm_share, ("train", 1, "graphrun"))
 print(f"graphrun training, 1 thread: everything but the LSTM nodes (embedding, dense, cosine, loss, Adam, scheduling) is {100 * rest:.1f}% of the step")

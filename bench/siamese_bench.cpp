@@ -3,7 +3,7 @@
 // forward to the similarity only), on random full-length token sequences that
 // are fed again every step: this measures compute, not data loading.
 //
-// usage: bench_siamese SPEC --mode train|infer --threads P [--batch N] [--steps S] [--warmup W]
+// usage: bench_siamese SPEC --mode train|infer --threads P [--batch N] [--steps S] [--warmup W] [--precision f32|bf16]
 // Prints one JSON line: samples/s median over the timed steps, peak RSS, and
 // the most threads the process had at once.
 #include <algorithm>
@@ -20,7 +20,9 @@
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
 #include "engine/core/threads.hpp"
+#include "graphrun/error.hpp"
 #include "ops/builtin.hpp"
+#include "ops/rnn_dnnl.hpp"
 #include "bench/bench_common.hpp"
 
 using namespace graphrun;
@@ -43,18 +45,48 @@ Tensor random_input(const TensorType& type, std::int64_t batch, std::mt19937& rn
 
 }  // namespace
 
+constexpr const char* kUsage =
+    "usage: bench_siamese SPEC --mode train|infer --threads P [--batch N] [--steps S] [--warmup W] [--precision f32|bf16]\n"
+    "\n"
+    "graphrun's side of bench/run: SPEC (graphs/siamese.yaml) trained (batch 32: forward, backward, Adam)\n"
+    "or run for inference (batch 256) on random full-length ids; prints one JSON line (samples/s\n"
+    "median over --steps (20) timed steps after --warmup (3), peak RSS, threads). --precision bf16\n"
+    "runs the lstms in bfloat16; where oneDNN has no bf16 LSTM for the CPU the line says so.\n"
+    "GRAPHRUN_BENCH_PROFILE=1 prints each node's time on stderr.\n"
+    "Exit status: 0 success, 2 a bad argument or spec, 1 any other failure.\n";
+
+int run(const std::string& spec_path, const bench::Args& args);
+
 int main(int argc, char** argv) {
-    if (argc < 2) {
-        fmt::print(stderr, "usage: bench_siamese SPEC --mode train|infer --threads P [--batch N] [--steps S] [--warmup W]\n");
-        return 2;
-    }
-    const std::string spec_path = argv[1];
     bench::Args args;
     try {
+        if (argc < 2 || std::string(argv[1]).rfind("-", 0) == 0) {
+            bench::parse_args(argc, argv, 1);  // --help anywhere still prints the usage
+            throw std::invalid_argument("expected the spec first, then the options");
+        }
         args = bench::parse_args(argc, argv, 2);
+    } catch (const bench::HelpRequested&) {
+        fmt::print("{}", kUsage);
+        return 0;
     } catch (const std::exception& e) {
+        fmt::print(stderr, "bench_siamese: {}\n{}", e.what(), kUsage);
+        return 2;
+    }
+    try {
+        return run(argv[1], args);
+    } catch (const Error& e) {
         fmt::print(stderr, "bench_siamese: {}\n", e.what());
         return 2;
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "bench_siamese: internal error: {}\n", e.what());
+        return 1;
+    }
+}
+
+int run(const std::string& spec_path, const bench::Args& args) {
+    if (args.precision == "bf16" && !lstm_bf16_supported()) {
+        fmt::print("{}", bench::unsupported_line("graphrun-bf16", args, "oneDNN 2.6 has no bfloat16 LSTM for this CPU (it needs AVX-512)"));
+        return 0;
     }
     const bool training = args.training();
     const std::int64_t batch = args.batch;
@@ -112,4 +144,5 @@ int main(int argc, char** argv) {
                static_cast<double>(batch) / *std::max_element(times.begin(), times.end()),
                static_cast<double>(batch) / *std::min_element(times.begin(), times.end()), bench::peak_rss_mb(),
                most_threads, lstm_s / total_s);
+    return 0;
 }
