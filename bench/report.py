@@ -7,7 +7,17 @@ from collections import defaultdict
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 speed, memory, threads_seen, lstm_share = defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(list)
 unsupported = {}
+roof_ms, roof_gflops, roof_kind, roof_mflop = defaultdict(list), defaultdict(list), {}, {}
+mflop_per_pair = defaultdict(list)
 for r in rows:
+    if r["framework"] == "roofline":
+        key = (r["threads"], r["part"])
+        roof_ms[key].append(r["ms_median"])
+        roof_gflops[key].append(r["gflops"])
+        roof_kind[key], roof_mflop[key] = r["kind"], r["mflop"]
+        continue
+    if "mflop_per_pair" in r:
+        mflop_per_pair[r["mode"]].append(r["mflop_per_pair"])
     if "unsupported" in r:  # a case this CPU cannot run (bf16 LSTM without AVX-512)
         unsupported[r["framework"]] = r["unsupported"]
         continue
@@ -51,3 +61,38 @@ for framework, why in sorted(unsupported.items()):
     print(f"{framework}: not run: {why}")
 rest = 1 - med(lstm_share, ("train", 1, "graphrun"))
 print(f"graphrun training, 1 thread: everything but the LSTM nodes (embedding, dense, cosine, loss, Adam, scheduling) is {100 * rest:.1f}% of the step")
+
+# The roofline (bench_roofline): the float32 peak, each case's GFLOP/s on the
+# model's FLOPs (graphrun's count: Op::forward_flops and backward_flops), and
+# the LSTM's GEMMs alone on the training shapes.
+if roof_ms:
+    print()
+    work = {m: statistics.median(v) for m, v in mflop_per_pair.items()}
+    print(f"roofline: the model's work per pair (graphrun's count): training {work.get('train', float('nan')):.1f} MFLOP, "
+          f"inference {work.get('infer', float('nan')):.1f} MFLOP")
+    peak = {t: statistics.median(roof_gflops[(t, p)]) for (t, p), k in roof_kind.items() if k == "peak"}
+    print(f"{'case':<16}{'peak GFLOP/s':>14}{'graphrun':>10}{'share':>8}{'pytorch':>10}{'share':>8}{'floor':>10}{'share':>8}")
+    for mode in ("train", "infer"):
+        for threads in (1, 2):
+            if threads not in peak or mode not in work:
+                continue
+            cells = []
+            for who in ("graphrun", "pytorch"):
+                v = med(speed, (mode, threads, who))
+                cells.append(v * work[mode] / 1e3 if v else float("nan"))
+            floors = [v for v in (med(speed, (mode, threads, "onednn-floor/" + a)) for a in ("single", "split")) if v]
+            cells.append(max(floors) * work[mode] / 1e3 if floors else float("nan"))
+            print(f"{mode + f', {threads} thread' + ('s' if threads > 1 else ''):<16}{peak[threads]:>14.1f}"
+                  + "".join(f"{c:>10.1f}{100 * c / peak[threads]:>7.0f}%" for c in cells))
+    for threads in sorted(peak):
+        parts = [(p, statistics.median(roof_ms[(t, p)]), roof_mflop[(t, p)], roof_kind[(t, p)]) for (t, p) in roof_ms if t == threads and roof_kind[(t, p)] != "peak"]
+        large = sum(ms for _, ms, _, k in parts if k == "large")
+        step = sum(ms for _, ms, _, k in parts if k == "per_step")
+        mf_large = sum(mf for _, _, mf, k in parts if k == "large")
+        mf_step = sum(mf for _, _, mf, k in parts if k == "per_step")
+        bound = 32 / ((large + step) / 1e3)
+        g = med(speed, ("train", threads, "graphrun"))
+        print(f"LSTM training step (batch 32), its GEMMs alone, {threads} thread{'s' if threads > 1 else ''}: large GEMMs over all steps "
+              f"{mf_large:.0f} MFLOP in {large:.1f} ms ({mf_large / large:.0f} GFLOP/s), per-step GEMMs {mf_step:.0f} MFLOP in {step:.1f} ms "
+              f"({mf_step / step:.0f} GFLOP/s); with free gate arithmetic at most {bound:.0f} samples/s"
+              + (f" (graphrun {g:.0f}, {g / bound:.2f}x of it)" if g else ""))

@@ -128,6 +128,10 @@ int run(const std::string& spec_path, const bench::Args& args) {
     for (std::size_t i = 0; i < g.nodes().size(); ++i)
         if (g.nodes()[i].op_name == "lstm") lstm_s += ex.profile()[i].forward_s + ex.profile()[i].backward_s;
     for (double t : times) total_s += t;
+    // The work of a step as the ops count it (Op::forward_flops, backward_flops): for the roofline.
+    double flops = 0;
+    for (const auto& t : ex.profile()) flops += t.forward_flops + t.backward_flops;
+    const double flops_per_step = flops / static_cast<double>(steps);
     // GRAPHRUN_BENCH_PROFILE=1: each node's time per step, on stderr.
     if (const char* env = std::getenv("GRAPHRUN_BENCH_PROFILE"); env && std::string(env) == "1")
         for (std::size_t i = 0; i < g.nodes().size(); ++i) {
@@ -139,10 +143,10 @@ int run(const std::string& spec_path, const bench::Args& args) {
         }
     fmt::print("{{\"framework\": \"graphrun{}\", \"mode\": \"{}\", \"threads\": {}, \"batch\": {}, \"steps\": {}, \"step_ms_median\": {:.3f}, "
                "\"samples_per_s_median\": {:.1f}, \"samples_per_s_min\": {:.1f}, \"samples_per_s_max\": {:.1f}, \"peak_rss_mb\": {:.1f}, "
-               "\"process_threads\": {}, \"lstm_share\": {:.4f}}}\n",
+               "\"process_threads\": {}, \"lstm_share\": {:.4f}, \"mflop_per_pair\": {:.3f}, \"gflops\": {:.2f}}}\n",
                args.precision == "f32" ? "" : "-" + args.precision, args.mode, threads, batch, steps, med * 1e3, static_cast<double>(batch) / med,
                static_cast<double>(batch) / *std::max_element(times.begin(), times.end()),
                static_cast<double>(batch) / *std::min_element(times.begin(), times.end()), bench::peak_rss_mb(),
-               most_threads, lstm_s / total_s);
+               most_threads, lstm_s / total_s, flops_per_step / static_cast<double>(batch) / 1e6, flops_per_step / med / 1e9);
     return 0;
 }

@@ -2,10 +2,10 @@
 # The bench programs are tools people run: --help prints the usage on stdout
 # and exits 0; a bad argument exits 2 with a message on stderr; a case this CPU
 # cannot run (bf16 LSTM without AVX-512) is a JSON line that says so, exit 0.
-# usage: bench_usage.sh BENCH_SIAMESE BENCH_LSTM_FLOOR ENCODE_PAIRS SOURCE_DIR
+# usage: bench_usage.sh BENCH_SIAMESE BENCH_LSTM_FLOOR ENCODE_PAIRS BENCH_ROOFLINE SOURCE_DIR
 set -uo pipefail
-siamese=$1 floor=$2 encode=$3
-cd "$4"
+siamese=$1 floor=$2 encode=$3 roofline=$4
+cd "$5"
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 expect() {  # expect STATUS TEXT -- PROGRAM ARGS...: the status, and TEXT in stdout+stderr
@@ -15,7 +15,7 @@ expect() {  # expect STATUS TEXT -- PROGRAM ARGS...: the status, and TEXT in std
   [ "$rc" -eq "$status" ] || fail "$*: exit $rc, expected $status: $out"
   grep -qF -- "$text" <<<"$out" || fail "$*: no '$text' in: $out"
 }
-for program in "$siamese" "$floor" "$encode"; do
+for program in "$siamese" "$floor" "$encode" "$roofline"; do
   expect 0 "usage:" -- "$program" --help
   [ -z "$("$program" --help 2>&1 >/dev/null)" ] || fail "$program --help wrote to stderr"
 done
@@ -26,6 +26,7 @@ expect 2 "nope.yaml" -- "$siamese" nope.yaml --mode train
 expect 2 "unknown option '--fast'" -- "$floor" --fast 1
 expect 2 "--precision is f32 or bf16, not 'f16'" -- "$floor" --precision f16
 expect 2 "expected 3 arguments" -- "$encode" only-one
+expect 2 "--steps expects a whole number" -- "$roofline" --steps 1.5
 expect 2 "no such folder" -- "$encode" --split /nonexistent /tmp/x
 # bf16: measured where oneDNN has it, else one line that says why; never a crash.
 for program in "$floor" "$siamese graphs/siamese.yaml"; do
