@@ -18,6 +18,7 @@ struct Args {
     int threads = 1, steps = 20, warmup = 3;
     long batch = 0;  // 0: 32 to train, 256 to infer
     std::string precision = "f32";  // graphrun's lstm: f32 | bf16
+    std::string impl = "dnnl";      // graphrun's lstm: dnnl (oneDNN's primitive) | graphrun (its own)
     bool training() const { return mode == "train"; }
 };
 
@@ -36,7 +37,7 @@ inline long parse_number(const std::string& option, const std::string& value) {
     return n;
 }
 
-// --mode train|infer --threads P [--batch N] [--steps S] [--warmup W] [--precision f32|bf16], from argv[first].
+// --mode train|infer --threads P [--batch N] [--steps S] [--warmup W] [--precision f32|bf16] [--impl dnnl|graphrun], from argv[first].
 inline Args parse_args(int argc, char** argv, int first) {
     Args a;
     for (int i = 1; i < argc; ++i)
@@ -51,10 +52,12 @@ inline Args parse_args(int argc, char** argv, int first) {
         else if (k == "--steps") a.steps = static_cast<int>(parse_number(k, v));
         else if (k == "--warmup") a.warmup = static_cast<int>(parse_number(k, v));
         else if (k == "--precision") a.precision = v;
+        else if (k == "--impl") a.impl = v;
         else throw std::invalid_argument("unknown option '" + k + "'");
     }
     if (a.mode != "train" && a.mode != "infer") throw std::invalid_argument("--mode is train or infer, not '" + a.mode + "'");
     if (a.precision != "f32" && a.precision != "bf16") throw std::invalid_argument("--precision is f32 or bf16, not '" + a.precision + "'");
+    if (a.impl != "dnnl" && a.impl != "graphrun") throw std::invalid_argument("--impl is dnnl or graphrun, not '" + a.impl + "'");
     if (a.threads < 1 || a.steps < 1 || a.warmup < 0 || a.batch < 0)
         throw std::invalid_argument("expected --threads P >= 1, --steps S >= 1, --warmup W >= 0, --batch N >= 1");
     if (a.batch == 0) a.batch = a.training() ? 32 : 256;

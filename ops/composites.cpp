@@ -47,7 +47,7 @@ ValueRef embedding_layer(Graph& graph, const std::string& name, ValueRef ids, st
 
 ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences,
                     std::optional<ValueRef> lengths, const std::string& share_from, const std::string& precision, int biases,
-                    const std::string& param_suffix, const std::string& node_name) {
+                    const std::string& param_suffix, const std::string& node_name, const std::string& impl) {
     const std::string& node = node_name.empty() ? name : node_name;
     const std::string& sfx = param_suffix;
     const std::int64_t in = last_dim(graph, x);
@@ -73,7 +73,7 @@ ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int6
     }
     std::vector<ValueRef> inputs{x, w_ih, w_hh, bias};
     if (lengths) inputs.push_back(*lengths);
-    return graph.add(node, "lstm", inputs, {{"units", units}, {"return_sequences", return_sequences}, {"precision", precision}});
+    return graph.add(node, "lstm", inputs, {{"units", units}, {"return_sequences", return_sequences}, {"precision", precision}, {"impl", impl}});
 }
 
 ValueRef bidirectional_layer(Graph& graph, const std::string& kind, const std::string& name, ValueRef x, std::optional<ValueRef> lengths,

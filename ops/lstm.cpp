@@ -32,7 +32,8 @@ struct LstmOpState final : OpState {
 
 class Lstm final : public Op {
 public:
-    Lstm(std::int64_t units, bool return_sequences, bool bf16) : units_(units), return_sequences_(return_sequences), bf16_(bf16) {}
+    Lstm(std::int64_t units, bool return_sequences, bool bf16, bool fused)
+        : units_(units), return_sequences_(return_sequences), bf16_(bf16), fused_(fused) {}
 
     // x (N, T, E), W_ih (4H, E), W_hh (4H, H), b (4H) with H = units; lengths (N) integer.
     std::vector<TensorType> infer(std::span<const TensorType> in) const override {
@@ -65,7 +66,7 @@ public:
             check_lengths("lstm", *lengths, T);
             state.batch.reserve_full(N, T, H);
         }
-        state.batch.forward({N, T, E, H, args.training, bf16_, RnnCell::lstm}, data(args.inputs, args.outputs[0], state));
+        state.batch.forward({N, T, E, H, args.training, bf16_, RnnCell::lstm, fused_}, data(args.inputs, args.outputs[0], state));
         // Read each row's real steps out of the full sequence.
         if (lengths) read_real_steps(*lengths, state.batch.y_full(), return_sequences_, args.outputs[0].f32());
     }
@@ -113,7 +114,8 @@ private:
 
     std::int64_t units_;
     bool return_sequences_;
-    bool bf16_;  // bfloat16 compute (oneDNN's brgemm LSTM); float32 data and gradients outside
+    bool bf16_;   // bfloat16 compute (oneDNN's brgemm LSTM); float32 data and gradients outside
+    bool fused_;  // impl graphrun: ops/lstm_fused.hpp, not oneDNN's primitive
 };
 
 }  // namespace
@@ -127,11 +129,18 @@ void register_lstm(OpRegistry& registry) {
                             {"return_sequences", AttrKind::boolean, false, "output every hidden state (N, T, H), not just the last (N, H)"},
                             {"precision", AttrKind::string, std::string("f32"),
                              "f32, or bf16: inputs, weights and states rounded to bfloat16 inside (float32 accumulation, cell state "
-                             "and gradients); several times faster where the CPU has AVX512-BF16"}},
+                             "and gradients); several times faster where the CPU has AVX512-BF16"},
+                            {"impl", AttrKind::string, std::string("dnnl"),
+                             "dnnl (oneDNN's LSTM primitive) or graphrun (graphrun's own float32 LSTM: large GEMMs over all steps, "
+                             "fused gates; ops/lstm_fused.hpp)"}},
                   .make = [](const Attrs& a) {
                       const std::string& precision = a.string("precision");
                       if (precision != "f32" && precision != "bf16") throw Error(fmt::format("lstm: precision must be f32 or bf16, got '{}'", precision));
-                      return std::make_unique<Lstm>(a.integer("units"), a.boolean("return_sequences"), precision == "bf16");
+                      const std::string& impl = a.string("impl");
+                      if (impl != "dnnl" && impl != "graphrun") throw Error(fmt::format("lstm: impl must be dnnl or graphrun, got '{}'", impl));
+                      if (impl == "graphrun" && precision == "bf16")
+                          throw Error("lstm: impl graphrun is float32 only; precision bf16 runs on oneDNN's primitive (impl dnnl)");
+                      return std::make_unique<Lstm>(a.integer("units"), a.boolean("return_sequences"), precision == "bf16", impl == "graphrun");
                   }});
 }
 

@@ -31,8 +31,11 @@ void RnnBatch::forward(const RnnSizes& sizes, const RnnForwardData& whole) {
     // same parts and sums their weight gradients in the same order.
     const std::int64_t N = sizes.N;
     const int P = batch_parts(N);
-    if (static_cast<int>(parts_.size()) != P) {
-        parts_ = std::vector<RnnState>(static_cast<std::size_t>(P));
+    if (part_count() != P || sizes.fused != sizes_.fused) {
+        parts_.clear();
+        fused_parts_.clear();
+        if (sizes.fused) fused_parts_ = std::vector<FusedLstm>(static_cast<std::size_t>(P));
+        else parts_ = std::vector<RnnState>(static_cast<std::size_t>(P));
         part_grads_.clear();
     }
     sizes_ = sizes;
@@ -40,14 +43,20 @@ void RnnBatch::forward(const RnnSizes& sizes, const RnnForwardData& whole) {
         const auto [first, count] = split_rows(N, P, p);
         RnnSizes part = sizes;
         part.N = count;
-        parts_[static_cast<std::size_t>(p)].forward(part, rows_of(whole, first, sizes));
+        const auto k = static_cast<std::size_t>(p);
+        if (sizes.fused) fused_parts_[k].forward(part, rows_of(whole, first, sizes));
+        else parts_[k].forward(part, rows_of(whole, first, sizes));
     });
 }
 
 void RnnBatch::backward(const RnnForwardData& whole, const RnnBackwardData& g, std::span<const TensorType> weight_types) {
-    const int P = static_cast<int>(parts_.size());
+    const int P = part_count();
+    const auto part_backward = [&](int p, const RnnForwardData& d, const RnnBackwardData& pg) {
+        if (sizes_.fused) fused_parts_[static_cast<std::size_t>(p)].backward(d, pg);
+        else parts_[static_cast<std::size_t>(p)].backward(d, pg);
+    };
     if (P == 1) {
-        parts_[0].backward(whole, g);
+        part_backward(0, whole, g);
         return;
     }
     // Parts write disjoint rows of dx; their weight gradients go to buffers
@@ -65,7 +74,7 @@ void RnnBatch::backward(const RnnForwardData& whole, const RnnBackwardData& g, s
             own.zero();
             *weight_grads[k] = own.f32();
         }
-        parts_[static_cast<std::size_t>(p)].backward(rows_of(whole, first, sizes_), part);
+        part_backward(p, rows_of(whole, first, sizes_), part);
     });
     float* const weight_grads[] = {g.dw_ih, g.dw_hh, g.dbias};
     for (std::size_t k = 0; k < 3; ++k) {
@@ -83,6 +92,7 @@ void RnnBatch::reserve_full(std::int64_t N, std::int64_t T, std::int64_t H) {
 std::int64_t RnnBatch::bytes() const {
     std::int64_t total = static_cast<std::int64_t>(y_full_.bytes() + dy_full_.bytes());
     for (const auto& part : parts_) total += part.bytes();
+    for (const auto& part : fused_parts_) total += part.bytes();
     for (const auto& g : part_grads_) total += static_cast<std::int64_t>(g.bytes());
     return total;
 }

@@ -2,7 +2,7 @@
 // (ops/rnn_dnnl.hpp): the batch cut into parts, and padded batches.
 //
 // The batch is cut into parts of consecutive rows (batch_parts: by the batch
-// size alone), one oneDNN RNN each, run as parallel tasks with one OpenMP
+// size alone), one oneDNN RNN (or graphrun's own LSTM, ops/lstm_fused.hpp) each, run as parallel tasks with one OpenMP
 // thread each: on a few cores that beats one call with several OpenMP threads
 // (its per-step GEMMs are too small to split well). Rows are contiguous in
 // (N, T, E), so a part reads and writes its rows in place. Each part's weight
@@ -20,6 +20,7 @@
 #include <span>
 #include <vector>
 
+#include "ops/lstm_fused.hpp"
 #include "ops/rnn_dnnl.hpp"
 
 namespace graphrun {
@@ -42,8 +43,11 @@ public:
     std::int64_t bytes() const;
 
 private:
+    int part_count() const { return static_cast<int>(sizes_.fused ? fused_parts_.size() : parts_.size()); }
+
     RnnSizes sizes_;  // of the whole batch
-    std::vector<RnnState> parts_;
+    std::vector<RnnState> parts_;       // oneDNN's primitive, one per part
+    std::vector<FusedLstm> fused_parts_;  // or graphrun's own LSTM (sizes.fused)
     std::vector<Tensor> part_grads_;  // [part * 3 + k], k: weight_ih, weight_hh, bias
     Tensor y_full_, dy_full_;
 };

@@ -47,6 +47,7 @@ struct RnnSizes {
     bool training = true;  // false: forward_inference, no workspace, no backward
     bool bf16 = false;     // bfloat16 sources, weights and hidden states inside; f32 for everything the caller sees
     RnnCell cell = RnnCell::lstm;
+    bool fused = false;    // lstm impl graphrun (ops/lstm_fused.hpp), not oneDNN's primitive
     bool operator==(const RnnSizes&) const = default;
 };
 

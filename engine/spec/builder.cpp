@@ -36,6 +36,8 @@ const std::vector<LayerDef>& layer_defs() {
          {{"units", AttrKind::integer, std::nullopt, "hidden size H"},
           {"return_sequences", AttrKind::boolean, AttrValue{false}, "output every step (N, T, H), not the last (N, H)"},
           {"precision", AttrKind::string, AttrValue{std::string("f32")}, "f32, or bf16: bfloat16 compute with float32 gradients"},
+          {"impl", AttrKind::string, AttrValue{std::string("dnnl")},
+           "dnnl: oneDNN's LSTM primitive; graphrun: graphrun's own float32 LSTM (large GEMMs over all steps, fused gates)"},
           {"biases", AttrKind::integer, AttrValue{std::int64_t{1}}, "1: one bias (Keras's LSTM); 2: bias_ih and bias_hh, summed (PyTorch's nn.LSTM)"},
           {"bidirectional", AttrKind::boolean, AttrValue{false}, "also read each sequence backwards from its last real step (PyTorch's bidirectional=True)"},
           {"merge", AttrKind::string, AttrValue{std::string("concat")}, "bidirectional: concat (2H features) or sum (H) of the two directions"},
@@ -319,7 +321,8 @@ ValueRef build_node(Graph& g, const spec::Spec& s, const NodeSpec& n, const Attr
         const std::int64_t biases = a.integer("biases");
         if (biases != 1 && biases != 2) throw spec::SpecError(attr_loc(n, "biases"), fmt::format("node '{}': biases must be 1 (Keras) or 2 (PyTorch), got {}", n.name, biases));
         const auto direction = [&](const std::string& node, const std::string& suffix, ValueRef x) {
-            return lstm_layer(g, n.name, x, a.integer("units"), sequences, lengths, share, a.string("precision"), static_cast<int>(biases), suffix, node);
+            return lstm_layer(g, n.name, x, a.integer("units"), sequences, lengths, share, a.string("precision"), static_cast<int>(biases), suffix, node,
+                              a.string("impl"));
         };
         if (!a.boolean("bidirectional")) return direction(n.name, "", in[0]);
         return bidirectional_layer(g, "lstm", n.name, in[0], lengths, sequences, checked_merge(n, a), direction);

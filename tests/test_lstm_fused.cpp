@@ -1,0 +1,124 @@
+// The lstm op's `impl: graphrun` (ops/lstm_fused.hpp) against `impl: dnnl`
+// (oneDNN's primitive, itself checked against PyTorch): the same outputs and
+// gradients to 1e-5 on the seed's shapes, with and without lengths,
+// return_sequences both ways; finite differences; the same bits with 1 and 2
+// threads; and what it refuses.
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "engine/core/executor.hpp"
+#include "engine/core/threads.hpp"
+#include "ops/builtin.hpp"
+#include "tests/fixtures.hpp"
+#include "tests/gradcheck.hpp"
+#include "tests/tensors.hpp"
+
+using namespace graphrun;
+using Catch::Matchers::Contains;
+using testing::check_close;
+using testing::check_op_gradients;
+using testing::int_tensor;
+using testing::random_tensor;
+
+namespace {
+
+struct Run {
+    Tensor y;
+    std::vector<Tensor> grads;  // x, weight_ih, weight_hh, bias
+};
+
+// One lstm node of `impl` on x with the given weights (and lengths), forward
+// and backward against a fixed random output gradient.
+Run run_lstm(const std::string& impl, const Tensor& x, const std::vector<Tensor>& weights, const Tensor* lengths, bool sequences) {
+    Graph g(builtin_ops());
+    std::vector<ValueRef> in{g.parameter("x", x.type())};  // a parameter, so that x gets its gradient
+    const char* names[] = {"weight_ih", "weight_hh", "bias"};
+    for (std::size_t k = 0; k < 3; ++k) in.push_back(g.parameter(names[k], weights[k].type()));
+    if (lengths) in.push_back(g.input("lengths", lengths->type()));
+    const std::int64_t H = weights[1].dim(1);
+    const ValueRef y = g.add("lstm", "lstm", in, {{"units", H}, {"return_sequences", sequences}, {"impl", impl}});
+    Executor ex(g);
+    ex.set("x", x);
+    for (std::size_t k = 0; k < 3; ++k) ex.set(names[k], weights[k]);
+    if (lengths) ex.set("lengths", *lengths);
+    ex.forward();
+    Run r{ex.value(y).clone(), {}};
+    ex.backward({{y, random_tensor(r.y.shape(), 99)}});
+    r.grads.push_back(ex.grad("x").clone());
+    for (const char* name : names) r.grads.push_back(ex.grad(name).clone());
+    return r;
+}
+
+std::vector<Tensor> lstm_weights(std::int64_t E, std::int64_t H, unsigned seed) {
+    const float s = 1.0f / std::sqrt(static_cast<float>(H));
+    return {random_tensor({4 * H, E}, seed, -s, s), random_tensor({4 * H, H}, seed + 1, -s, s), random_tensor({4 * H}, seed + 2, -s, s)};
+}
+
+void check_same(const Run& ours, const Run& dnnl, double rel) {
+    check_close("y", ours.y, dnnl.y, rel);
+    const char* names[] = {"dx", "dweight_ih", "dweight_hh", "dbias"};
+    for (std::size_t k = 0; k < 4; ++k) check_close(names[k], ours.grads[k], dnnl.grads[k], rel);
+}
+
+}  // namespace
+
+TEST_CASE("lstm impl graphrun gives oneDNN's outputs and gradients on the seed's shapes", "[lstm][fused]") {
+    // The seed's branches: batch 32, E 32, H 64, T 52 and 600; lengths from 1 to T.
+    for (const std::int64_t T : {std::int64_t{52}, std::int64_t{600}}) {
+        const Tensor x = random_tensor({32, T, 32}, static_cast<unsigned>(T));
+        const std::vector<Tensor> w = lstm_weights(32, 64, 5);
+        std::vector<std::int64_t> L;
+        for (std::int64_t n = 0; n < 32; ++n) L.push_back(1 + (n * 37) % T);
+        const Tensor lengths = int_tensor(DType::i64, {32}, L);
+        for (const bool sequences : {false, true})
+            for (const Tensor* len : {static_cast<const Tensor*>(nullptr), &lengths}) {
+                INFO(fmt::format("T {}, return_sequences {}, lengths {}", T, sequences, len != nullptr));
+                check_same(run_lstm("graphrun", x, w, len, sequences), run_lstm("dnnl", x, w, len, sequences), 1e-5);
+            }
+    }
+}
+
+TEST_CASE("lstm impl graphrun: its plain path (H not a multiple of 8) and finite differences", "[lstm][fused][gradcheck]") {
+    // H 5 runs the gate pass in plain C++, H 8 in AVX2 where the CPU has it.
+    for (const std::int64_t H : {std::int64_t{5}, std::int64_t{8}}) {
+        INFO("H " << H);
+        const Tensor x = random_tensor({3, 4, 6}, 3);
+        const std::vector<Tensor> w = lstm_weights(6, H, 7);
+        const Tensor lengths = int_tensor(DType::i32, {3}, {4, 2, 0});
+        check_same(run_lstm("graphrun", x, w, &lengths, true), run_lstm("dnnl", x, w, &lengths, true), 1e-5);
+        check_same(run_lstm("graphrun", x, w, nullptr, false), run_lstm("dnnl", x, w, nullptr, false), 1e-5);
+        for (const bool sequences : {false, true}) {
+            const Attrs attrs{{"units", H}, {"return_sequences", sequences}, {"impl", std::string("graphrun")}};
+            REQUIRE(check_op_gradients("lstm", {x, w[0], w[1], w[2]}, attrs) > 0);
+            REQUIRE(check_op_gradients("lstm", {x, w[0], w[1], w[2], lengths}, attrs) > 0);
+        }
+    }
+}
+
+TEST_CASE("lstm impl graphrun gives the same bits with 1 and 2 threads", "[lstm][fused][threads]") {
+    const Tensor x = random_tensor({32, 20, 32}, 11);
+    const std::vector<Tensor> w = lstm_weights(32, 64, 13);
+    const Tensor lengths = int_tensor(DType::i64, {32}, std::vector<std::int64_t>(32, 20));
+    std::vector<Run> runs;
+    for (const int threads : {1, 2}) {
+        const ThreadBudget budget(threads);
+        runs.push_back(run_lstm("graphrun", x, w, &lengths, false));
+    }
+    CHECK(std::memcmp(runs[0].y.raw(), runs[1].y.raw(), runs[0].y.bytes()) == 0);
+    for (std::size_t k = 0; k < 4; ++k) CHECK(std::memcmp(runs[0].grads[k].raw(), runs[1].grads[k].raw(), runs[0].grads[k].bytes()) == 0);
+}
+
+TEST_CASE("lstm impl: an unknown one, and graphrun with bf16, are refused", "[lstm][fused]") {
+    Graph g(builtin_ops());
+    const ValueRef x = g.input("x", {DType::f32, {kAnyDim, 3, 4}});
+    const ValueRef wi = g.parameter("wi", {DType::f32, {8, 4}}), wh = g.parameter("wh", {DType::f32, {8, 2}}), b = g.parameter("b", {DType::f32, {8}});
+    CHECK_THROWS_WITH(g.add("l", "lstm", {x, wi, wh, b}, {{"units", std::int64_t{2}}, {"impl", std::string("cudnn")}}),
+                      Contains("impl must be dnnl or graphrun, got 'cudnn'"));
+    CHECK_THROWS_WITH(g.add("l", "lstm", {x, wi, wh, b}, {{"units", std::int64_t{2}}, {"impl", std::string("graphrun")}, {"precision", std::string("bf16")}}),
+                      Contains("impl graphrun is float32 only"));
+}
