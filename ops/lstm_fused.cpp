@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/core/dnnl_context.hpp"
 #include "graphrun/error.hpp"
 
 namespace graphrun {
@@ -124,8 +125,8 @@ bool use_avx2(std::int64_t H) {
     return cpu && H % 8 == 0;
 }
 
-dnnl::matmul make_matmul(const memory::desc& src, const memory::desc& weights, const memory::desc* bias, const memory::desc& dst, bool add,
-                         const dnnl::engine& engine) {
+dnnl::matmul make_matmul(const memory::desc& src, const memory::desc& weights, const memory::desc* bias, const memory::desc& dst, bool add) {
+    const dnnl::engine& engine = cpu_engine();
     dnnl::primitive_attr attr;
     if (add) {
         dnnl::post_ops sum;
@@ -133,7 +134,7 @@ dnnl::matmul make_matmul(const memory::desc& src, const memory::desc& weights, c
         attr.set_post_ops(sum);
     }
     const auto d = bias ? dnnl::matmul::desc(src, weights, *bias, dst) : dnnl::matmul::desc(src, weights, dst);
-    return dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, engine));
+    return make_primitive<dnnl::matmul>(dnnl::matmul::primitive_desc(d, attr, engine));
 }
 
 void* writable(const float* p) { return const_cast<float*>(p); }
@@ -143,10 +144,6 @@ void* writable(const float* p) { return const_cast<float*>(p); }
 void FusedLstm::build(const RnnSizes& s) {
     if (s.cell != RnnCell::lstm || s.bf16) throw Error("lstm impl graphrun: float32 LSTM only (not bf16, not the GRU)");
     const memory::dim N = s.N, T = s.T, E = s.E, H = s.H, G = 4 * s.H, rows = N * T;
-    if (!built_) {
-        engine_ = dnnl::engine(dnnl::engine::kind::cpu, 0);
-        stream_ = dnnl::stream(engine_);
-    }
     gates_ = Tensor(Shape{N, T, G});
     cells_ = Tensor(Shape{N, T, H});
     h_prev_ = Tensor(Shape{N, T, H});
@@ -159,18 +156,18 @@ void FusedLstm::build(const RnnSizes& s) {
     const memory::desc gates_all({rows, G}, dt::f32, tag::ab);
     const memory::desc step_gates({N, G}, dt::f32, memory::dims{T * G, 1}), step_h({N, H}, dt::f32, memory::dims{T * H, 1});
     const memory::desc w_hh_t({H, G}, dt::f32, tag::ba);
-    project_ = make_matmul(x, w_ih_t, &bias, gates_all, false, engine_);
-    recur_ = make_matmul(step_h, w_hh_t, nullptr, step_gates, true, engine_);
+    project_ = make_matmul(x, w_ih_t, &bias, gates_all, false);
+    recur_ = make_matmul(step_h, w_hh_t, nullptr, step_gates, true);
     // Backward: dh_{t-1} = dA_t W_hh; dW_hh += dA^T H_prev, dW_ih += dA^T x, dx += dA W_ih.
     const memory::desc w_hh({G, H}, dt::f32, tag::ab), dh({N, H}, dt::f32, tag::ab), gates_t({G, rows}, dt::f32, tag::ba);
     const memory::desc h_prev_all({rows, H}, dt::f32, tag::ab), dw_hh({G, H}, dt::f32, tag::ab), dw_ih({G, E}, dt::f32, tag::ab);
     const memory::desc w_ih({G, E}, dt::f32, tag::ab), dx({rows, E}, dt::f32, tag::ab);
-    recur_back_ = make_matmul(step_gates, w_hh, nullptr, dh, false, engine_);
-    dw_hh_ = make_matmul(gates_t, h_prev_all, nullptr, dw_hh, true, engine_);
-    dw_ih_ = make_matmul(gates_t, x, nullptr, dw_ih, true, engine_);
-    dx_ = make_matmul(gates_all, w_ih, nullptr, dx, true, engine_);
+    recur_back_ = make_matmul(step_gates, w_hh, nullptr, dh, false);
+    dw_hh_ = make_matmul(gates_t, h_prev_all, nullptr, dw_hh, true);
+    dw_ih_ = make_matmul(gates_t, x, nullptr, dw_ih, true);
+    dx_ = make_matmul(gates_all, w_ih, nullptr, dx, true);
 
-    const auto view = [&](const memory::desc& d, void* p = nullptr) { return memory(d, engine_, p ? p : DNNL_MEMORY_NONE); };
+    const auto view = [&](const memory::desc& d, void* p = nullptr) { return memory(d, cpu_engine(), p ? p : DNNL_MEMORY_NONE); };
     x_ = view(x);
     w_ih_t_ = view(w_ih_t);
     bias_ = view(bias);
@@ -201,11 +198,12 @@ void FusedLstm::forward(const RnnSizes& s, const RnnForwardData& d) {
         if (!y_own_.defined()) y_own_ = Tensor(Shape{N, T, H});
         y = y_own_.f32();
     }
+    dnnl::stream& stream = cpu_stream();  // this thread's
     x_.set_data_handle(writable(d.x));
     w_ih_t_.set_data_handle(writable(d.w_ih));
     bias_.set_data_handle(writable(d.bias));
     w_hh_t_.set_data_handle(writable(d.w_hh));
-    project_.execute(stream_, {{DNNL_ARG_SRC, x_}, {DNNL_ARG_WEIGHTS, w_ih_t_}, {DNNL_ARG_BIAS, bias_}, {DNNL_ARG_DST, gates_all_}});
+    project_.execute(stream, {{DNNL_ARG_SRC, x_}, {DNNL_ARG_WEIGHTS, w_ih_t_}, {DNNL_ARG_BIAS, bias_}, {DNNL_ARG_DST, gates_all_}});
     float* const gates = gates_.f32();
     float* const cells = cells_.f32();
     float* const h_prev = h_prev_.f32();
@@ -215,7 +213,7 @@ void FusedLstm::forward(const RnnSizes& s, const RnnForwardData& d) {
         if (t > 0) {
             h_prev_step_.set_data_handle(h_prev + t * H);
             gates_step_.set_data_handle(gates + t * G);
-            recur_.execute(stream_, {{DNNL_ARG_SRC, h_prev_step_}, {DNNL_ARG_WEIGHTS, w_hh_t_}, {DNNL_ARG_DST, gates_step_}});
+            recur_.execute(stream, {{DNNL_ARG_SRC, h_prev_step_}, {DNNL_ARG_WEIGHTS, w_hh_t_}, {DNNL_ARG_DST, gates_step_}});
         }
         for (std::int64_t n = 0; n < N; ++n) {
             const std::int64_t at = n * T + t;
@@ -231,6 +229,7 @@ void FusedLstm::forward(const RnnSizes& s, const RnnForwardData& d) {
         if (d.h_last) std::memcpy(d.h_last + n * H, y + last * H, static_cast<std::size_t>(H) * sizeof(float));
         if (d.c_last) std::memcpy(d.c_last + n * H, cells + last * H, static_cast<std::size_t>(H) * sizeof(float));
     }
+    stream.wait();
     forward_done_ = true;
 }
 
@@ -247,6 +246,7 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
     if (g.dc_last) std::memcpy(dc, g.dc_last, static_cast<std::size_t>(N * H) * sizeof(float));
     else dc_.zero();
     const bool avx2 = use_avx2(H);
+    dnnl::stream& stream = cpu_stream();  // this thread's
     w_hh_.set_data_handle(writable(d.w_hh));
     for (std::int64_t t = T - 1; t >= 0; --t) {
         for (std::int64_t n = 0; n < N; ++n) {
@@ -258,23 +258,24 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
         }
         if (t > 0) {  // dh_{t-1} = dA_t W_hh (no dh0: the state starts at zero)
             gates_step_src_.set_data_handle(gates + t * G);
-            recur_back_.execute(stream_, {{DNNL_ARG_SRC, gates_step_src_}, {DNNL_ARG_WEIGHTS, w_hh_}, {DNNL_ARG_DST, dh_mem_}});
+            recur_back_.execute(stream, {{DNNL_ARG_SRC, gates_step_src_}, {DNNL_ARG_WEIGHTS, w_hh_}, {DNNL_ARG_DST, dh_mem_}});
         }
     }
     if (g.dw_hh) {
         dw_hh_out_.set_data_handle(g.dw_hh);
-        dw_hh_.execute(stream_, {{DNNL_ARG_SRC, gates_t_all_}, {DNNL_ARG_WEIGHTS, h_prev_all_}, {DNNL_ARG_DST, dw_hh_out_}});
+        dw_hh_.execute(stream, {{DNNL_ARG_SRC, gates_t_all_}, {DNNL_ARG_WEIGHTS, h_prev_all_}, {DNNL_ARG_DST, dw_hh_out_}});
     }
     if (g.dw_ih) {
         x_.set_data_handle(writable(d.x));
         dw_ih_out_.set_data_handle(g.dw_ih);
-        dw_ih_.execute(stream_, {{DNNL_ARG_SRC, gates_t_all_}, {DNNL_ARG_WEIGHTS, x_}, {DNNL_ARG_DST, dw_ih_out_}});
+        dw_ih_.execute(stream, {{DNNL_ARG_SRC, gates_t_all_}, {DNNL_ARG_WEIGHTS, x_}, {DNNL_ARG_DST, dw_ih_out_}});
     }
     if (g.dx) {
         w_ih_.set_data_handle(writable(d.w_ih));
         dx_out_.set_data_handle(g.dx);
-        dx_.execute(stream_, {{DNNL_ARG_SRC, gates_all_}, {DNNL_ARG_WEIGHTS, w_ih_}, {DNNL_ARG_DST, dx_out_}});
+        dx_.execute(stream, {{DNNL_ARG_SRC, gates_all_}, {DNNL_ARG_WEIGHTS, w_ih_}, {DNNL_ARG_DST, dx_out_}});
     }
+    stream.wait();
     if (g.dbias)  // row by row in a fixed order: the same sums on any run
         for (std::int64_t r = 0; r < N * T; ++r) {
             const float* a = gates + r * G;

@@ -46,8 +46,6 @@ private:
     bool forward_done_ = false;
     // The step's matmuls: the input projection, the recurrent product (forward,
     // in place with a sum post-op) and its backward, the weight gradients and dx.
-    dnnl::engine engine_;
-    dnnl::stream stream_;
     dnnl::matmul project_, recur_, recur_back_, dw_hh_, dw_ih_, dx_;
     dnnl::memory x_, w_ih_t_, bias_, gates_all_, gates_step_, h_prev_step_, w_hh_t_;
     dnnl::memory w_hh_, gates_step_src_, dh_mem_, gates_t_all_, h_prev_all_, dw_hh_out_, dw_ih_out_, w_ih_, dx_out_;

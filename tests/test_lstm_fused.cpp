@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "engine/core/dnnl_context.hpp"
 #include "engine/core/executor.hpp"
 #include "engine/core/threads.hpp"
 #include "ops/builtin.hpp"
@@ -121,4 +122,27 @@ TEST_CASE("lstm impl: an unknown one, and graphrun with bf16, are refused", "[ls
                       Contains("impl must be dnnl or graphrun, got 'cudnn'"));
     CHECK_THROWS_WITH(g.add("l", "lstm", {x, wi, wh, b}, {{"units", std::int64_t{2}}, {"impl", std::string("graphrun")}, {"precision", std::string("bf16")}}),
                       Contains("impl graphrun is float32 only"));
+}
+
+TEST_CASE("lstm impl graphrun creates its primitives on the first step of a shape only", "[lstm][fused][plan]") {
+    Graph g(builtin_ops());
+    const ValueRef x = g.parameter("x", {DType::f32, {kAnyDim, 6, 8}});
+    const ValueRef wi = g.parameter("wi", {DType::f32, {32, 8}}), wh = g.parameter("wh", {DType::f32, {32, 8}}), b = g.parameter("b", {DType::f32, {32}});
+    const ValueRef y = g.add("l", "lstm", {x, wi, wh, b}, {{"units", std::int64_t{8}}, {"impl", std::string("graphrun")}});
+    const ValueRef loss = g.add("loss", "sum", {y});
+    Executor ex(g);
+    ex.set("wi", random_tensor({32, 8}, 1));
+    ex.set("wh", random_tensor({32, 8}, 2));
+    ex.set("b", random_tensor({32}, 3));
+    for (const std::int64_t N : {std::int64_t{32}, std::int64_t{5}}) {
+        ex.set("x", random_tensor({N, 6, 8}, 4));
+        ex.forward();
+        ex.backward(loss);
+        const std::int64_t after_first = primitives_created();
+        for (int step = 0; step < 3; ++step) {
+            ex.forward();
+            ex.backward(loss);
+        }
+        CHECK(primitives_created() == after_first);
+    }
 }
