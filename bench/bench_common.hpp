@@ -18,7 +18,7 @@ struct Args {
     int threads = 1, steps = 20, warmup = 3;
     long batch = 0;  // 0: 32 to train, 256 to infer
     std::string precision = "f32";  // graphrun's lstm: f32 | bf16
-    std::string impl = "dnnl";      // graphrun's lstm: dnnl (oneDNN's primitive) | graphrun (its own)
+    std::string impl = "graphrun";  // graphrun's lstm: graphrun (its own, the default) | dnnl (oneDNN's primitive)
     bool training() const { return mode == "train"; }
 };
 

@@ -31,10 +31,10 @@ ValueRef embedding_layer(Graph& graph, const std::string& name, ValueRef ids, st
 // <name>/bias. Gate order i, f, g, o.
 // `param_suffix` is added to each parameter's name (PyTorch's "_reverse" for
 // the backward direction) and `node_name`, when given, names the lstm node.
-// `impl`: dnnl (oneDNN's LSTM primitive) or graphrun (ops/lstm_fused.hpp).
+// `impl`: graphrun (ops/lstm_fused.hpp) or dnnl (oneDNN's LSTM primitive); "": the op's default.
 ValueRef lstm_layer(Graph& graph, const std::string& name, ValueRef x, std::int64_t units, bool return_sequences = false,
                     std::optional<ValueRef> lengths = std::nullopt, const std::string& share_from = "", const std::string& precision = "f32",
-                    int biases = 1, const std::string& param_suffix = "", const std::string& node_name = "", const std::string& impl = "dnnl");
+                    int biases = 1, const std::string& param_suffix = "", const std::string& node_name = "", const std::string& impl = "");
 
 // A recurrent layer in both directions, as PyTorch's bidirectional=True:
 // `direction(node_name, param_suffix, input)` builds one direction; it runs

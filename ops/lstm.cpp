@@ -130,13 +130,15 @@ void register_lstm(OpRegistry& registry) {
                             {"precision", AttrKind::string, std::string("f32"),
                              "f32, or bf16: inputs, weights and states rounded to bfloat16 inside (float32 accumulation, cell state "
                              "and gradients); several times faster where the CPU has AVX512-BF16"},
-                            {"impl", AttrKind::string, std::string("dnnl"),
-                             "dnnl (oneDNN's LSTM primitive) or graphrun (graphrun's own float32 LSTM: large GEMMs over all steps, "
-                             "fused gates; ops/lstm_fused.hpp)"}},
+                            {"impl", AttrKind::string, std::string(),
+                             "graphrun (graphrun's own float32 LSTM: large GEMMs over all steps, fused gates; ops/lstm_fused.hpp) or "
+                             "dnnl (oneDNN's LSTM primitive); empty: graphrun for f32, dnnl for bf16 (the faster on bench/run)"}},
                   .make = [](const Attrs& a) {
                       const std::string& precision = a.string("precision");
                       if (precision != "f32" && precision != "bf16") throw Error(fmt::format("lstm: precision must be f32 or bf16, got '{}'", precision));
-                      const std::string& impl = a.string("impl");
+                      // The default: graphrun's own LSTM, faster than oneDNN's float32 one
+                      // in bench/run (docs/performance.md); bf16 exists on oneDNN's only.
+                      const std::string impl = a.string("impl").empty() ? (precision == "bf16" ? "dnnl" : "graphrun") : a.string("impl");
                       if (impl != "dnnl" && impl != "graphrun") throw Error(fmt::format("lstm: impl must be dnnl or graphrun, got '{}'", impl));
                       if (impl == "graphrun" && precision == "bf16")
                           throw Error("lstm: impl graphrun is float32 only; precision bf16 runs on oneDNN's primitive (impl dnnl)");

@@ -36,8 +36,9 @@ const std::vector<LayerDef>& layer_defs() {
          {{"units", AttrKind::integer, std::nullopt, "hidden size H"},
           {"return_sequences", AttrKind::boolean, AttrValue{false}, "output every step (N, T, H), not the last (N, H)"},
           {"precision", AttrKind::string, AttrValue{std::string("f32")}, "f32, or bf16: bfloat16 compute with float32 gradients"},
-          {"impl", AttrKind::string, AttrValue{std::string("dnnl")},
-           "dnnl: oneDNN's LSTM primitive; graphrun: graphrun's own float32 LSTM (large GEMMs over all steps, fused gates)"},
+          {"impl", AttrKind::string, AttrValue{std::string()},
+           "graphrun: graphrun's own float32 LSTM (large GEMMs over all steps, fused gates); dnnl: oneDNN's LSTM primitive; "
+           "default graphrun, dnnl with precision bf16"},
           {"biases", AttrKind::integer, AttrValue{std::int64_t{1}}, "1: one bias (Keras's LSTM); 2: bias_ih and bias_hh, summed (PyTorch's nn.LSTM)"},
           {"bidirectional", AttrKind::boolean, AttrValue{false}, "also read each sequence backwards from its last real step (PyTorch's bidirectional=True)"},
           {"merge", AttrKind::string, AttrValue{std::string("concat")}, "bidirectional: concat (2H features) or sum (H) of the two directions"},
