@@ -132,7 +132,8 @@ void register_lstm(OpRegistry& registry) {
                              "and gradients); several times faster where the CPU has AVX512-BF16"},
                             {"impl", AttrKind::string, std::string(),
                              "graphrun (graphrun's own float32 LSTM: large GEMMs over all steps, fused gates; ops/lstm_fused.hpp) or "
-                             "dnnl (oneDNN's LSTM primitive); empty: graphrun for f32, dnnl for bf16 (the faster on bench/run)"}},
+                             "dnnl (oneDNN's LSTM primitive); empty: graphrun for f32, dnnl for bf16 (the faster on bench/run)",
+                             false}},
                   .make = [](const Attrs& a) {
                       const std::string& precision = a.string("precision");
                       if (precision != "f32" && precision != "bf16") throw Error(fmt::format("lstm: precision must be f32 or bf16, got '{}'", precision));

@@ -146,3 +146,21 @@ TEST_CASE("lstm impl graphrun creates its primitives on the first step of a shap
         CHECK(primitives_created() == after_first);
     }
 }
+
+TEST_CASE("lstm impl is no part of the model: the structure hash ignores it, so weights move between implementations", "[lstm][fused]") {
+    std::vector<std::string> hashes;
+    for (const char* impl : {"graphrun", "dnnl", ""}) {
+        Graph g(builtin_ops());
+        const ValueRef x = g.input("x", {DType::f32, {kAnyDim, 3, 4}});
+        const ValueRef wi = g.parameter("wi", {DType::f32, {8, 4}}), wh = g.parameter("wh", {DType::f32, {8, 2}}), b = g.parameter("b", {DType::f32, {8}});
+        g.add("l", "lstm", {x, wi, wh, b}, {{"units", std::int64_t{2}}, {"impl", std::string(impl)}});
+        hashes.push_back(structure_hash(g));
+    }
+    CHECK(hashes[0] == hashes[1]);
+    CHECK(hashes[0] == hashes[2]);
+    Graph other(builtin_ops());  // what the model computes still counts
+    const ValueRef x = other.input("x", {DType::f32, {kAnyDim, 3, 4}});
+    const ValueRef wi = other.parameter("wi", {DType::f32, {8, 4}}), wh = other.parameter("wh", {DType::f32, {8, 2}}), b = other.parameter("b", {DType::f32, {8}});
+    other.add("l", "lstm", {x, wi, wh, b}, {{"units", std::int64_t{2}}, {"return_sequences", true}});
+    CHECK(structure_hash(other) != hashes[0]);
+}

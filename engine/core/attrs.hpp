@@ -22,6 +22,9 @@ struct AttrSpec {
     AttrKind kind;
     std::optional<AttrValue> default_value;  // none: the attribute is required
     std::string doc;
+    // false for how the op runs rather than what it computes (lstm's impl):
+    // left out of structure_hash, so weights move between implementations.
+    bool part_of_model = true;
 };
 
 class Attrs {

@@ -133,8 +133,16 @@ std::string structure_hash(const Graph& graph) {
     std::string text;
     for (const Node& n : graph.nodes()) {
         text += fmt::format("{}|{}|{}|", n.name, n.op_name, static_cast<int>(n.kind));
+        const OpDef* def = n.kind == NodeKind::op ? graph.registry().find(n.op_name) : nullptr;
+        const auto part_of_model = [&](const std::string& key) {
+            if (!def) return true;
+            for (const AttrSpec& a : def->attrs)
+                if (a.name == key) return a.part_of_model;
+            return true;
+        };
         if (n.kind != NodeKind::parameter)
-            for (const auto& [key, value] : n.attrs.values()) text += fmt::format("{}={};", key, to_string(value));
+            for (const auto& [key, value] : n.attrs.values())
+                if (part_of_model(key)) text += fmt::format("{}={};", key, to_string(value));
         for (const ValueRef& in : n.inputs) text += fmt::format("<{}:{}", in.node, in.output);
         for (const TensorType& t : n.outputs) text += ">" + to_string(t);
         text += '\n';

@@ -81,7 +81,8 @@ private:
 
 // A hash of what the graph computes (FNV-1a, 16 hex digits): every node's
 // name, op, attributes, inputs and output types. Parameters count by name
-// and type only: how they were initialized is no part of the model.
+// and type only: how they were initialized is no part of the model; nor is
+// an attribute that chooses how an op runs (AttrSpec::part_of_model false).
 std::string structure_hash(const Graph& graph);
 
 }  // namespace graphrun
