@@ -104,6 +104,7 @@ Executor::Executor(const Graph& graph, Schedule schedule) : graph_(&graph), sche
     const auto& nodes = graph.nodes();
     const std::size_t count = nodes.size();
     leaves_.resize(count);
+    shorter_axes_.resize(count);
     consumers_.resize(count);
     producers_.resize(count);
     shared_uses_.resize(count);
@@ -142,8 +143,25 @@ void Executor::check_leaf(int node, const Tensor& value) const {
     const TensorType& want = n.outputs[0];
     if (!value.defined())
         throw Error(fmt::format("{} '{}' has no value: set it before forward()", n.op_name, n.name));
-    if (value.dtype() != want.dtype || !shapes_agree(value.shape(), want.shape))
-        throw Error(fmt::format("{} '{}' expects {}, got {}", n.op_name, n.name, to_string(want), to_string(value.type())));
+    const auto& shorter = shorter_axes_[static_cast<std::size_t>(node)];
+    bool agree = value.dtype() == want.dtype && value.shape().size() == want.shape.size();
+    for (std::size_t d = 0; agree && d < want.shape.size(); ++d) {
+        const bool may_be_shorter = std::find(shorter.begin(), shorter.end(), static_cast<int>(d)) != shorter.end();
+        agree = may_be_shorter ? value.shape()[d] >= 1 && value.shape()[d] <= want.shape[d] : shapes_agree({value.shape()[d]}, {want.shape[d]});
+    }
+    if (!agree)
+        throw Error(fmt::format("{} '{}' expects {}{}, got {}", n.op_name, n.name, to_string(want),
+                                shorter.empty() ? "" : fmt::format(" (axis {} at most as long)", fmt::join(shorter, ", ")), to_string(value.type())));
+}
+
+void Executor::allow_shorter(int input_node, int axis) {
+    const Node& n = graph_->node(input_node);
+    if (n.kind != NodeKind::input) throw Error(fmt::format("allow_shorter: '{}' is not a graph input", n.name));
+    const Shape& declared = n.outputs[0].shape;
+    if (axis < 1 || axis >= static_cast<int>(declared.size()) || declared[static_cast<std::size_t>(axis)] == kAnyDim)
+        throw Error(fmt::format("allow_shorter: input '{}' ({}) has no fixed axis {} to cut", n.name, to_string(n.outputs[0]), axis));
+    auto& axes = shorter_axes_[static_cast<std::size_t>(input_node)];
+    if (std::find(axes.begin(), axes.end(), axis) == axes.end()) axes.push_back(axis);
 }
 
 void Executor::set(const std::string& node_name, Tensor value) { set(graph_->index_of(node_name), std::move(value)); }
@@ -185,7 +203,7 @@ Executor::Compiled& Executor::compiled_for(const std::vector<char>& needed, cons
     for (std::size_t i = 0; i < nodes.size(); ++i) key += static_cast<char>('0' + needed[i] + 2 * keep[i]);
     for (std::size_t i = 0; i < nodes.size(); ++i) {
         const Shape& declared = nodes[i].outputs[0].shape;
-        if (needed[i] && !nodes[i].op && std::find(declared.begin(), declared.end(), kAnyDim) != declared.end())
+        if (needed[i] && !nodes[i].op && (std::find(declared.begin(), declared.end(), kAnyDim) != declared.end() || !shorter_axes_[i].empty()))
             key += to_string(leaves_[i].type());
     }
     for (std::size_t c = compiled_.size(); c-- > 0;)
@@ -233,8 +251,7 @@ Executor::Compiled& Executor::compiled_for(const std::vector<char>& needed, cons
             c->input_types[i].push_back(plan.types[static_cast<std::size_t>(in.node)][static_cast<std::size_t>(in.output)]);
     }
     // A server fed every batch size from 1 up would hold a plan for each: keep the most recent few.
-    constexpr std::size_t max_plans = 8;
-    if (compiled_.size() == max_plans) compiled_.erase(compiled_.begin());
+    while (compiled_.size() >= plan_capacity_) compiled_.erase(compiled_.begin());
     compiled_.push_back(std::move(c));
     return *compiled_.back();
 }

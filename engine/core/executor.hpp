@@ -16,6 +16,7 @@
 // and an op that cuts its batch cuts it by the batch size alone (batch_parts).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -42,6 +43,16 @@ public:
     // batch was left open). The tensor is shared, not copied.
     void set(const std::string& node_name, Tensor value);
     void set(int node, Tensor value);
+
+    // Lets an input's `axis` be shorter than declared (1 .. the declared size),
+    // for batches cut to their longest text (train.length_buckets): the declared
+    // size is the longest the graph takes, each length met gets its own plan.
+    // Whether the graph gives the same results at every length is the caller's
+    // to know (the trainer checks it on a batch).
+    void allow_shorter(int input_node, int axis);
+    // Plans kept before the least recently used is dropped (default 8); a
+    // trainer that meets one plan per length bucket keeps them all.
+    void set_plan_capacity(std::size_t plans) { plan_capacity_ = std::max<std::size_t>(plans, 1); }
 
     // Runs every node. Every input and parameter must have been set.
     // What random draws in training forwards (dropout) start from: a seed, the
@@ -127,6 +138,8 @@ private:
     const Graph* graph_;
     Schedule schedule_;
     std::vector<Tensor> leaves_;  // [node] inputs and parameters, as set
+    std::vector<std::vector<int>> shorter_axes_;  // [node] axes that may be shorter than declared (allow_shorter)
+    std::size_t plan_capacity_ = 8;
     // The dependency structure, found once: each node's distinct consumers and
     // producers (op nodes only), and the uses of each output shared by several nodes.
     std::vector<std::vector<int>> consumers_, producers_;

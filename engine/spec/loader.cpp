@@ -29,8 +29,10 @@ const Keys kTopKeys{"name", "inputs", "nodes", "outputs", "loss", "task", "data"
 const Keys kRunKeys{"threshold", "tokenizer", "checkpoint"};
 const Keys kTasks{"siamese", "classify"};
 const Keys kInputKeys{"name", "shape", "dtype"};
-const Keys kTrainKeys{"epochs", "batch_size", "shuffle", "seed", "negatives", "validation", "optimizer", "schedule", "clip_norm", "max_steps", "select", "executor", "early_stopping"};
+const Keys kTrainKeys{"epochs", "batch_size", "shuffle", "seed", "negatives", "validation", "optimizer", "schedule", "clip_norm", "max_steps", "select", "executor", "early_stopping",
+                     "length_buckets"};
 const Keys kEarlyStoppingKeys{"metric", "patience"};
+const Keys kLengthBucketsKeys{"window", "multiple"};
 const Keys kExecutors{"tasks", "sequential"};
 const Keys kOptimizerKeys{"type", "lr", "beta1", "beta2", "eps", "weight_decay", "momentum"};
 const Keys kOptimizers{"adam", "adamw", "sgd"};
@@ -46,6 +48,7 @@ const Keys kTokenizerKeys{"type", "vocab", "lowercase", "model"};
 const Keys kTokenizerTypes{"bytes", "words", "sentencepiece"};
 // The maps --set can reach by key, and the keys each one takes (empty: any).
 const std::map<std::string, Keys> kSections{{"", kTopKeys},          {"train", kTrainKeys}, {"run", kRunKeys}, {"train.early_stopping", kEarlyStoppingKeys},
+                                            {"train.length_buckets", kLengthBucketsKeys},
                                             {"train.optimizer", kOptimizerKeys}, {"train.schedule", kScheduleKeys}, {"data", kDataKeys},
                                             {"data.synthetic", kSyntheticKeys},  {"data.files", kFilesKeys},
                                             {"data.files.inputs", {}},          {"data.text", kTextKeys}, {"data.text.tokenizer", kTokenizerKeys},
@@ -344,6 +347,14 @@ TrainSpec read_train(const Reader& r, const Entry& section) {
                 if (k.key == "patience") t.patience = r.positive(k.value, k.path, k.path);
             }
             if (!find(keys, "patience")) r.fail(r.at(e), "train.early_stopping needs `patience`: the epochs without improvement before it stops");
+        }
+        if (e.key == "length_buckets") {
+            // Present means on, with the defaults for what it leaves out.
+            t.length_buckets.window = 50;
+            for (const auto& k : r.map(e.value, e.path, e.path, kLengthBucketsKeys)) {
+                if (k.key == "window") t.length_buckets.window = r.positive(k.value, k.path, fmt::format("{} (batches sorted by length together)", k.path));
+                if (k.key == "multiple") t.length_buckets.multiple = r.positive(k.value, k.path, fmt::format("{} (tokens a cut length is rounded up to)", k.path));
+            }
         }
         if (e.key == "executor") {
             t.executor = r.string(e.value, e.path, what);

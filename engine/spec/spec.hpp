@@ -148,6 +148,14 @@ struct TrainSpec {
     // train.early_stopping: stop when `metric` (empty: select's) has not improved for `patience` epochs; 0: off.
     std::string early_stopping_metric;
     std::int64_t patience = 0;
+    // train.length_buckets: batches cut to their longest text. Each window of
+    // `window` batches' samples is sorted by length and cut into batches, the
+    // batches are shuffled, and each batch's token inputs are cut to its
+    // longest row rounded up to a multiple of `multiple` (one plan per length).
+    // window 0: off, every batch runs the declared length.
+    struct LengthBuckets {
+        std::int64_t window = 0, multiple = 16;
+    } length_buckets;
     std::map<std::string, Location> locs;  // "negatives" -> where it was set
 };
 

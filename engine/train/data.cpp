@@ -254,11 +254,63 @@ std::uint64_t row_hash(const std::vector<std::int32_t>& ids, std::int64_t row, s
 }
 }  // namespace
 
-BatchNegativesEpoch plan_batch_negatives_epoch(const PairSet& pairs, std::int64_t batch_size, bool shuffle, std::mt19937_64& rng) {
+std::vector<std::int32_t> row_lengths(const std::vector<std::int32_t>& ids, std::int64_t length) {
+    std::vector<std::int32_t> out(ids.size() / static_cast<std::size_t>(std::max<std::int64_t>(length, 1)), 0);
+    for (std::size_t row = 0; row < out.size(); ++row)
+        for (std::int64_t t = length; t-- > 0;)
+            if (ids[row * static_cast<std::size_t>(length) + static_cast<std::size_t>(t)] != 0) {
+                out[row] = static_cast<std::int32_t>(t + 1);
+                break;
+            }
+    return out;
+}
+
+std::int64_t bucket_length(std::int64_t longest, std::int64_t multiple, std::int64_t declared) {
+    const std::int64_t rounded = (std::max<std::int64_t>(longest, 1) + multiple - 1) / multiple * multiple;
+    return std::min(rounded, declared);
+}
+
+void sort_windows_by_length(std::vector<Sample>& samples, const PairSet& pairs, const std::vector<std::int32_t>& left_lengths,
+                            const std::vector<std::int32_t>& right_lengths, std::int64_t batch_size, std::int64_t window, std::int64_t multiple) {
+    const bool right_first = pairs.right_length >= pairs.left_length;
+    const auto key = [&](const Sample& s) {
+        const std::int64_t l = bucket_length(left_lengths[static_cast<std::size_t>(s.left_row)], multiple, pairs.left_length);
+        const std::int64_t r = bucket_length(right_lengths[static_cast<std::size_t>(s.right_row)], multiple, pairs.right_length);
+        return right_first ? std::pair{r, l} : std::pair{l, r};
+    };
+    const auto span = static_cast<std::ptrdiff_t>(batch_size * window);
+    for (std::ptrdiff_t at = 0; at < static_cast<std::ptrdiff_t>(samples.size()); at += span) {
+        const auto end = samples.begin() + std::min(at + span, static_cast<std::ptrdiff_t>(samples.size()));
+        std::stable_sort(samples.begin() + at, end, [&](const Sample& a, const Sample& b) { return key(a) > key(b); });
+    }
+}
+
+void shuffle_batches(std::vector<Sample>& samples, std::int64_t batch_size, std::mt19937_64& rng) {
+    const std::size_t full = samples.size() / static_cast<std::size_t>(batch_size);
+    std::vector<std::size_t> batches(full);
+    std::iota(batches.begin(), batches.end(), std::size_t{0});
+    std::shuffle(batches.begin(), batches.end(), rng);
+    std::vector<Sample> out;
+    out.reserve(samples.size());
+    const auto size = static_cast<std::ptrdiff_t>(batch_size);
+    for (std::size_t b : batches)
+        out.insert(out.end(), samples.begin() + static_cast<std::ptrdiff_t>(b) * size, samples.begin() + static_cast<std::ptrdiff_t>(b + 1) * size);
+    out.insert(out.end(), samples.begin() + static_cast<std::ptrdiff_t>(full) * size, samples.end());
+    samples = std::move(out);
+}
+
+BatchNegativesEpoch plan_batch_negatives_epoch(const PairSet& pairs, std::int64_t batch_size, bool shuffle, std::mt19937_64& rng,
+                                               const std::function<void(std::vector<Sample>&)>& sort_by_length) {
     std::vector<std::int64_t> order;
     for (std::int64_t i = 0; i < pairs.count(); ++i)
         if (pairs.label[static_cast<std::size_t>(i)] == 1.0f) order.push_back(i);
     if (shuffle) std::shuffle(order.begin(), order.end(), rng);
+    if (sort_by_length) {
+        std::vector<Sample> as_samples;
+        for (std::int64_t i : order) as_samples.push_back({i, i, 1.0f});
+        sort_by_length(as_samples);
+        for (std::size_t k = 0; k < order.size(); ++k) order[k] = as_samples[k].left_row;
+    }
     BatchNegativesEpoch epoch;
     std::deque<std::int64_t> waiting;
     std::size_t next = 0;
@@ -287,6 +339,7 @@ BatchNegativesEpoch plan_batch_negatives_epoch(const PairSet& pairs, std::int64_
         if (!full()) break;  // the last batch: what still waits clashes with it
     }
     epoch.left_out = static_cast<std::int64_t>(waiting.size());
+    if (sort_by_length) shuffle_batches(epoch.samples, batch_size, rng);
     return epoch;
 }
 
@@ -314,8 +367,9 @@ void fill_batch(const PairSet& pairs, const std::vector<Sample>& samples, std::i
                 Tensor& right, Tensor& label) {
     auto copy_row = [](const std::vector<std::int32_t>& from, std::int64_t row, std::int64_t length, Tensor& to, std::int64_t at) {
         const std::int32_t* src = from.data() + row * length;
-        if (to.dtype() == DType::i32) std::copy_n(src, length, to.i32() + at * length);
-        else std::copy_n(src, length, to.i64() + at * length);
+        const std::int64_t width = to.shape().at(1);  // length, or less when the batch is cut to its longest row
+        if (to.dtype() == DType::i32) std::copy_n(src, width, to.i32() + at * width);
+        else std::copy_n(src, width, to.i64() + at * width);
     };
     for (std::int64_t k = 0; k < count; ++k) {
         const Sample& s = samples[static_cast<std::size_t>(first + k)];

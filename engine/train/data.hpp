@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -95,7 +96,26 @@ struct BatchNegativesEpoch {
     std::vector<Sample> samples;
     std::int64_t left_out = 0;
 };
-BatchNegativesEpoch plan_batch_negatives_epoch(const PairSet& pairs, std::int64_t batch_size, bool shuffle, std::mt19937_64& rng);
+// With `sort_by_length` (length bucketing) the shuffled pairs are sorted by it
+// before packing, and the packed batches are shuffled after (shuffle_batches).
+BatchNegativesEpoch plan_batch_negatives_epoch(const PairSet& pairs, std::int64_t batch_size, bool shuffle, std::mt19937_64& rng,
+                                               const std::function<void(std::vector<Sample>&)>& sort_by_length = {});
+
+// Length bucketing (train.length_buckets). Each row's length: 1 + the index of
+// its last non-zero id (what the recurrent ops read), 0 for an empty row.
+std::vector<std::int32_t> row_lengths(const std::vector<std::int32_t>& ids, std::int64_t length);
+// Sorts each window of `window * batch_size` consecutive samples by the
+// rounded-up lengths of its texts, longest first: the side with the longer
+// declared length decides, the other breaks ties. The sort is stable, so
+// equal keys keep their shuffled order.
+void sort_windows_by_length(std::vector<Sample>& samples, const PairSet& pairs, const std::vector<std::int32_t>& left_lengths,
+                            const std::vector<std::int32_t>& right_lengths, std::int64_t batch_size, std::int64_t window, std::int64_t multiple);
+// Shuffles whole batches of `batch_size` (a last smaller batch stays last), so
+// an epoch does not run from long to short texts within each window.
+void shuffle_batches(std::vector<Sample>& samples, std::int64_t batch_size, std::mt19937_64& rng);
+// The length a batch's input is cut to: its longest row rounded up to a
+// multiple of `multiple`, at most `declared`, at least 1.
+std::int64_t bucket_length(std::int64_t longest, std::int64_t multiple, std::int64_t declared);
 
 // Length statistics of one side, for `graphrun check`.
 struct LengthStats {
@@ -104,7 +124,8 @@ struct LengthStats {
 };
 LengthStats length_stats(const std::vector<std::int32_t>& ids, std::int64_t length);
 
-// Fills a batch's id tensors and labels from samples [first, first + count).
+// Fills a batch's id tensors and labels from samples [first, first + count);
+// each row's first `tensor.shape()[1]` ids (the rest must be padding).
 void fill_batch(const PairSet& pairs, const std::vector<Sample>& samples, std::int64_t first, std::int64_t count, Tensor& left,
                 Tensor& right, Tensor& label);
 

@@ -55,6 +55,15 @@ public:
         if (split_.train.count() == 0)
             throw Error(fmt::format("{}: no training pairs left after holding out train.validation = {}", spec.path, cfg_.validation));
         validation_ = plan_validation(split_.validation, negatives_, cfg_.seed);
+        if (cfg_.length_buckets.window > 0) {
+            left_lengths_ = row_lengths(split_.train.left, split_.train.left_length);
+            right_lengths_ = row_lengths(split_.train.right, split_.train.right_length);
+        }
+    }
+
+    std::vector<int> length_bucketed_inputs() const override {
+        if (cfg_.length_buckets.window == 0) return {};
+        return {roles_.left_input, roles_.right_input};
     }
 
     const text::Tokenizer* tokenizer() const override { return tokenizer_.get(); }
@@ -73,8 +82,7 @@ public:
                                         "pairs, in batches of {} with no text twice, each pair's negatives the batch's other texts{}",
                                         count, similar, count - similar, ranking_loss_, train_similar, cfg_.batch_size,
                                         train_similar == split_.train.count() ? "" : " (the dissimilar training pairs are not used)"));
-            std::mt19937_64 rng(epoch_seed(cfg_.seed, 1));
-            const std::int64_t left_out = plan_batch_negatives_epoch(split_.train, cfg_.batch_size, cfg_.shuffle, rng).left_out;
+            const std::int64_t left_out = plan_pairs(1).left_out;
             if (left_out > 0)
                 lines.push_back(fmt::format("  epoch 1 leaves out {} pairs whose texts repeat in every batch they would fit (another epoch, other pairs)",
                                             left_out));
@@ -116,17 +124,25 @@ public:
     }
 
     std::int64_t plan_epoch(int epoch) override {
-        std::mt19937_64 rng(epoch_seed(cfg_.seed, epoch));
-        if (!ranking_loss_.empty()) {
-            BatchNegativesEpoch planned = plan_batch_negatives_epoch(split_.train, cfg_.batch_size, cfg_.shuffle, rng);
-            samples_ = std::move(planned.samples);
-            return static_cast<std::int64_t>(samples_.size());
-        }
-        samples_ = train::plan_epoch(split_.train, negatives_, cfg_.shuffle, rng);
+        samples_ = plan_pairs(epoch).samples;
         return static_cast<std::int64_t>(samples_.size());
     }
 
-    void fill_training(std::int64_t first, Batch& batch) const override { fill(split_.train, samples_, first, batch); }
+    void fill_training(std::int64_t first, Batch& batch) const override {
+        if (cfg_.length_buckets.window > 0) {
+            // Each token input cut to the batch's longest row, rounded up.
+            std::int32_t left = 0, right = 0;
+            for (std::int64_t k = 0; k < batch.rows; ++k) {
+                const Sample& s = samples_[static_cast<std::size_t>(first + k)];
+                left = std::max(left, left_lengths_[static_cast<std::size_t>(s.left_row)]);
+                right = std::max(right, right_lengths_[static_cast<std::size_t>(s.right_row)]);
+            }
+            const std::int64_t multiple = cfg_.length_buckets.multiple;
+            batch.set_width(roles_.left_input, bucket_length(left, multiple, split_.train.left_length));
+            batch.set_width(roles_.right_input, bucket_length(right, multiple, split_.train.right_length));
+        }
+        fill(split_.train, samples_, first, batch);
+    }
 
     // The spread of both branches' embeddings: collapse shows as every embedding
     // pointing one way (cosine), or at one point (a distance).
@@ -225,6 +241,24 @@ private:
         }
     }
 
+    // Epoch `epoch`'s samples (and, for a ranking loss, the pairs it leaves out).
+    BatchNegativesEpoch plan_pairs(int epoch) const {
+        std::mt19937_64 rng(epoch_seed(cfg_.seed, epoch));
+        const auto& buckets = cfg_.length_buckets;
+        const auto sort_by_length = [&](std::vector<Sample>& samples) {
+            sort_windows_by_length(samples, split_.train, left_lengths_, right_lengths_, cfg_.batch_size, buckets.window, buckets.multiple);
+        };
+        if (!ranking_loss_.empty())
+            return plan_batch_negatives_epoch(split_.train, cfg_.batch_size, cfg_.shuffle, rng,
+                                              buckets.window > 0 ? std::function<void(std::vector<Sample>&)>(sort_by_length) : nullptr);
+        BatchNegativesEpoch planned{train::plan_epoch(split_.train, negatives_, cfg_.shuffle, rng), 0};
+        if (buckets.window > 0) {
+            sort_by_length(planned.samples);
+            shuffle_batches(planned.samples, cfg_.batch_size, rng);
+        }
+        return planned;
+    }
+
     struct TokenStats {
         std::int64_t p50, p90, p99;
         double cut_share;
@@ -256,6 +290,7 @@ private:
     std::string positive_only_;                   // the guard's message, when --allow-positive-only let it pass
     Split split_;
     std::vector<Sample> samples_, validation_;
+    std::vector<std::int32_t> left_lengths_, right_lengths_;  // of the training rows (train.length_buckets)
     double spread_sum_ = 0;
     std::int64_t spread_count_ = 0;
     bool warned_ = false;

@@ -43,6 +43,8 @@ struct Batch {
     void feed(Executor& executor) const;
     Tensor& of(int node);
     const Tensor& of(int node) const;
+    // Makes input `node`'s tensor (rows, width): a token input cut to its batch's longest text.
+    void set_width(int node, std::int64_t width);
 };
 
 // What a task's figure is, for the epoch line and for choosing the best checkpoint.
@@ -74,7 +76,11 @@ public:
     // returns how many training samples it has.
     virtual std::int64_t plan_epoch(int epoch) = 0;
     // Samples [first, first + batch.rows) of the planned epoch into the batch.
+    // With length buckets, the token inputs' tensors are cut to the batch's
+    // longest text (Batch::set_width).
     virtual void fill_training(std::int64_t first, Batch& batch) const = 0;
+    // The token inputs train.length_buckets cuts (axis 1), or none.
+    virtual std::vector<int> length_bucketed_inputs() const { return {}; }
 
     // Per training step, a few sums the task keeps (summed over the ranks
     // before after_step sees them), e.g. the embeddings' spread.

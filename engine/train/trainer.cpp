@@ -137,6 +137,14 @@ const Tensor& Batch::of(int node) const {
 }
 Tensor& Batch::of(int node) { return const_cast<Tensor&>(std::as_const(*this).of(node)); }
 
+void Batch::set_width(int node, std::int64_t width) {
+    Tensor& t = of(node);
+    if (t.shape().at(1) == width) return;
+    TensorType type = t.type();
+    type.shape[1] = width;
+    t = Tensor(type);
+}
+
 std::int64_t embedding_vocabulary(const Graph& graph, int input) {
     for (const Node& n : graph.nodes())
         if (n.op_name == "embedding" && n.inputs[0].node == input) return graph.type(n.inputs[1]).shape[0];
@@ -361,6 +369,86 @@ void validate(Executor& ex, Task& task, const BuiltGraph& built, Communicator& c
     task.end_validation(comm, m);
 }
 
+// train.length_buckets: the task's token inputs may be cut to each batch's
+// longest text, and every length met keeps its plan. Cutting padding must not
+// change what the model computes: that holds where every op over time reads
+// each text's real steps only (lstm, gru, bidirectional, max_pool and
+// mean_pool after an embedding), and fails for one that reads the padding
+// (a reduction over time without lengths). So the epoch's most cut batch runs
+// both ways before the first step, and a difference is an error.
+void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& built, const spec::TrainSpec& cfg, std::int64_t count) {
+    const std::vector<int> inputs = task.length_bucketed_inputs();
+    if (inputs.empty() || count == 0) return;
+    const Graph& graph = built.graph;
+    std::size_t lengths = 1;
+    for (int node : inputs) {
+        ex.allow_shorter(node, 1);
+        lengths *= static_cast<std::size_t>(graph.node(node).outputs[0].shape.at(1) / cfg.length_buckets.multiple + 1);
+    }
+    ex.set_plan_capacity(lengths + 8);  // every length pair, and the validation and inference plans
+
+    // The batch cut the most (fewest ids left).
+    std::int64_t most_cut = 0, fewest = -1;
+    for (std::int64_t first = 0; first < count; first += cfg.batch_size) {
+        Batch batch = Batch::for_inputs(graph, std::min(cfg.batch_size, count - first));
+        task.fill_training(first, batch);
+        std::int64_t ids = 0;
+        for (int node : inputs) ids += batch.of(node).shape().at(1);
+        if (fewest < 0 || ids < fewest) fewest = ids, most_cut = first;
+    }
+    Batch cut = Batch::for_inputs(graph, std::min(cfg.batch_size, count - most_cut));
+    task.fill_training(most_cut, cut);
+    Batch full = Batch::for_inputs(graph, cut.rows);
+    for (std::size_t k = 0; k < cut.nodes.size(); ++k) {
+        const Tensor& from = cut.tensors[k];
+        Tensor& to = full.tensors[k];
+        if (from.shape() == to.shape()) {
+            std::memcpy(to.raw(), from.raw(), from.bytes());
+            continue;
+        }
+        // The cut rows, then the padding (the tensor starts zero-filled).
+        const auto width = static_cast<std::size_t>(from.shape()[1]), length = static_cast<std::size_t>(to.shape()[1]);
+        const std::size_t size = dtype_size(from.dtype());
+        for (std::size_t r = 0; r < static_cast<std::size_t>(cut.rows); ++r)
+            std::memcpy(static_cast<char*>(to.raw()) + r * length * size, static_cast<const char*>(from.raw()) + r * width * size, width * size);
+    }
+    std::vector<ValueRef> targets;  // the outputs first: they say more than the loss
+    for (const auto& [name, v] : built.outputs) targets.push_back(v);
+    targets.push_back(built.loss);
+    std::vector<Tensor> at_full;
+    full.feed(ex);
+    ex.forward(targets, Executor::Mode::inference);
+    for (ValueRef v : targets) at_full.push_back(ex.value(v).clone());
+    const auto cut_widths = [&] {
+        std::vector<std::string> widths;
+        for (int node : inputs)
+            if (cut.of(node).shape()[1] != graph.node(node).outputs[0].shape.at(1))
+                widths.push_back(fmt::format("'{}' from {} to {}", graph.node(node).name, graph.node(node).outputs[0].shape.at(1), cut.of(node).shape()[1]));
+        return fmt::format("{}", fmt::join(widths, ", "));
+    };
+    try {
+        cut.feed(ex);
+        ex.forward(targets, Executor::Mode::inference);
+    } catch (const Error& e) {
+        throw Error(fmt::format("train.length_buckets: the model cannot take a batch cut to its longest texts ({}): {}. Remove train.length_buckets",
+                                cut_widths(), e.what()));
+    }
+    for (std::size_t k = 0; k < targets.size(); ++k) {
+        const Tensor& a = at_full[k];
+        const Tensor& b = ex.value(targets[k]);
+        double scale = 1, diff = 0;
+        for (std::int64_t j = 0; j < a.numel(); ++j) {
+            scale = std::max(scale, std::abs(static_cast<double>(a.f32()[j])));
+            diff = std::max(diff, std::abs(static_cast<double>(a.f32()[j]) - b.f32()[j]));
+        }
+        if (!(diff <= 1e-4 * scale))
+            throw Error(fmt::format("train.length_buckets: cutting a batch's padding ({}) changes '{}' by {:.3g}: the model reads padding steps "
+                                    "(an op over time without the texts' lengths), so its results would depend on the batch. Remove "
+                                    "train.length_buckets, or make every op over time stop at each text's length",
+                                    cut_widths(), graph.node(targets[k].node).name, diff));
+    }
+}
+
 EpochMetrics blank_metrics(const Task& task) {
     EpochMetrics m;
     for (const auto& info : task.metrics()) m.metrics.push_back({info.name, std::nullopt, info.format});
@@ -470,6 +558,7 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         warn(fmt::format("the run now ends at step {}, not {} as when {} was written (train.epochs or train.max_steps changed): the {} decay "
                          "continues from step {} toward the new end",
                          schedule.run_steps(), start.metadata.at("schedule_steps"), checkpoint_path, cfg.schedule.decay, optimizer->steps()));
+    start_length_buckets(ex, *task, built, cfg, task->plan_epoch(start.epoch));
     const CheckpointWriter checkpoints(spec, graph, ex, *optimizer, schedule.run_steps(), lead);
     GradientSum gradient_sum(graph, comm, task->step_sums());
     // Under MPI a stop request is summed with the gradients, so every rank stops at the same step.
