@@ -19,6 +19,9 @@ struct Args {
     long batch = 0;  // 0: 32 to train, 256 to infer
     std::string precision = "f32";  // graphrun's lstm: f32 | bf16
     std::string impl = "graphrun";  // graphrun's lstm: graphrun (its own, the default) | dnnl (oneDNN's primitive)
+    bool data = false;               // --data: the spec's training data, as the trainer batches it
+    std::vector<std::string> sets;   // --set KEY=VALUE, as graphrun train's
+    std::string save_batches;        // --save-batches PREFIX: the timed batches' ids as .npy
     bool training() const { return mode == "train"; }
 };
 
@@ -38,12 +41,20 @@ inline long parse_number(const std::string& option, const std::string& value) {
 }
 
 // --mode train|infer --threads P [--batch N] [--steps S] [--warmup W] [--precision f32|bf16] [--impl dnnl|graphrun], from argv[first].
-inline Args parse_args(int argc, char** argv, int first) {
+// `data_options`: the program takes --data, --set and --save-batches (bench_siamese).
+inline Args parse_args(int argc, char** argv, int first, bool data_options = false) {
     Args a;
     for (int i = 1; i < argc; ++i)
         if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") throw HelpRequested{};
     for (int i = first; i < argc; i += 2) {
         const std::string k = argv[i];
+        if (!data_options && (k == "--data" || k == "--set" || k == "--save-batches"))
+            throw std::invalid_argument("unknown option '" + k + "' (bench_siamese takes it)");
+        if (k == "--data") {  // a flag: no value
+            a.data = true;
+            --i;
+            continue;
+        }
         if (i + 1 >= argc) throw std::invalid_argument(k + " expects a value");
         const std::string v = argv[i + 1];
         if (k == "--mode") a.mode = v;
@@ -53,6 +64,8 @@ inline Args parse_args(int argc, char** argv, int first) {
         else if (k == "--warmup") a.warmup = static_cast<int>(parse_number(k, v));
         else if (k == "--precision") a.precision = v;
         else if (k == "--impl") a.impl = v;
+        else if (k == "--set") a.sets.push_back(v);
+        else if (k == "--save-batches") a.save_batches = v;
         else throw std::invalid_argument("unknown option '" + k + "'");
     }
     if (a.mode != "train" && a.mode != "infer") throw std::invalid_argument("--mode is train or infer, not '" + a.mode + "'");
@@ -60,6 +73,8 @@ inline Args parse_args(int argc, char** argv, int first) {
     if (a.impl != "dnnl" && a.impl != "graphrun") throw std::invalid_argument("--impl is dnnl or graphrun, not '" + a.impl + "'");
     if (a.threads < 1 || a.steps < 1 || a.warmup < 0 || a.batch < 0)
         throw std::invalid_argument("expected --threads P >= 1, --steps S >= 1, --warmup W >= 0, --batch N >= 1");
+    if ((!a.sets.empty() || !a.save_batches.empty()) && !a.data) throw std::invalid_argument("--set and --save-batches go with --data");
+    if (a.data && !a.training()) throw std::invalid_argument("--data times training steps: use it with --mode train");
     if (a.batch == 0) a.batch = a.training() ? 32 : 256;
     return a;
 }

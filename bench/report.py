@@ -9,7 +9,12 @@ speed, memory, threads_seen, lstm_share = defaultdict(list), defaultdict(list), 
 unsupported = {}
 roof_ms, roof_gflops, roof_kind, roof_mflop = defaultdict(list), defaultdict(list), {}, {}
 mflop_per_pair = defaultdict(list)
+text = defaultdict(list)  # (data, threads, who) -> rows of the real-text lines
 for r in rows:
+    if "data" in r:
+        who = r["framework"] + ("-buckets" if "length_buckets" in r.get("sets", "") else "")
+        text[(r["data"], r["threads"], who)].append(r)
+        continue
     if r["framework"] == "roofline":
         key = (r["threads"], r["part"])
         roof_ms[key].append(r["ms_median"])
@@ -103,3 +108,26 @@ if roof_ms:
               f"{mf_large:.0f} MFLOP in {large:.1f} ms ({mf_large / large:.0f} GFLOP/s), per-step GEMMs {mf_step:.0f} MFLOP in {step:.1f} ms "
               f"({mf_step / step:.0f} GFLOP/s); with free gate arithmetic at most {bound:.0f} samples/s"
               + (f" (graphrun {g:.0f}, {g / bound:.2f}x of it)" if g else ""))
+
+# Real text (bench_siamese --data): the seed's model on byte tokens of real
+# texts, padded to 52 and 600 or cut per batch (train.length_buckets); the
+# bound is the padded speed times padded ids over real ids (what cutting every
+# row to its own length would give, if time followed the ids).
+if text:
+    print()
+    print("real text, training (batch 32; samples/s, median over rounds). PyTorch on the same batches: packed sequences on the "
+          "padded line's, last-step (cut to the batch's longest row) on the bucketed line's:")
+    print(f"{'data':<10}{'threads':>8}{'padded':>9}{'buckets':>9}{'bound':>8}{'of bound':>10}{'real ids':>10}"
+          f"{'pytorch packed':>16}{'last-step':>11}{'pad/packed':>12}{'buck/last':>11}{'peak MB pad/buck':>18}")
+    for data in sorted({d for d, _, _ in text}):
+        for threads in (1, 2):
+            def figure(who, field="samples_per_s_median"):
+                rs = text.get((data, threads, who))
+                return statistics.median(r[field] for r in rs) if rs else float("nan")
+            padded, buckets = figure("graphrun"), figure("graphrun-buckets")
+            fed, real = figure("graphrun", "fed_ids"), figure("graphrun", "real_ids")
+            bound = padded * fed / real
+            packed, last = figure("pytorch-packed"), figure("pytorch-last-step")
+            print(f"{data:<10}{threads:>8}{padded:>9.0f}{buckets:>9.0f}{bound:>8.0f}{buckets / bound:>9.2f}x{100 * real / fed:>9.0f}%"
+                  f"{packed:>16.1f}{last:>11.0f}{padded / packed:>11.1f}x{buckets / last:>10.1f}x"
+                  f"{figure('graphrun', 'peak_rss_mb'):>9.0f} / {figure('graphrun-buckets', 'peak_rss_mb'):.0f}")

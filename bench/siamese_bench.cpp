@@ -8,13 +8,17 @@
 // the most threads the process had at once.
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdlib>
 #include <random>
 #include <string>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "engine/core/executor.hpp"
+#include "engine/io/npy.hpp"
+#include "engine/train/task.hpp"
 #include "engine/train/initializer.hpp"
 #include "engine/train/optimizer.hpp"
 #include "engine/spec/builder.hpp"
@@ -43,11 +47,58 @@ Tensor random_input(const TensorType& type, std::int64_t batch, std::mt19937& rn
     return t;
 }
 
+// The real (non-padding) ids of a (rows, T) id tensor: each row's 1 + the index of its last non-zero id.
+std::int64_t real_length_sum(const Tensor& ids) {
+    const std::int64_t rows = ids.dim(0), width = ids.dim(1);
+    std::int64_t sum = 0;
+    for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t t = width; t-- > 0;) {
+            const std::int64_t id = ids.dtype() == DType::i32 ? ids.i32()[r * width + t] : ids.i64()[r * width + t];
+            if (id != 0) {
+                sum += t + 1;
+                break;
+            }
+        }
+    return sum;
+}
+
+// The timed batches' ids at the declared lengths (int32, padded with 0) and labels.
+void save_batches(const Graph& g, const std::vector<int>& token_inputs, const std::vector<train::Batch>& batches, const std::string& prefix) {
+    if (token_inputs.size() != 2) throw Error("--save-batches: expected two token inputs (left and right)");
+    const char* sides[2] = {".left.npy", ".right.npy"};
+    std::int64_t rows = 0;
+    for (const auto& b : batches) rows += b.rows;
+    for (std::size_t k = 0; k < 2; ++k) {
+        const std::int64_t length = g.node(token_inputs[k]).outputs[0].shape.at(1);
+        Tensor out({rows, length}, DType::i32);
+        std::int64_t at = 0;
+        for (const auto& b : batches) {
+            const Tensor& ids = b.of(token_inputs[k]);
+            const std::int64_t width = ids.dim(1);
+            for (std::int64_t r = 0; r < b.rows; ++r, ++at)
+                for (std::int64_t t = 0; t < width; ++t)
+                    out.i32()[at * length + t] = static_cast<std::int32_t>(ids.dtype() == DType::i32 ? ids.i32()[r * width + t] : ids.i64()[r * width + t]);
+        }
+        io::write_npy(prefix + sides[k], out);
+    }
+    int label = -1;
+    for (int input : g.inputs())
+        if (g.node(input).outputs[0].dtype == DType::f32) label = input;
+    if (label < 0) throw Error("--save-batches: the graph has no float label input");
+    Tensor labels({rows});
+    std::int64_t at = 0;
+    for (const auto& b : batches) {
+        std::copy_n(b.of(label).f32(), b.rows, labels.f32() + at);
+        at += b.rows;
+    }
+    io::write_npy(prefix + ".label.npy", labels);
+}
+
 }  // namespace
 
 constexpr const char* kUsage =
     "usage: bench_siamese SPEC --mode train|infer --threads P [--batch N] [--steps S] [--warmup W] [--precision f32|bf16]\n"
-    "                     [--impl graphrun|dnnl]\n"
+    "                     [--impl graphrun|dnnl] [--data [--set KEY=VALUE]... [--save-batches PREFIX]]\n"
     "\n"
     "graphrun's side of bench/run: SPEC (graphs/siamese.yaml) trained (batch 32: forward, backward, Adam)\n"
     "or run for inference (batch 256) on random full-length ids; prints one JSON line (samples/s\n"
@@ -55,6 +106,12 @@ constexpr const char* kUsage =
     "runs the lstms in bfloat16 (on oneDNN's primitive); where oneDNN has no bf16 LSTM for the CPU the\n"
     "line says so. --impl dnnl runs them on oneDNN's float32 primitive instead of graphrun's own\n"
     "LSTM, the default (framework graphrun-impl-dnnl).\n"
+    "--data trains on SPEC's own training data instead, batched as `graphrun train` batches it (its\n"
+    "task's first epoch, in order; --set changes the spec as graphrun train's does, e.g.\n"
+    "train.length_buckets.window=50); batches differ in length, so the figure is the timed steps'\n"
+    "samples over their total time, and the line adds the ids fed and the real (non-padding) ids;\n"
+    "--save-batches writes the timed batches' ids (at the declared lengths) and labels as\n"
+    "PREFIX.left.npy, PREFIX.right.npy, PREFIX.label.npy, for bench/torch_siamese.py --pairs.\n"
     "GRAPHRUN_BENCH_PROFILE=1 prints each node's time on stderr.\n"
     "Exit status: 0 success, 2 a bad argument or spec, 1 any other failure.\n";
 
@@ -64,10 +121,10 @@ int main(int argc, char** argv) {
     bench::Args args;
     try {
         if (argc < 2 || std::string(argv[1]).rfind("-", 0) == 0) {
-            bench::parse_args(argc, argv, 1);  // --help anywhere still prints the usage
+            bench::parse_args(argc, argv, 1, true);  // --help anywhere still prints the usage
             throw std::invalid_argument("expected the spec first, then the options");
         }
-        args = bench::parse_args(argc, argv, 2);
+        args = bench::parse_args(argc, argv, 2, true);
     } catch (const bench::HelpRequested&) {
         fmt::print("{}", kUsage);
         return 0;
@@ -97,10 +154,11 @@ int run(const std::string& spec_path, const bench::Args& args) {
     const ThreadBudget budget(threads);
 
     const std::string impl = args.precision == "bf16" ? "dnnl" : args.impl;
-    const spec::Spec spec = spec::load_spec_file(
-        spec_path, {"nodes.left_lstm.precision=" + args.precision, "nodes.right_lstm.precision=" + args.precision,
-                    // bf16 runs on oneDNN's primitive only
-                    "nodes.left_lstm.impl=" + impl, "nodes.right_lstm.impl=" + impl});
+    std::vector<std::string> overrides{"nodes.left_lstm.precision=" + args.precision, "nodes.right_lstm.precision=" + args.precision,
+                                       // bf16 runs on oneDNN's primitive only
+                                       "nodes.left_lstm.impl=" + impl, "nodes.right_lstm.impl=" + impl};
+    overrides.insert(overrides.end(), args.sets.begin(), args.sets.end());
+    const spec::Spec spec = spec::load_spec_file(spec_path, overrides);
     const BuiltGraph built = build_graph(spec, builtin_ops());
     const Graph& g = built.graph;
     Executor ex(g);
@@ -110,10 +168,39 @@ int run(const std::string& spec_path, const bench::Args& args) {
     Adam adam({.lr = 1e-3});
     const ValueRef similarity{g.index_of("similarity"), 0};
 
+    // --data: the task's first epoch, batch after batch, as the trainer feeds it.
+    std::unique_ptr<train::Task> task;
+    std::vector<int> token_inputs;
+    if (args.data) {
+        task = train::make_task(spec, built, train::TrainOptions{}, std::nullopt);
+        const std::int64_t count = task->plan_epoch(1);
+        if (count < batch * (warmup + steps))
+            throw Error(fmt::format("--data: the first epoch has {} samples, fewer than --batch {} x (--warmup {} + --steps {})", count, batch, warmup, steps));
+        for (int input : task->length_bucketed_inputs()) ex.allow_shorter(input, 1);
+        ex.set_plan_capacity(1000);
+        for (int input : g.inputs())
+            if (g.node(input).outputs[0].dtype != DType::f32) token_inputs.push_back(input);
+    }
+    std::vector<train::Batch> timed_batches;
+    std::int64_t fed_ids = 0, real_ids = 0;
+
     std::vector<double> times;
     int most_threads = bench::thread_count();
     for (int s = 0; s < warmup + steps; ++s) {
         ex.set_profiling(s >= warmup);
+        if (task) {
+            train::Batch b = train::Batch::for_inputs(g, batch);
+            task->fill_training(static_cast<std::int64_t>(s) * batch, b);
+            b.feed(ex);
+            if (s >= warmup) {
+                for (int input : token_inputs) {
+                    const Tensor& ids = b.of(input);
+                    fed_ids += ids.numel();
+                    real_ids += real_length_sum(ids);
+                }
+                if (!args.save_batches.empty()) timed_batches.push_back(std::move(b));
+            }
+        }
         const auto start = std::chrono::steady_clock::now();
         if (training) {
             ex.forward();
@@ -126,7 +213,13 @@ int run(const std::string& spec_path, const bench::Args& args) {
         if (s >= warmup) times.push_back(seconds);
         most_threads = std::max(most_threads, bench::thread_count());
     }
-    const double med = bench::median(times);
+    double med = bench::median(times);
+    if (task) {  // batches of different lengths: the mean step, so samples/s is samples over time
+        double sum = 0;
+        for (double t : times) sum += t;
+        med = sum / static_cast<double>(times.size());
+        if (!args.save_batches.empty()) save_batches(g, token_inputs, timed_batches, args.save_batches);
+    }
     // The LSTM nodes' share of the timed steps; the rest (embedding, dense,
     // cosine, loss, Adam, scheduling) is 1 minus it. Exact with one thread,
     // where node times do not overlap.
@@ -147,10 +240,15 @@ int run(const std::string& spec_path, const bench::Args& args) {
                            1e3 * t.forward_s / static_cast<double>(t.forward_calls),
                            t.backward_calls ? 1e3 * t.backward_s / static_cast<double>(t.backward_calls) : 0.0);
         }
-    fmt::print("{{\"framework\": \"graphrun{}\", \"mode\": \"{}\", \"threads\": {}, \"batch\": {}, \"steps\": {}, \"step_ms_median\": {:.3f}, "
+    std::string data_fields;
+    if (task)
+        // The data's name: the folder its file is in (data/packages/train.tsv.xz: packages).
+        data_fields = fmt::format("\"data\": \"{}\", \"sets\": \"{}\", \"fed_ids\": {}, \"real_ids\": {}, ",
+                                  std::filesystem::path(spec.data.text.path).parent_path().filename().string(), fmt::join(args.sets, " "), fed_ids, real_ids);
+    fmt::print("{{\"framework\": \"graphrun{}\", {}\"mode\": \"{}\", \"threads\": {}, \"batch\": {}, \"steps\": {}, \"step_ms_median\": {:.3f}, "
                "\"samples_per_s_median\": {:.1f}, \"samples_per_s_min\": {:.1f}, \"samples_per_s_max\": {:.1f}, \"peak_rss_mb\": {:.1f}, "
                "\"process_threads\": {}, \"lstm_share\": {:.4f}, \"mflop_per_pair\": {:.3f}, \"gflops\": {:.2f}}}\n",
-               (args.precision == "f32" ? "" : "-" + args.precision) + (impl == "graphrun" || args.precision == "bf16" ? "" : "-impl-" + impl), args.mode, threads, batch, steps, med * 1e3, static_cast<double>(batch) / med,
+               (args.precision == "f32" ? "" : "-" + args.precision) + (impl == "graphrun" || args.precision == "bf16" ? "" : "-impl-" + impl), data_fields, args.mode, threads, batch, steps, med * 1e3, static_cast<double>(batch) / med,
                static_cast<double>(batch) / *std::max_element(times.begin(), times.end()),
                static_cast<double>(batch) / *std::min_element(times.begin(), times.end()), bench::peak_rss_mb(),
                most_threads, lstm_s / total_s, flops_per_step / static_cast<double>(batch) / 1e6, flops_per_step / med / 1e9);

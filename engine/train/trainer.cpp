@@ -412,13 +412,6 @@ void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& buil
         for (std::size_t r = 0; r < static_cast<std::size_t>(cut.rows); ++r)
             std::memcpy(static_cast<char*>(to.raw()) + r * length * size, static_cast<const char*>(from.raw()) + r * width * size, width * size);
     }
-    std::vector<ValueRef> targets;  // the outputs first: they say more than the loss
-    for (const auto& [name, v] : built.outputs) targets.push_back(v);
-    targets.push_back(built.loss);
-    std::vector<Tensor> at_full;
-    full.feed(ex);
-    ex.forward(targets, Executor::Mode::inference);
-    for (ValueRef v : targets) at_full.push_back(ex.value(v).clone());
     const auto cut_widths = [&] {
         std::vector<std::string> widths;
         for (int node : inputs)
@@ -426,27 +419,50 @@ void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& buil
                 widths.push_back(fmt::format("'{}' from {} to {}", graph.node(node).name, graph.node(node).outputs[0].shape.at(1), cut.of(node).shape()[1]));
         return fmt::format("{}", fmt::join(widths, ", "));
     };
+    const auto refuse = [&](const std::string& message) {
+        const std::string text = "train.length_buckets: " + message + ". Remove train.length_buckets";
+        if (cfg.locs.count("length_buckets")) throw spec::SpecError(cfg.locs.at("length_buckets"), text);
+        throw Error(text);
+    };
+    // A training forward keeps every value: the first node whose output
+    // changes is the one that reads padding.
+    full.feed(ex);
+    ex.forward(Executor::Mode::training);
+    std::vector<std::vector<Tensor>> at_full(graph.nodes().size());
+    for (std::size_t i = 0; i < graph.nodes().size(); ++i)
+        if (graph.nodes()[i].kind == NodeKind::op)
+            for (std::size_t k = 0; k < graph.nodes()[i].outputs.size(); ++k)
+                at_full[i].push_back(ex.value(ValueRef{static_cast<int>(i), static_cast<int>(k)}).clone());
     try {
         cut.feed(ex);
-        ex.forward(targets, Executor::Mode::inference);
+        ex.forward(Executor::Mode::training);
     } catch (const Error& e) {
-        throw Error(fmt::format("train.length_buckets: the model cannot take a batch cut to its longest texts ({}): {}. Remove train.length_buckets",
-                                cut_widths(), e.what()));
+        refuse(fmt::format("the model cannot take a batch cut to its longest texts ({}): {}", cut_widths(), e.what()));
     }
-    for (std::size_t k = 0; k < targets.size(); ++k) {
-        const Tensor& a = at_full[k];
-        const Tensor& b = ex.value(targets[k]);
-        double scale = 1, diff = 0;
-        for (std::int64_t j = 0; j < a.numel(); ++j) {
-            scale = std::max(scale, std::abs(static_cast<double>(a.f32()[j])));
-            diff = std::max(diff, std::abs(static_cast<double>(a.f32()[j]) - b.f32()[j]));
+    for (std::size_t i = 0; i < graph.nodes().size(); ++i)
+        for (std::size_t k = 0; k < at_full[i].size(); ++k) {
+            const Tensor& a = at_full[i][k];
+            const Tensor& b = ex.value(ValueRef{static_cast<int>(i), static_cast<int>(k)});
+            if (a.dtype() != DType::f32 || b.dtype() != DType::f32 || a.rank() != b.rank()) continue;
+            // Where only the time axis (1) differs, the steps both have.
+            bool comparable = true;
+            for (std::size_t d = 0; d < a.rank(); ++d)
+                if (d != 1 && a.dim(d) != b.dim(d)) comparable = false;
+            if (!comparable || (a.rank() >= 2 && b.dim(1) > a.dim(1))) continue;
+            const std::int64_t rows = a.rank() >= 2 ? a.dim(0) : 1, steps = a.rank() >= 2 ? b.dim(1) : 1;
+            const std::int64_t rest = b.numel() / std::max<std::int64_t>(rows * steps, 1), a_steps = a.rank() >= 2 ? a.dim(1) : 1;
+            double scale = 1, diff = 0;
+            for (std::int64_t n = 0; n < rows; ++n)
+                for (std::int64_t j = 0; j < steps * rest; ++j) {
+                    const double x = a.f32()[n * a_steps * rest + j], y = b.f32()[n * steps * rest + j];
+                    scale = std::max(scale, std::abs(x));
+                    diff = std::max(diff, std::abs(x - y));
+                }
+            if (!(diff <= 1e-4 * scale))
+                refuse(fmt::format("cutting a batch's padding ({}) changes the output of node '{}' ({}) by {:.3g}: it reads padding steps (an op "
+                                   "over time that does not get the texts' lengths), so the model's results would depend on how its batch is cut",
+                                   cut_widths(), graph.nodes()[i].name, graph.nodes()[i].op_name, diff));
         }
-        if (!(diff <= 1e-4 * scale))
-            throw Error(fmt::format("train.length_buckets: cutting a batch's padding ({}) changes '{}' by {:.3g}: the model reads padding steps "
-                                    "(an op over time without the texts' lengths), so its results would depend on the batch. Remove "
-                                    "train.length_buckets, or make every op over time stop at each text's length",
-                                    cut_widths(), graph.node(targets[k].node).name, diff));
-    }
 }
 
 EpochMetrics blank_metrics(const Task& task) {
@@ -539,6 +555,8 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         }
         return m;
     };
+    // Before anything is written: a model that reads padding is refused.
+    start_length_buckets(ex, *task, built, cfg, task->plan_epoch(start.epoch));
     if (lead) {
         std::ofstream probe(metrics_path, options.resume ? std::ios::app : std::ios::trunc);
         if (!probe) throw Error(fmt::format("{}: cannot write metrics: {}", metrics_path, std::strerror(errno)));
@@ -558,7 +576,6 @@ std::vector<EpochMetrics> train(const spec::Spec& spec, const BuiltGraph& built,
         warn(fmt::format("the run now ends at step {}, not {} as when {} was written (train.epochs or train.max_steps changed): the {} decay "
                          "continues from step {} toward the new end",
                          schedule.run_steps(), start.metadata.at("schedule_steps"), checkpoint_path, cfg.schedule.decay, optimizer->steps()));
-    start_length_buckets(ex, *task, built, cfg, task->plan_epoch(start.epoch));
     const CheckpointWriter checkpoints(spec, graph, ex, *optimizer, schedule.run_steps(), lead);
     GradientSum gradient_sum(graph, comm, task->step_sums());
     // Under MPI a stop request is summed with the gradients, so every rank stops at the same step.
