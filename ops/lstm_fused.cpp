@@ -125,6 +125,86 @@ bool use_avx2(std::int64_t H) {
     return cpu && H % 8 == 0;
 }
 
+// ---- the per-step product, C (M, cols) (+)= A (M, K) B (K, cols) ----
+//
+// Why not oneDNN's matmul here: a step's product is small (32 x 64 x 256),
+// and a call of the primitive costs a sizeable share of it; B (W_hh or its
+// transpose, 64 KB) is the same every step, so it is packed once per pass:
+// columns in blocks of 16 (two AVX registers), each block's K rows
+// contiguous, so a block (at most 16 KB) stays in L1 while every row of A goes
+// by, four rows at a time: eight accumulators, two loads of B and four
+// broadcasts per k. (Unpacked, a block's rows lie 1 KB apart and fall into a
+// few cache sets.) Sums run over k in order, from C's old value when
+// accumulating: the same bits for any thread count.
+
+// B (K, cols) row-major, or its transpose (cols, K) row-major, packed in blocks of 16 columns.
+void pack_columns(const float* b, bool transposed, std::int64_t K, std::int64_t cols, float* packed) {
+    for (std::int64_t jb = 0; jb < cols; jb += 16)
+        for (std::int64_t k = 0; k < K; ++k)
+            for (std::int64_t jj = 0; jj < 16; ++jj) {
+                const std::int64_t j = jb + jj;
+                packed[jb * K + k * 16 + jj] = transposed ? b[j * K + k] : b[k * cols + j];
+            }
+}
+
+// Four rows of C, 16 columns: named accumulators (an array of them was kept
+// in memory by GCC, stored every k).
+__attribute__((target("avx2,fma"))) void product_4_rows(const float* a, std::int64_t lda, const float* block, std::int64_t K, float* c,
+                                                        std::int64_t ldc, bool accumulate) {
+    const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
+    float *c0 = c, *c1 = c + ldc, *c2 = c + 2 * ldc, *c3 = c + 3 * ldc;
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 s00 = accumulate ? _mm256_loadu_ps(c0) : zero, s01 = accumulate ? _mm256_loadu_ps(c0 + 8) : zero;
+    __m256 s10 = accumulate ? _mm256_loadu_ps(c1) : zero, s11 = accumulate ? _mm256_loadu_ps(c1 + 8) : zero;
+    __m256 s20 = accumulate ? _mm256_loadu_ps(c2) : zero, s21 = accumulate ? _mm256_loadu_ps(c2 + 8) : zero;
+    __m256 s30 = accumulate ? _mm256_loadu_ps(c3) : zero, s31 = accumulate ? _mm256_loadu_ps(c3 + 8) : zero;
+    for (std::int64_t k = 0; k < K; ++k) {
+        const __m256 b0 = _mm256_loadu_ps(block + k * 16), b1 = _mm256_loadu_ps(block + k * 16 + 8);
+        __m256 x = _mm256_broadcast_ss(a0 + k);
+        s00 = _mm256_fmadd_ps(x, b0, s00);
+        s01 = _mm256_fmadd_ps(x, b1, s01);
+        x = _mm256_broadcast_ss(a1 + k);
+        s10 = _mm256_fmadd_ps(x, b0, s10);
+        s11 = _mm256_fmadd_ps(x, b1, s11);
+        x = _mm256_broadcast_ss(a2 + k);
+        s20 = _mm256_fmadd_ps(x, b0, s20);
+        s21 = _mm256_fmadd_ps(x, b1, s21);
+        x = _mm256_broadcast_ss(a3 + k);
+        s30 = _mm256_fmadd_ps(x, b0, s30);
+        s31 = _mm256_fmadd_ps(x, b1, s31);
+    }
+    _mm256_storeu_ps(c0, s00);
+    _mm256_storeu_ps(c0 + 8, s01);
+    _mm256_storeu_ps(c1, s10);
+    _mm256_storeu_ps(c1 + 8, s11);
+    _mm256_storeu_ps(c2, s20);
+    _mm256_storeu_ps(c2 + 8, s21);
+    _mm256_storeu_ps(c3, s30);
+    _mm256_storeu_ps(c3 + 8, s31);
+}
+
+__attribute__((target("avx2,fma"))) void product_1_row(const float* a, const float* block, std::int64_t K, float* c, bool accumulate) {
+    __m256 s0 = accumulate ? _mm256_loadu_ps(c) : _mm256_setzero_ps(), s1 = accumulate ? _mm256_loadu_ps(c + 8) : _mm256_setzero_ps();
+    for (std::int64_t k = 0; k < K; ++k) {
+        const __m256 x = _mm256_broadcast_ss(a + k);
+        s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(block + k * 16), s0);
+        s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(block + k * 16 + 8), s1);
+    }
+    _mm256_storeu_ps(c, s0);
+    _mm256_storeu_ps(c + 8, s1);
+}
+
+// `packed` from pack_columns (`cols` a multiple of 16); rows of A and C strided (a step's rows of (N, T, .)).
+void step_product_avx2(const float* a, std::int64_t lda, const float* packed, std::int64_t M, std::int64_t K, std::int64_t cols, float* c,
+                       std::int64_t ldc, bool accumulate) {
+    for (std::int64_t j = 0; j < cols; j += 16) {
+        const float* block = packed + j * K;
+        std::int64_t m = 0;
+        for (; m + 4 <= M; m += 4) product_4_rows(a + m * lda, lda, block, K, c + m * ldc + j, ldc, accumulate);
+        for (; m < M; ++m) product_1_row(a + m * lda, block, K, c + m * ldc + j, accumulate);
+    }
+}
+
 dnnl::matmul make_matmul(const memory::desc& src, const memory::desc& weights, const memory::desc* bias, const memory::desc& dst, bool add) {
     const dnnl::engine& engine = cpu_engine();
     dnnl::primitive_attr attr;
@@ -149,6 +229,7 @@ void FusedLstm::build(const RnnSizes& s) {
     h_prev_ = Tensor(Shape{N, T, H});
     y_own_ = Tensor();
     dh_ = Tensor(Shape{N, H});
+    w_hh_packed_ = Tensor(Shape{H, G});
     dc_ = Tensor(Shape{N, H});
 
     // Forward: A (N T, 4H) = x W_ih^T + b, then per step A_t += h_{t-1} W_hh^T.
@@ -207,10 +288,13 @@ void FusedLstm::forward(const RnnSizes& s, const RnnForwardData& d) {
     float* const gates = gates_.f32();
     float* const cells = cells_.f32();
     float* const h_prev = h_prev_.f32();
-    const bool avx2 = use_avx2(H);
+    const bool avx2 = use_avx2(H), own_product = avx2 && H % 16 == 0;
+    if (own_product) pack_columns(d.w_hh, true, H, G, w_hh_packed_.f32());  // B = W_hh^T (H, 4H)
     for (std::int64_t n = 0; n < N; ++n) std::memset(h_prev + n * T * H, 0, static_cast<std::size_t>(H) * sizeof(float));
     for (std::int64_t t = 0; t < T; ++t) {
-        if (t > 0) {
+        if (t > 0 && own_product) {
+            step_product_avx2(h_prev + t * H, T * H, w_hh_packed_.f32(), N, H, G, gates + t * G, T * G, true);
+        } else if (t > 0) {
             h_prev_step_.set_data_handle(h_prev + t * H);
             gates_step_.set_data_handle(gates + t * G);
             recur_.execute(stream, {{DNNL_ARG_SRC, h_prev_step_}, {DNNL_ARG_WEIGHTS, w_hh_t_}, {DNNL_ARG_DST, gates_step_}});
@@ -245,9 +329,10 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
     else dh_.zero();
     if (g.dc_last) std::memcpy(dc, g.dc_last, static_cast<std::size_t>(N * H) * sizeof(float));
     else dc_.zero();
-    const bool avx2 = use_avx2(H);
+    const bool avx2 = use_avx2(H), own_product = avx2 && H % 16 == 0;
     dnnl::stream& stream = cpu_stream();  // this thread's
     w_hh_.set_data_handle(writable(d.w_hh));
+    if (own_product) pack_columns(d.w_hh, false, G, H, w_hh_packed_.f32());  // B = W_hh (4H, H)
     for (std::int64_t t = T - 1; t >= 0; --t) {
         for (std::int64_t n = 0; n < N; ++n) {
             const std::int64_t at = n * T + t;
@@ -256,7 +341,9 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
             if (avx2) gates_backward_avx2(gates + at * G, cells + at * H, c_prev, dh + n * H, dy, dc + n * H, H);
             else gates_backward_plain(gates + at * G, cells + at * H, c_prev, dh + n * H, dy, dc + n * H, H);
         }
-        if (t > 0) {  // dh_{t-1} = dA_t W_hh (no dh0: the state starts at zero)
+        if (t > 0 && own_product) {  // dh_{t-1} = dA_t W_hh (no dh0: the state starts at zero)
+            step_product_avx2(gates + t * G, T * G, w_hh_packed_.f32(), N, G, H, dh, H, false);
+        } else if (t > 0) {
             gates_step_src_.set_data_handle(gates + t * G);
             recur_back_.execute(stream, {{DNNL_ARG_SRC, gates_step_src_}, {DNNL_ARG_WEIGHTS, w_hh_}, {DNNL_ARG_DST, dh_mem_}});
         }
@@ -285,7 +372,7 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
 
 std::int64_t FusedLstm::bytes() const {
     std::int64_t total = 0;
-    for (const Tensor* t : {&gates_, &cells_, &h_prev_, &y_own_, &dh_, &dc_}) total += static_cast<std::int64_t>(t->bytes());
+    for (const Tensor* t : {&gates_, &cells_, &h_prev_, &y_own_, &dh_, &dc_, &w_hh_packed_}) total += static_cast<std::int64_t>(t->bytes());
     return total;
 }
 

@@ -3,7 +3,8 @@
 // RnnBatch runs either on each part of a batch. PyTorch's gates i, f, g, o.
 //
 // Most of the arithmetic is in large GEMMs run by oneDNN's matmul primitive,
-// the per-step work is one small GEMM and one vectorized pass over the 4H
+// the per-step work is one small GEMM (graphrun's own AVX2 kernel where H is a
+// multiple of 16, else oneDNN's matmul) and one vectorized pass over the 4H
 // columns (the gate nonlinearities and the cell update):
 //   forward   A (N T, 4H) = x W_ih^T + b, one GEMM for every step; then per
 //             step t: A_t += h_{t-1} W_hh^T (a small GEMM with a sum post-op,
@@ -52,6 +53,7 @@ private:
     // (N, T, 4H) gates: pre-activations, then activations, then in backward their gradients.
     Tensor gates_, cells_, h_prev_, y_own_;  // cells_ c_t, h_prev_ h_{t-1} (zeros at t = 0): (N, T, H)
     Tensor dh_, dc_;                          // (N, H): the running gradients of h and c
+    Tensor w_hh_packed_;                      // W_hh^T (forward) or W_hh (backward) packed for graphrun's own step product
 };
 
 }  // namespace graphrun

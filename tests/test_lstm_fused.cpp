@@ -84,13 +84,16 @@ TEST_CASE("lstm impl graphrun gives oneDNN's outputs and gradients on the seed's
     }
 }
 
-TEST_CASE("lstm impl graphrun: its plain path (H not a multiple of 8) and finite differences", "[lstm][fused][gradcheck]") {
-    // H 5 runs the gate pass in plain C++, H 8 in AVX2 where the CPU has it.
-    for (const std::int64_t H : {std::int64_t{5}, std::int64_t{8}}) {
+TEST_CASE("lstm impl graphrun: each of its paths, and finite differences", "[lstm][fused][gradcheck]") {
+    // H 5 runs the gate pass in plain C++ and the step product on oneDNN's
+    // matmul; H 8 the gate pass in AVX2 (where the CPU has it); H 16 also
+    // graphrun's own step product, on 5 rows: a block of four and one more.
+    for (const std::int64_t H : {std::int64_t{5}, std::int64_t{8}, std::int64_t{16}}) {
         INFO("H " << H);
-        const Tensor x = random_tensor({3, 4, 6}, 3);
+        const std::int64_t N = H == 16 ? 5 : 3;
+        const Tensor x = random_tensor({N, 4, 6}, 3);
         const std::vector<Tensor> w = lstm_weights(6, H, 7);
-        const Tensor lengths = int_tensor(DType::i32, {3}, {4, 2, 0});
+        const Tensor lengths = H == 16 ? int_tensor(DType::i32, {5}, {4, 2, 0, 3, 1}) : int_tensor(DType::i32, {3}, {4, 2, 0});
         check_same(run_lstm("graphrun", x, w, &lengths, true), run_lstm("dnnl", x, w, &lengths, true), 1e-5);
         check_same(run_lstm("graphrun", x, w, nullptr, false), run_lstm("dnnl", x, w, nullptr, false), 1e-5);
         for (const bool sequences : {false, true}) {
