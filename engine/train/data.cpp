@@ -344,15 +344,9 @@ BatchNegativesEpoch plan_batch_negatives_epoch(const PairSet& pairs, std::int64_
 }
 
 LengthStats length_stats(const std::vector<std::int32_t>& ids, std::int64_t length) {
-    std::vector<std::int64_t> lengths;
+    std::vector<std::int32_t> lengths = row_lengths(ids, length);
     std::int64_t padding = 0;
-    for (std::size_t row = 0; row * static_cast<std::size_t>(length) < ids.size(); ++row) {
-        std::int64_t real = 0;
-        for (std::int64_t t = 0; t < length; ++t)
-            if (ids[row * static_cast<std::size_t>(length) + static_cast<std::size_t>(t)] != 0) real = t + 1;
-        lengths.push_back(real);
-        padding += length - real;
-    }
+    for (const std::int32_t real : lengths) padding += length - real;
     LengthStats s;
     if (lengths.empty()) return s;
     std::sort(lengths.begin(), lengths.end());

@@ -1,0 +1,23 @@
+// train.length_buckets at the start of a run. The token inputs of the task
+// (Task::length_bucketed_inputs) may be cut to each batch's longest text
+// (Executor::allow_shorter), and every length met keeps its plan. Cutting
+// padding must not change what the model computes: that holds where every op
+// over time reads each text's real steps only (lstm, gru, bidirectional,
+// max_pool and mean_pool after an embedding), and fails for one that reads
+// the padding. So the epoch's most cut batch runs both ways first; the first
+// node whose output differs, or a model that cannot take the shorter input,
+// is an error at train.length_buckets' place in the spec.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/core/executor.hpp"
+#include "engine/spec/builder.hpp"
+#include "engine/train/task.hpp"
+
+namespace graphrun::train {
+
+// After the epoch is planned (`count` samples) and the parameters are set.
+void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& built, const spec::TrainSpec& cfg, std::int64_t count);
+
+}  // namespace graphrun::train
