@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 #include <set>
@@ -17,6 +19,7 @@
 
 #include "engine/core/dnnl_context.hpp"
 #include "engine/core/executor.hpp"
+#include "engine/core/threads.hpp"
 #include "engine/spec/builder.hpp"
 #include "engine/spec/loader.hpp"
 #include "engine/train/data.hpp"
@@ -287,6 +290,26 @@ TEST_CASE("training with length buckets: cut batches, learns, and a model that r
     REQUIRE(history.back().metric("val_auc").has_value());
     CHECK(*history.back().metric("val_auc") > 0.8);
     CHECK(history.back().train_loss < history.front().train_loss);
+    // The same bytes again, on one thread, and after a stop and --resume.
+    const auto read_all = [](const std::filesystem::path& p) {
+        std::ifstream in(p, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    {
+        const ThreadBudget one(1);
+        options.out_dir = (dir / "again").string();
+        train::train(s, built, options);
+    }
+    CHECK(read_all(dir / "a" / "checkpoint.safetensors") == read_all(dir / "again" / "checkpoint.safetensors"));
+    spec::Spec first_epoch = spec::load_spec_file(GRAPHRUN_SOURCE_DIR "/tests/specs/small_siamese.yaml",
+                                                  {"train.length_buckets.window=4", "train.length_buckets.multiple=2", "train.epochs=1"});
+    const BuiltGraph first_built = build_graph(first_epoch, builtin_ops());
+    options.out_dir = (dir / "resumed").string();
+    train::train(first_epoch, first_built, options);
+    options.resume = true;
+    train::train(s, built, options);
+    options.resume = false;
+    CHECK(read_all(dir / "a" / "checkpoint.safetensors") == read_all(dir / "resumed" / "checkpoint.safetensors"));
 
     // A dense layer over time loses the padding's place: the lstm after it
     // reads every step, so its state depends on where the batch is cut.
