@@ -15,8 +15,14 @@
 namespace graphrun::train {
 
 void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& built, const spec::TrainSpec& cfg, std::int64_t count) {
+    if (cfg.length_buckets.window == 0) return;
     const std::vector<int> inputs = task.length_bucketed_inputs();
-    if (inputs.empty() || count == 0) return;
+    if (inputs.empty()) {  // refused, not ignored
+        const std::string text = "train.length_buckets: this task does not batch by length (task siamese does); remove train.length_buckets";
+        if (cfg.locs.count("length_buckets")) throw spec::SpecError(cfg.locs.at("length_buckets"), text);
+        throw Error(text);
+    }
+    if (count == 0) return;
     const Graph& graph = built.graph;
     std::size_t lengths = 1;
     for (int node : inputs) {
