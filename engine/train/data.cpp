@@ -339,7 +339,7 @@ BatchNegativesEpoch plan_batch_negatives_epoch(const PairSet& pairs, std::int64_
         if (!full()) break;  // the last batch: what still waits clashes with it
     }
     epoch.left_out = static_cast<std::int64_t>(waiting.size());
-    if (sort_by_length) shuffle_batches(epoch.samples, batch_size, rng);
+    if (sort_by_length && shuffle) shuffle_batches(epoch.samples, batch_size, rng);
     return epoch;
 }
 

@@ -97,7 +97,8 @@ struct BatchNegativesEpoch {
     std::int64_t left_out = 0;
 };
 // With `sort_by_length` (length bucketing) the shuffled pairs are sorted by it
-// before packing, and the packed batches are shuffled after (shuffle_batches).
+// before packing, and the packed batches are shuffled after (shuffle_batches)
+// when `shuffle`.
 BatchNegativesEpoch plan_batch_negatives_epoch(const PairSet& pairs, std::int64_t batch_size, bool shuffle, std::mt19937_64& rng,
                                                const std::function<void(std::vector<Sample>&)>& sort_by_length = {});
 

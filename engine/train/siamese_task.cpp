@@ -254,7 +254,7 @@ private:
         BatchNegativesEpoch planned{train::plan_epoch(split_.train, negatives_, cfg_.shuffle, rng), 0};
         if (buckets.window > 0) {
             sort_by_length(planned.samples);
-            shuffle_batches(planned.samples, cfg_.batch_size, rng);
+            if (cfg_.shuffle) shuffle_batches(planned.samples, cfg_.batch_size, rng);
         }
         return planned;
     }
