@@ -173,6 +173,9 @@ int run(const std::string& spec_path, const bench::Args& args) {
     std::unique_ptr<train::Task> task;
     std::vector<int> token_inputs;
     if (args.data) {
+        if (batch != spec.train.batch_size)
+            throw Error(fmt::format("--data batches as the spec's trainer does: --batch {} is not its train.batch_size {} (set either)", batch,
+                                    spec.train.batch_size));
         task = train::make_task(spec, built, train::TrainOptions{}, std::nullopt);
         const std::int64_t count = task->plan_epoch(1);
         if (count < batch * (warmup + steps))

@@ -28,6 +28,7 @@ expect 2 "--set and --save-batches go with --data" -- "$siamese" graphs/siamese.
 expect 2 "use it with --mode train" -- "$siamese" graphs/siamese.yaml --data --mode infer
 expect 2 "unknown option '--data' (bench_siamese takes it)" -- "$floor" --data
 expect 2 "fewer than --batch 32" -- "$siamese" tests/specs/small_siamese.yaml --data --steps 1000
+expect 2 "is not its train.batch_size 32" -- "$siamese" tests/specs/small_siamese.yaml --data --batch 16
 expect 2 "--precision is f32 or bf16, not 'f16'" -- "$floor" --precision f16
 expect 2 "expected 3 arguments" -- "$encode" only-one
 expect 2 "--steps expects a whole number" -- "$roofline" --steps 1.5

@@ -310,6 +310,17 @@ TEST_CASE("training with length buckets: cut batches, learns, and a model that r
     train::train(s, built, options);
     options.resume = false;
     CHECK(read_all(dir / "a" / "checkpoint.safetensors") == read_all(dir / "resumed" / "checkpoint.safetensors"));
+    // Stopped in the middle of epoch 2 (100 steps an epoch), then resumed.
+    spec::Spec mid_epoch = spec::load_spec_file(GRAPHRUN_SOURCE_DIR "/tests/specs/small_siamese.yaml",
+                                                {"train.length_buckets.window=4", "train.length_buckets.multiple=2", "train.max_steps=130"});
+    const BuiltGraph mid_built = build_graph(mid_epoch, builtin_ops());
+    options.out_dir = (dir / "mid").string();
+    train::train(mid_epoch, mid_built, options);
+    CHECK(read_all(dir / "mid" / "checkpoint.safetensors") != read_all(dir / "a" / "checkpoint.safetensors"));
+    options.resume = true;
+    train::train(s, built, options);
+    options.resume = false;
+    CHECK(read_all(dir / "a" / "checkpoint.safetensors") == read_all(dir / "mid" / "checkpoint.safetensors"));
 
     // A dense layer over time loses the padding's place: the lstm after it
     // reads every step, so its state depends on where the batch is cut.
@@ -339,6 +350,24 @@ train: {epochs: 1, batch_size: 32, seed: 5, negatives: 1, length_buckets: {windo
     options.out_dir = (dir / "b").string();
     CHECK_THROWS_WITH(train::train(leaky, leaky_built, options),
                       Contains("train.length_buckets") && Contains("'x2' from 8 to") && Contains("reads padding steps") && Contains("'right_lstm' (lstm)"));
+
+    // The same on the left, the side the windows are not sorted by: its own
+    // most cut batch is checked, not only the batch cut the most overall.
+    std::string left_leak = reads_padding;
+    const auto replace = [&](const std::string& from, const std::string& to) {
+        const auto at = left_leak.find(from);
+        REQUIRE(at != std::string::npos);
+        left_leak.replace(at, from.size(), to);
+    };
+    replace("  - {name: right_projected, op: dense, inputs: [right_embedding], units: 8}\n", "");
+    replace("inputs: [right_projected]", "inputs: [right_embedding]");
+    replace("  - {name: left_lstm, op: lstm, inputs: [left_embedding], units: 12}",
+            "  - {name: left_projected, op: dense, inputs: [left_embedding], units: 8}\n  - {name: left_lstm, op: lstm, inputs: [left_projected], units: 12}");
+    replace("batch_size: 32", "batch_size: 4");
+    const spec::Spec left = spec::load_spec_string(left_leak, "left_leak");
+    const BuiltGraph left_built = build_graph(left, builtin_ops());
+    options.out_dir = (dir / "left").string();
+    CHECK_THROWS_WITH(train::train(left, left_built, options), Contains("'x1' from 6 to") && Contains("node 'left_lstm' (lstm)"));
 
     // A dense layer over the time axis needs the declared length: refused, before the first step.
     const std::string flat = R"(
@@ -377,6 +406,7 @@ TEST_CASE("train.length_buckets is checked where it is written", "[buckets][spec
     CHECK_THROWS_WITH(spec::load_spec_file(base, {"train.length_buckets.window=0"}), Contains("train.length_buckets.window"));
     CHECK_THROWS_WITH(spec::load_spec_file(base, {"train.length_buckets.multiple=-3"}), Contains("train.length_buckets.multiple"));
     CHECK_THROWS_WITH(spec::load_spec_file(base, {"train.length_buckets.size=3"}), Contains("size"));
+    CHECK_THROWS_WITH(spec::load_spec_file(base, {"train.length_buckets.window=99999999999"}), Contains("must be at most 1000000"));
     // Given, with nothing in it: on, with the defaults.
     const std::string yaml = "inputs:\n  - {name: a, shape: [4], dtype: int32}\nnodes:\n  - {name: loss, op: mean, inputs: [e]}\n"
                              "  - {name: e, op: embedding, inputs: [a], vocab: 9, dim: 2}\nloss: loss\ntrain: {length_buckets: {}}\n";

@@ -354,6 +354,8 @@ TrainSpec read_train(const Reader& r, const Entry& section) {
             for (const auto& k : r.map(e.value, e.path, e.path, kLengthBucketsKeys)) {
                 if (k.key == "window") t.length_buckets.window = r.positive(k.value, k.path, fmt::format("{} (batches sorted by length together)", k.path));
                 if (k.key == "multiple") t.length_buckets.multiple = r.positive(k.value, k.path, fmt::format("{} (tokens a cut length is rounded up to)", k.path));
+                if (t.length_buckets.window > 1'000'000 || t.length_buckets.multiple > 1'000'000)
+                    r.fail(r.at(k), fmt::format("{} must be at most 1000000, got {}", k.path, k.key == "window" ? t.length_buckets.window : t.length_buckets.multiple));
             }
         }
         if (e.key == "executor") {

@@ -14,34 +14,15 @@
 
 namespace graphrun::train {
 
-void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& built, const spec::TrainSpec& cfg, std::int64_t count) {
-    if (cfg.length_buckets.window == 0) return;
-    const std::vector<int> inputs = task.length_bucketed_inputs();
-    if (inputs.empty()) {  // refused, not ignored
-        const std::string text = "train.length_buckets: this task does not batch by length (task siamese does); remove train.length_buckets";
-        if (cfg.locs.count("length_buckets")) throw spec::SpecError(cfg.locs.at("length_buckets"), text);
-        throw Error(text);
-    }
-    if (count == 0) return;
-    const Graph& graph = built.graph;
-    std::size_t lengths = 1;
-    for (int node : inputs) {
-        ex.allow_shorter(node, 1);
-        lengths *= static_cast<std::size_t>(graph.node(node).outputs[0].shape.at(1) / cfg.length_buckets.multiple + 1);
-    }
-    ex.set_plan_capacity(lengths + 8);  // every length pair, and the validation and inference plans
+namespace {
 
-    // The batch cut the most (fewest ids left).
-    std::int64_t most_cut = 0, fewest = -1;
-    for (std::int64_t first = 0; first < count; first += cfg.batch_size) {
-        Batch batch = Batch::for_inputs(graph, std::min(cfg.batch_size, count - first));
-        task.fill_training(first, batch);
-        std::int64_t ids = 0;
-        for (int node : inputs) ids += batch.of(node).shape().at(1);
-        if (fewest < 0 || ids < fewest) fewest = ids, most_cut = first;
-    }
-    Batch cut = Batch::for_inputs(graph, std::min(cfg.batch_size, count - most_cut));
-    task.fill_training(most_cut, cut);
+// Runs the batch of samples [first, ...) cut and at the declared lengths; the
+// first node whose output differs over the steps both have is an error.
+void check_batch(Executor& ex, const Task& task, const BuiltGraph& built, const spec::TrainSpec& cfg, const std::vector<int>& inputs,
+                 std::int64_t first, std::int64_t count) {
+    const Graph& graph = built.graph;
+    Batch cut = Batch::for_inputs(graph, std::min(cfg.batch_size, count - first));
+    task.fill_training(first, cut);
     Batch full = Batch::for_inputs(graph, cut.rows);
     for (std::size_t k = 0; k < cut.nodes.size(); ++k) {
         const Tensor& from = cut.tensors[k];
@@ -99,6 +80,8 @@ void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& buil
             for (std::int64_t n = 0; n < rows; ++n)
                 for (std::int64_t j = 0; j < steps * rest; ++j) {
                     const double x = a.f32()[n * a_steps * rest + j], y = b.f32()[n * steps * rest + j];
+                    if (std::isnan(x) != std::isnan(y)) diff = HUGE_VAL;  // NaN on one side only is a difference
+                    if (std::isnan(x) || std::isnan(y)) continue;
                     scale = std::max(scale, std::abs(x));
                     diff = std::max(diff, std::abs(x - y));
                 }
@@ -107,6 +90,49 @@ void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& buil
                                    "over time that does not get the texts' lengths), so the model's results would depend on how its batch is cut",
                                    cut_widths(), graph.nodes()[i].name, graph.nodes()[i].op_name, diff));
         }
+}
+
+}  // namespace
+
+void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& built, const spec::TrainSpec& cfg, std::int64_t count) {
+    if (cfg.length_buckets.window == 0) return;
+    const std::vector<int> inputs = task.length_bucketed_inputs();
+    if (inputs.empty()) {  // refused, not ignored
+        const std::string text = "train.length_buckets: this task does not batch by length (task siamese does); remove train.length_buckets";
+        if (cfg.locs.count("length_buckets")) throw spec::SpecError(cfg.locs.at("length_buckets"), text);
+        throw Error(text);
+    }
+    if (count == 0) return;
+    const Graph& graph = built.graph;
+    std::size_t lengths = 1;
+    for (int node : inputs) {
+        ex.allow_shorter(node, 1);
+        lengths *= static_cast<std::size_t>(graph.node(node).outputs[0].shape.at(1) / cfg.length_buckets.multiple + 1);
+    }
+    // Every length pair keeps its plan, with the validation and inference
+    // plans; past kMaxPlans (a small train.length_buckets.multiple) the least
+    // recently used plan goes, and its lengths' primitives are made again.
+    constexpr std::size_t kMaxPlans = 256;
+    ex.set_plan_capacity(std::min(lengths + 8, kMaxPlans));
+
+    // Each input is checked on the batch that cuts it the most: a check on
+    // one batch could leave an input uncut.
+    std::vector<std::int64_t> checked;
+    for (int input : inputs) {
+        std::int64_t chosen = -1, narrowest = -1, fewest = -1;
+        for (std::int64_t first = 0; first < count; first += cfg.batch_size) {
+            Batch batch = Batch::for_inputs(graph, std::min(cfg.batch_size, count - first));
+            task.fill_training(first, batch);
+            std::int64_t ids = 0;
+            for (int node : inputs) ids += batch.of(node).shape().at(1);
+            const std::int64_t width = batch.of(input).shape().at(1);
+            if (chosen < 0 || width < narrowest || (width == narrowest && ids < fewest)) chosen = first, narrowest = width, fewest = ids;
+        }
+        if (narrowest == graph.node(input).outputs[0].shape.at(1)) continue;  // never cut this epoch
+        if (std::find(checked.begin(), checked.end(), chosen) != checked.end()) continue;
+        checked.push_back(chosen);
+        check_batch(ex, task, built, cfg, inputs, chosen, count);
+    }
 }
 
 }  // namespace graphrun::train

@@ -4,7 +4,7 @@
 // padding must not change what the model computes: that holds where every op
 // over time reads each text's real steps only (lstm, gru, bidirectional,
 // max_pool and mean_pool after an embedding), and fails for one that reads
-// the padding. So the epoch's most cut batch runs both ways first; the first
+// the padding. So for each token input the epoch's batch that cuts it the most runs both ways first; the first
 // node whose output differs, or a model that cannot take the shorter input,
 // is an error at train.length_buckets' place in the spec.
 #pragma once
