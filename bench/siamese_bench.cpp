@@ -18,6 +18,7 @@
 
 #include "engine/core/executor.hpp"
 #include "engine/io/npy.hpp"
+#include "engine/train/data.hpp"
 #include "engine/train/task.hpp"
 #include "engine/train/initializer.hpp"
 #include "engine/train/optimizer.hpp"
@@ -47,18 +48,13 @@ Tensor random_input(const TensorType& type, std::int64_t batch, std::mt19937& rn
     return t;
 }
 
-// The real (non-padding) ids of a (rows, T) id tensor: each row's 1 + the index of its last non-zero id.
+// The real (non-padding) ids of a (rows, T) id tensor, as the trainer counts them (train::row_lengths).
 std::int64_t real_length_sum(const Tensor& ids) {
-    const std::int64_t rows = ids.dim(0), width = ids.dim(1);
+    std::vector<std::int32_t> values(static_cast<std::size_t>(ids.numel()));
+    for (std::size_t j = 0; j < values.size(); ++j)
+        values[j] = static_cast<std::int32_t>(ids.dtype() == DType::i32 ? ids.i32()[j] : ids.i64()[j]);
     std::int64_t sum = 0;
-    for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t t = width; t-- > 0;) {
-            const std::int64_t id = ids.dtype() == DType::i32 ? ids.i32()[r * width + t] : ids.i64()[r * width + t];
-            if (id != 0) {
-                sum += t + 1;
-                break;
-            }
-        }
+    for (const std::int32_t length : train::row_lengths(values, ids.dim(1))) sum += length;
     return sum;
 }
 

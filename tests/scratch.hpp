@@ -1,10 +1,13 @@
 // A fresh, empty folder for a test's files: <tmp>/graphrun_<suite>_<name>_<pid>
 // (the pid keeps ctest -j's processes apart). The test removes it when done.
+// And a file's bytes, to compare what two runs wrote.
 #pragma once
 
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include <fmt/format.h>
@@ -16,6 +19,11 @@ inline std::filesystem::path scratch_folder(const std::string& suite, const std:
     std::filesystem::remove_all(p);
     std::filesystem::create_directories(p);
     return p;
+}
+
+inline std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 }  // namespace graphrun::test

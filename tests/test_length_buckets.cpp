@@ -64,6 +64,38 @@ std::int64_t padded_ids(const std::vector<train::Sample>& samples, const std::ve
     return ids;
 }
 
+// tests/specs/small_siamese.yaml with length buckets small enough to cut its
+// short texts (lengths 3..6 of 6 and 4..8 of 8), and `overrides`.
+spec::Spec small_bucketed(std::vector<std::string> overrides = {}) {
+    overrides.insert(overrides.begin(), {"train.length_buckets.window=4", "train.length_buckets.multiple=2"});
+    return spec::load_spec_file(GRAPHRUN_SOURCE_DIR "/tests/specs/small_siamese.yaml", overrides);
+}
+
+// A Siamese spec on small_siamese's inputs with length buckets: `nodes`
+// from the ids to the two embeddings `left` and `right`, then the cosine and
+// the contrastive loss; batches of `batch`, synthetic texts at least
+// `min_length` of their input long.
+std::string two_branch_spec(const std::string& nodes, const std::string& left, const std::string& right, int batch, double min_length) {
+    return fmt::format(R"(
+inputs:
+  - {{name: x1, shape: [6], dtype: int32}}
+  - {{name: x2, shape: [8], dtype: int64}}
+  - {{name: y, shape: [], dtype: float32}}
+nodes:
+{}
+  - {{name: similarity, op: cosine, inputs: [{}, {}]}}
+  - {{name: one, op: constant, value: 1.0}}
+  - {{name: distance, op: sub, inputs: [one, similarity]}}
+  - {{name: loss, op: contrastive_loss, inputs: [distance, y], margin: 1.0}}
+outputs: [similarity]
+loss: loss
+data:
+  synthetic: {{samples: 400, classes: 4, signal: 0.9, min_length: {}, seed: 3}}
+train: {{epochs: 1, batch_size: {}, seed: 5, negatives: 1, length_buckets: {{window: 4, multiple: 2}}}}
+)",
+                       nodes, left, right, min_length, batch);
+}
+
 }  // namespace
 
 TEST_CASE("length buckets: each window sorted by length, whole batches shuffled, the same samples", "[buckets][train]") {
@@ -275,8 +307,7 @@ TEST_CASE("every length keeps its plan: a length met again creates no primitive"
 TEST_CASE("training with length buckets: cut batches, learns, and a model that reads padding is refused", "[buckets][train]") {
     const auto dir = test::scratch_folder("buckets", "train");
     // min_length 0.5: lengths 3..6 of 6 and 4..8 of 8; rounded up to 2 they take several lengths.
-    spec::Spec s = spec::load_spec_file(GRAPHRUN_SOURCE_DIR "/tests/specs/small_siamese.yaml",
-                                        {"train.length_buckets.window=4", "train.length_buckets.multiple=2"});
+    spec::Spec s = small_bucketed();
     CHECK(s.train.length_buckets.window == 4);
     CHECK(s.train.length_buckets.multiple == 2);
     const BuiltGraph built = build_graph(s, builtin_ops());
@@ -291,112 +322,74 @@ TEST_CASE("training with length buckets: cut batches, learns, and a model that r
     CHECK(*history.back().metric("val_auc") > 0.8);
     CHECK(history.back().train_loss < history.front().train_loss);
     // The same bytes again, on one thread, and after a stop and --resume.
-    const auto read_all = [](const std::filesystem::path& p) {
-        std::ifstream in(p, std::ios::binary);
-        return std::string(std::istreambuf_iterator<char>(in), {});
-    };
     {
         const ThreadBudget one(1);
         options.out_dir = (dir / "again").string();
         train::train(s, built, options);
     }
-    CHECK(read_all(dir / "a" / "checkpoint.safetensors") == read_all(dir / "again" / "checkpoint.safetensors"));
-    spec::Spec first_epoch = spec::load_spec_file(GRAPHRUN_SOURCE_DIR "/tests/specs/small_siamese.yaml",
-                                                  {"train.length_buckets.window=4", "train.length_buckets.multiple=2", "train.epochs=1"});
+    CHECK(test::read_file(dir / "a" / "checkpoint.safetensors") == test::read_file(dir / "again" / "checkpoint.safetensors"));
+    const spec::Spec first_epoch = small_bucketed({"train.epochs=1"});
     const BuiltGraph first_built = build_graph(first_epoch, builtin_ops());
     options.out_dir = (dir / "resumed").string();
     train::train(first_epoch, first_built, options);
     options.resume = true;
     train::train(s, built, options);
     options.resume = false;
-    CHECK(read_all(dir / "a" / "checkpoint.safetensors") == read_all(dir / "resumed" / "checkpoint.safetensors"));
+    CHECK(test::read_file(dir / "a" / "checkpoint.safetensors") == test::read_file(dir / "resumed" / "checkpoint.safetensors"));
     // Stopped in the middle of epoch 2 (100 steps an epoch), then resumed.
-    spec::Spec mid_epoch = spec::load_spec_file(GRAPHRUN_SOURCE_DIR "/tests/specs/small_siamese.yaml",
-                                                {"train.length_buckets.window=4", "train.length_buckets.multiple=2", "train.max_steps=130"});
+    const spec::Spec mid_epoch = small_bucketed({"train.max_steps=130"});
     const BuiltGraph mid_built = build_graph(mid_epoch, builtin_ops());
     options.out_dir = (dir / "mid").string();
     train::train(mid_epoch, mid_built, options);
-    CHECK(read_all(dir / "mid" / "checkpoint.safetensors") != read_all(dir / "a" / "checkpoint.safetensors"));
+    CHECK(test::read_file(dir / "mid" / "checkpoint.safetensors") != test::read_file(dir / "a" / "checkpoint.safetensors"));
     options.resume = true;
     train::train(s, built, options);
     options.resume = false;
-    CHECK(read_all(dir / "a" / "checkpoint.safetensors") == read_all(dir / "mid" / "checkpoint.safetensors"));
+    CHECK(test::read_file(dir / "a" / "checkpoint.safetensors") == test::read_file(dir / "mid" / "checkpoint.safetensors"));
 
     // A dense layer over time loses the padding's place: the lstm after it
     // reads every step, so its state depends on where the batch is cut.
-    const std::string reads_padding = R"(
-inputs:
-  - {name: x1, shape: [6], dtype: int32}
-  - {name: x2, shape: [8], dtype: int64}
-  - {name: y, shape: [], dtype: float32}
-nodes:
-  - {name: left_embedding, op: embedding, inputs: [x1], vocab: 64, dim: 8}
+    const std::string right_leak = two_branch_spec(R"(  - {name: left_embedding, op: embedding, inputs: [x1], vocab: 64, dim: 8}
   - {name: left_lstm, op: lstm, inputs: [left_embedding], units: 12}
   - {name: right_embedding, op: embedding, inputs: [x2], vocab: 64, dim: 8}
   - {name: right_projected, op: dense, inputs: [right_embedding], units: 8}
-  - {name: right_lstm, op: lstm, inputs: [right_projected], units: 12}
-  - {name: similarity, op: cosine, inputs: [left_lstm, right_lstm]}
-  - {name: one, op: constant, value: 1.0}
-  - {name: distance, op: sub, inputs: [one, similarity]}
-  - {name: loss, op: contrastive_loss, inputs: [distance, y], margin: 1.0}
-outputs: [similarity]
-loss: loss
-data:
-  synthetic: {samples: 400, classes: 4, signal: 0.9, min_length: 0.5, seed: 3}
-train: {epochs: 1, batch_size: 32, seed: 5, negatives: 1, length_buckets: {window: 4, multiple: 2}}
-)";
-    const spec::Spec leaky = spec::load_spec_string(reads_padding, "leaky");
-    const BuiltGraph leaky_built = build_graph(leaky, builtin_ops());
-    options.out_dir = (dir / "b").string();
-    CHECK_THROWS_WITH(train::train(leaky, leaky_built, options),
-                      Contains("train.length_buckets") && Contains("'x2' from 8 to") && Contains("reads padding steps") && Contains("'right_lstm' (lstm)"));
-
+  - {name: right_lstm, op: lstm, inputs: [right_projected], units: 12})",
+                                                   "left_lstm", "right_lstm", 32, 0.5);
     // The same on the left, the side the windows are not sorted by: its own
     // most cut batch is checked, not only the batch cut the most overall.
-    std::string left_leak = reads_padding;
-    const auto replace = [&](const std::string& from, const std::string& to) {
-        const auto at = left_leak.find(from);
-        REQUIRE(at != std::string::npos);
-        left_leak.replace(at, from.size(), to);
-    };
-    replace("  - {name: right_projected, op: dense, inputs: [right_embedding], units: 8}\n", "");
-    replace("inputs: [right_projected]", "inputs: [right_embedding]");
-    replace("  - {name: left_lstm, op: lstm, inputs: [left_embedding], units: 12}",
-            "  - {name: left_projected, op: dense, inputs: [left_embedding], units: 8}\n  - {name: left_lstm, op: lstm, inputs: [left_projected], units: 12}");
-    replace("batch_size: 32", "batch_size: 4");
-    const spec::Spec left = spec::load_spec_string(left_leak, "left_leak");
-    const BuiltGraph left_built = build_graph(left, builtin_ops());
-    options.out_dir = (dir / "left").string();
-    CHECK_THROWS_WITH(train::train(left, left_built, options), Contains("'x1' from 6 to") && Contains("node 'left_lstm' (lstm)"));
-
-    // A dense layer over the time axis needs the declared length: refused, before the first step.
-    const std::string flat = R"(
-inputs:
-  - {name: x1, shape: [6], dtype: int32}
-  - {name: x2, shape: [8], dtype: int64}
-  - {name: y, shape: [], dtype: float32}
-nodes:
-  - {name: left_embedding, op: embedding, inputs: [x1], vocab: 64, dim: 3}
+    const std::string left_leak = two_branch_spec(R"(  - {name: left_embedding, op: embedding, inputs: [x1], vocab: 64, dim: 8}
+  - {name: left_projected, op: dense, inputs: [left_embedding], units: 8}
+  - {name: left_lstm, op: lstm, inputs: [left_projected], units: 12}
+  - {name: right_embedding, op: embedding, inputs: [x2], vocab: 64, dim: 8}
+  - {name: right_lstm, op: lstm, inputs: [right_embedding], units: 12})",
+                                                  "left_lstm", "right_lstm", 4, 0.5);
+    // A dense layer over the time axis needs the declared length.
+    const std::string fixed_length = two_branch_spec(R"(  - {name: left_embedding, op: embedding, inputs: [x1], vocab: 64, dim: 3}
   - {name: left_steps, op: sum_last, inputs: [left_embedding]}
   - {name: left_out, op: dense, inputs: [left_steps], units: 4}
   - {name: right_embedding, op: embedding, inputs: [x2], vocab: 64, dim: 8}
-  - {name: right_lstm, op: lstm, inputs: [right_embedding], units: 4}
-  - {name: similarity, op: cosine, inputs: [left_out, right_lstm]}
-  - {name: one, op: constant, value: 1.0}
-  - {name: distance, op: sub, inputs: [one, similarity]}
-  - {name: loss, op: contrastive_loss, inputs: [distance, y], margin: 1.0}
-outputs: [similarity]
-loss: loss
-data:
-  synthetic: {samples: 400, classes: 4, signal: 0.9, min_length: 0.2, seed: 3}
-train: {epochs: 1, batch_size: 4, seed: 5, negatives: 1, length_buckets: {window: 4, multiple: 2}}
-)";
-    const spec::Spec fixed = spec::load_spec_string(flat, "fixed");
-    const BuiltGraph fixed_built = build_graph(fixed, builtin_ops());
-    options.out_dir = (dir / "c").string();
-    CHECK_THROWS_WITH(train::train(fixed, fixed_built, options),
-                      Contains("train.length_buckets: the model cannot take a batch cut") && Contains("'x1' from 6 to") && Contains("left_out") &&
-                          Contains("<string>:"));  // where train.length_buckets was written
+  - {name: right_lstm, op: lstm, inputs: [right_embedding], units: 4})",
+                                                     "left_out", "right_lstm", 4, 0.2);
+    // Each refused before the first step, naming the inputs' cut, the node and where train.length_buckets was written.
+    const auto refusal = [&](const std::string& yaml, const std::string& name) -> std::string {
+        const spec::Spec bad = spec::load_spec_string(yaml, name);
+        const BuiltGraph bad_built = build_graph(bad, builtin_ops());
+        options.out_dir = (dir / name).string();
+        try {
+            train::train(bad, bad_built, options);
+        } catch (const Error& e) {
+            CHECK_FALSE(std::filesystem::exists(dir / name / "metrics.jsonl"));
+            return e.what();
+        }
+        return "(trained)";
+    };
+    CHECK_THAT(refusal(right_leak, "right_leak"),
+               Contains("<string>:") && Contains("train.length_buckets") && Contains("'x2' from 8 to") && Contains("reads padding steps") &&
+                   Contains("'right_lstm' (lstm)"));
+    CHECK_THAT(refusal(left_leak, "left_leak"), Contains("'x1' from 6 to") && Contains("node 'left_lstm' (lstm)"));
+    CHECK_THAT(refusal(fixed_length, "fixed_length"),
+               Contains("<string>:") && Contains("train.length_buckets: the model cannot take a batch cut") && Contains("'x1' from 6 to") &&
+                   Contains("left_out"));
     std::filesystem::remove_all(dir);
 }
 

@@ -4,7 +4,6 @@
 #include <filesystem>
 #include <fstream>
 #include <numbers>
-#include <sstream>
 
 #include <unistd.h>
 
@@ -30,12 +29,7 @@ namespace fs = std::filesystem;
 namespace {
 fs::path scratch(const std::string& name) { return test::scratch_folder("train", name); }
 
-std::string read_all(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using test::read_file;
 
 // A small Siamese model on short sequences, so a run takes well under a second.
 spec::Spec small_spec(const std::vector<std::string>& overrides = {}) {
@@ -200,15 +194,15 @@ TEST_CASE("training separates the pairs, checkpoints, resumes and repeats bit fo
 
     // Same seed, same threads: the same bytes.
     run(dir / "b", {}, false);
-    CHECK(read_all(dir / "a" / "checkpoint.safetensors") == read_all(dir / "b" / "checkpoint.safetensors"));
+    CHECK(read_file(dir / "a" / "checkpoint.safetensors") == read_file(dir / "b" / "checkpoint.safetensors"));
     // Stopped after epoch 1, then resumed: the same weights as never stopping.
     run(dir / "c", {"train.epochs=1"}, false);
     const auto resumed = run(dir / "c", {}, true);
     CHECK(resumed.size() == 2);
-    CHECK(read_all(dir / "a" / "checkpoint.safetensors") == read_all(dir / "c" / "checkpoint.safetensors"));
+    CHECK(read_file(dir / "a" / "checkpoint.safetensors") == read_file(dir / "c" / "checkpoint.safetensors"));
     // A different seed gives different weights (the comparison above can fail).
     run(dir / "d", {"train.seed=6"}, false);
-    CHECK(read_all(dir / "a" / "checkpoint.safetensors") != read_all(dir / "d" / "checkpoint.safetensors"));
+    CHECK(read_file(dir / "a" / "checkpoint.safetensors") != read_file(dir / "d" / "checkpoint.safetensors"));
     fs::remove_all(dir);
 }
 
@@ -223,7 +217,7 @@ TEST_CASE("a non-finite loss names the first node that produced it and keeps the
     const auto spec = small_spec({"train.epochs=1"});
     const auto built = build_graph(spec, builtin_ops());
     train::train(spec, built, options_for(""));
-    const std::string good = read_all(dir / "checkpoint.safetensors");
+    const std::string good = read_file(dir / "checkpoint.safetensors");
     REQUIRE_FALSE(good.empty());
 
     // Start from those weights with one NaN in the right branch's dense layer.
@@ -236,7 +230,7 @@ TEST_CASE("a non-finite loss names the first node that produced it and keeps the
     CHECK_THROWS_AS(train::train(spec, built_again, options_for((dir / "poisoned.safetensors").string())), train::TrainingFailure);
     CHECK_THROWS_WITH(train::train(spec, built_again, options_for((dir / "poisoned.safetensors").string())),
                       Contains("epoch 1 step 1") && Contains("right_dense") && Contains("is kept"));
-    CHECK(read_all(dir / "checkpoint.safetensors") == good);
+    CHECK(read_file(dir / "checkpoint.safetensors") == good);
     fs::remove_all(dir);
 }
 
@@ -320,7 +314,7 @@ TEST_CASE("a stop request checkpoints mid-epoch, and --resume ends with the weig
         resume.out_dir = out.string();
         resume.resume = true;
         const auto rest = train::train(spec, built, resume);
-        CHECK(read_all(out / "checkpoint.safetensors") == read_all(dir / "whole" / "checkpoint.safetensors"));
+        CHECK(read_file(out / "checkpoint.safetensors") == read_file(dir / "whole" / "checkpoint.safetensors"));
         // The stopped epoch's train_loss counts its steps from both processes.
         std::ifstream whole(dir / "whole" / "metrics.jsonl"), stopped(out / "metrics.jsonl");
         std::string a, b;
@@ -365,7 +359,7 @@ TEST_CASE("train.schedule sets each step's rate, metrics.jsonl records it, and a
     // Without a schedule the rate stays lr, and the weights differ: the schedule changes the training.
     run(dir / "constant", {"train.optimizer.type=adamw"});
     CHECK(lrs(dir / "constant") == std::vector<double>{0.01, 0.01, 0.01});
-    CHECK(read_all(dir / "whole" / "checkpoint.safetensors") != read_all(dir / "constant" / "checkpoint.safetensors"));
+    CHECK(read_file(dir / "whole" / "checkpoint.safetensors") != read_file(dir / "constant" / "checkpoint.safetensors"));
     // The decay ends at train.max_steps when it is smaller: linear from step 0 to 150, so epoch 1 ends at (150 - 99) / 150.
     run(dir / "max_steps", {"train.schedule.decay=linear", "train.max_steps=150"});
     REQUIRE(lrs(dir / "max_steps").size() == 1);
@@ -387,7 +381,7 @@ TEST_CASE("train.schedule sets each step's rate, metrics.jsonl records it, and a
         train::TrainOptions resume;
         resume.resume = true;
         run(out, cosine, resume);
-        CHECK(read_all(out / "checkpoint.safetensors") == read_all(dir / "whole" / "checkpoint.safetensors"));
+        CHECK(read_file(out / "checkpoint.safetensors") == read_file(dir / "whole" / "checkpoint.safetensors"));
         CHECK(lrs(out) == lrs(dir / "whole"));
     }
     // A run stopped by max_steps and resumed without it ends later: its decay stretches to the new end, and a warning says so.

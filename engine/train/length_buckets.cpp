@@ -115,23 +115,32 @@ void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& buil
     constexpr std::size_t kMaxPlans = 256;
     ex.set_plan_capacity(std::min(lengths + 8, kMaxPlans));
 
-    // Each input is checked on the batch that cuts it the most: a check on
-    // one batch could leave an input uncut.
-    std::vector<std::int64_t> checked;
-    for (int input : inputs) {
-        std::int64_t chosen = -1, narrowest = -1, fewest = -1;
-        for (std::int64_t first = 0; first < count; first += cfg.batch_size) {
-            Batch batch = Batch::for_inputs(graph, std::min(cfg.batch_size, count - first));
-            task.fill_training(first, batch);
-            std::int64_t ids = 0;
-            for (int node : inputs) ids += batch.of(node).shape().at(1);
-            const std::int64_t width = batch.of(input).shape().at(1);
-            if (chosen < 0 || width < narrowest || (width == narrowest && ids < fewest)) chosen = first, narrowest = width, fewest = ids;
+    // Each input is checked on the batch that cuts it the most (ties: the
+    // fewest ids in all): a check on one batch could leave an input uncut.
+    // One pass over the epoch's batches finds them all.
+    struct Choice {
+        std::int64_t first = -1, width = 0, ids = 0;
+    };
+    std::vector<Choice> most_cut(inputs.size());
+    Batch batch = Batch::for_inputs(graph, cfg.batch_size);
+    for (std::int64_t first = 0; first < count; first += cfg.batch_size) {
+        if (count - first < batch.rows) batch = Batch::for_inputs(graph, count - first);
+        task.fill_training(first, batch);
+        std::int64_t ids = 0;
+        for (int node : inputs) ids += batch.of(node).shape().at(1);
+        for (std::size_t k = 0; k < inputs.size(); ++k) {
+            const std::int64_t width = batch.of(inputs[k]).shape().at(1);
+            Choice& c = most_cut[k];
+            if (c.first < 0 || width < c.width || (width == c.width && ids < c.ids)) c = {first, width, ids};
         }
-        if (narrowest == graph.node(input).outputs[0].shape.at(1)) continue;  // never cut this epoch
-        if (std::find(checked.begin(), checked.end(), chosen) != checked.end()) continue;
-        checked.push_back(chosen);
-        check_batch(ex, task, built, cfg, inputs, chosen, count);
+    }
+    std::vector<std::int64_t> checked;
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
+        const Choice& c = most_cut[k];
+        if (c.width == graph.node(inputs[k]).outputs[0].shape.at(1)) continue;  // never cut this epoch
+        if (std::find(checked.begin(), checked.end(), c.first) != checked.end()) continue;
+        checked.push_back(c.first);
+        check_batch(ex, task, built, cfg, inputs, c.first, count);
     }
 }
 

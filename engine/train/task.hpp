@@ -37,13 +37,15 @@ struct Batch {
     std::vector<int> nodes;       // the graph's input nodes
     std::vector<Tensor> tensors;  // [k] for nodes[k]: (rows, the input's shape)
     std::int64_t rows = 0;
+    std::vector<Tensor> declared;  // [k] at the declared shape: tensors[k] is it, or a narrower view of its memory (set_width)
 
     // Tensors of `rows` rows for every input of the graph.
     static Batch for_inputs(const Graph& graph, std::int64_t rows);
     void feed(Executor& executor) const;
     Tensor& of(int node);
     const Tensor& of(int node) const;
-    // Makes input `node`'s tensor (rows, width): a token input cut to its batch's longest text.
+    // Makes input `node`'s tensor (rows, width), a view of the declared one's
+    // memory (no allocation in a step): a token input cut to its batch's longest text.
     void set_width(int node, std::int64_t width);
 };
 

@@ -122,7 +122,8 @@ Batch Batch::for_inputs(const Graph& graph, std::int64_t rows) {
         TensorType type = graph.node(i).outputs[0];
         type.shape[0] = rows;
         b.nodes.push_back(i);
-        b.tensors.emplace_back(type);
+        b.declared.emplace_back(type);
+        b.tensors.push_back(b.declared.back());
     }
     return b;
 }
@@ -139,11 +140,12 @@ const Tensor& Batch::of(int node) const {
 Tensor& Batch::of(int node) { return const_cast<Tensor&>(std::as_const(*this).of(node)); }
 
 void Batch::set_width(int node, std::int64_t width) {
-    Tensor& t = of(node);
-    if (t.shape().at(1) == width) return;
-    TensorType type = t.type();
+    const auto k = static_cast<std::size_t>(std::find(nodes.begin(), nodes.end(), node) - nodes.begin());
+    if (k == nodes.size()) throw Error(fmt::format("the batch has no input node {}", node));
+    if (tensors[k].shape().at(1) == width) return;
+    TensorType type = declared[k].type();
     type.shape[1] = width;
-    t = Tensor(type);
+    tensors[k] = declared[k].view(type);
 }
 
 std::int64_t embedding_vocabulary(const Graph& graph, int input) {
