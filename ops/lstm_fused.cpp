@@ -21,42 +21,31 @@ using dt = memory::data_type;
 
 // ---- the gate arithmetic of one row, vectorized (AVX2 + FMA) ----
 
-// e^x for 8 floats: x = k ln2 + r, e^r by Cephes' degree-5 polynomial, 2^k
-// from the exponent bits; relative error about 2e-7 on [-87, 88].
-__attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-__attribute__((target("avx2,fma"))) inline __m256 sigmoid8(__m256 x) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-}
-// tanh: 1 - 2 / (e^{2|x|} + 1) with the sign put back; below |x| < 0.625,
-// where that loses relative accuracy, Cephes' odd polynomial.
+// tanh for 8 floats: Eigen's rational approximation (a degree-13 odd
+// polynomial over a degree-6 even one, on x clamped to +-7.905, where tanh is
+// 1 in float32), relative error under 4e-7 everywhere: 14 operations and one
+// division, against an exponential, a division and a second polynomial for
+// small |x| by way of e^{2x}.
 __attribute__((target("avx2,fma"))) inline __m256 tanh8(__m256 x) {
-    const __m256 sign = _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u))));
-    const __m256 a = _mm256_andnot_ps(sign, x);
-    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
-    const __m256 big = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(exp8(_mm256_mul_ps(two, a)), one)));
-    const __m256 z = _mm256_mul_ps(a, a);
-    __m256 p = _mm256_set1_ps(-5.70498872745e-3f);
-    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954e-2f));
-    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531e-2f));
-    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036e-1f));
-    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
-    const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), a, a);
-    return _mm256_or_ps(_mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.625f), _CMP_LT_OQ)), sign);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-7.90531110763549805f)), _mm256_set1_ps(7.90531110763549805f));
+    const __m256 z = _mm256_mul_ps(x, x);
+    __m256 p = _mm256_set1_ps(-2.76076847742355e-16f);
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.00018790482477e-13f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-8.60467152213735e-11f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(5.12229709037114e-08f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.48572235717979e-05f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(6.37261928875436e-04f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(4.89352455891786e-03f));
+    __m256 q = _mm256_set1_ps(1.19825839466702e-06f);
+    q = _mm256_fmadd_ps(q, z, _mm256_set1_ps(1.18534705686654e-04f));
+    q = _mm256_fmadd_ps(q, z, _mm256_set1_ps(2.26843463243900e-03f));
+    q = _mm256_fmadd_ps(q, z, _mm256_set1_ps(4.89352518554385e-03f));
+    return _mm256_div_ps(_mm256_mul_ps(p, x), q);
+}
+// sigmoid(x) = (1 + tanh(x / 2)) / 2: absolute error under 2e-7.
+__attribute__((target("avx2,fma"))) inline __m256 sigmoid8(__m256 x) {
+    const __m256 half = _mm256_set1_ps(0.5f);
+    return _mm256_fmadd_ps(half, tanh8(_mm256_mul_ps(half, x)), half);
 }
 
 // Forward, one row: a (4H) pre-activations -> activations (in place); c = f c_prev + i g, h = o tanh(c).
@@ -194,7 +183,7 @@ __attribute__((target("avx2,fma"))) void product_1_row(const float* a, const flo
     _mm256_storeu_ps(c + 8, s1);
 }
 
-// `packed` from pack_columns (`cols` a multiple of 16); rows of A and C strided (a step's rows of (N, T, .)).
+// `packed` from pack_columns (`cols` a multiple of 16); rows of A and C strided.
 void step_product_avx2(const float* a, std::int64_t lda, const float* packed, std::int64_t M, std::int64_t K, std::int64_t cols, float* c,
                        std::int64_t ldc, bool accumulate) {
     for (std::int64_t j = 0; j < cols; j += 16) {
@@ -219,39 +208,51 @@ dnnl::matmul make_matmul(const memory::desc& src, const memory::desc& weights, c
 
 void* writable(const float* p) { return const_cast<float*>(p); }
 
+// The caller's y, dy and dx are (N, T, .): a step's rows lie T rows apart,
+// too many streams for the hardware's prefetcher; so each row asks for the
+// cache lines it will need a step later while this step's arithmetic runs.
+void prefetch(const float* p, std::int64_t floats) {
+    for (std::int64_t k = 0; k < floats; k += 16) _mm_prefetch(reinterpret_cast<const char*>(p + k), _MM_HINT_T0);
+}
+
 }  // namespace
 
 void FusedLstm::build(const RnnSizes& s) {
     if (s.cell != RnnCell::lstm || s.bf16) throw Error("lstm impl graphrun: float32 LSTM only (not bf16, not the GRU)");
-    const memory::dim N = s.N, T = s.T, E = s.E, H = s.H, G = 4 * s.H, rows = N * T;
-    gates_ = Tensor(Shape{N, T, G});
-    cells_ = Tensor(Shape{N, T, H});
-    h_prev_ = Tensor(Shape{N, T, H});
+    const memory::dim N = s.N, T = s.T, E = s.E, H = s.H, G = 4 * s.H, rows = N * T, W = E + H + 1;
+    gates_ = Tensor(Shape{T, N, G});
+    cells_ = Tensor(Shape{T, N, H});
+    xh_ = Tensor(Shape{T, N, W});
+    float* const xh = xh_.f32();
+    for (std::int64_t r = 0; r < rows; ++r) xh[r * W + E] = 1.0f;  // the ones column: the bias in A = [x 1] [W_ih b]^T, db = dA^T 1
     y_own_ = Tensor();
     dh_ = Tensor(Shape{N, H});
-    w_hh_packed_ = Tensor(Shape{H, G});
     dc_ = Tensor(Shape{N, H});
+    weights_packed_ = Tensor(Shape{G, H + E});
+    dw_all_ = Tensor(Shape{G, W});
+    w_ih_bias_ = Tensor(Shape{G, E + 1});
+    dx_steps_ = Tensor();
 
-    // Forward: A (N T, 4H) = x W_ih^T + b, then per step A_t += h_{t-1} W_hh^T.
-    const memory::desc x({rows, E}, dt::f32, tag::ab), w_ih_t({E, G}, dt::f32, tag::ba), bias({1, G}, dt::f32, tag::ab);
+    // Forward: A (T N, 4H) = [x 1] [W_ih b]^T (the bias in the GEMM, not in a pass of its own over A),
+    // then per step A_t += h_{t-1} W_hh^T.
+    const memory::desc x({rows, E + 1}, dt::f32, memory::dims{W, 1}), w_ih_t({E + 1, G}, dt::f32, tag::ba);
     const memory::desc gates_all({rows, G}, dt::f32, tag::ab);
-    const memory::desc step_gates({N, G}, dt::f32, memory::dims{T * G, 1}), step_h({N, H}, dt::f32, memory::dims{T * H, 1});
+    const memory::desc step_gates({N, G}, dt::f32, tag::ab), step_h({N, H}, dt::f32, memory::dims{W, 1});
     const memory::desc w_hh_t({H, G}, dt::f32, tag::ba);
-    project_ = make_matmul(x, w_ih_t, &bias, gates_all, false);
+    project_ = make_matmul(x, w_ih_t, nullptr, gates_all, false);
     recur_ = make_matmul(step_h, w_hh_t, nullptr, step_gates, true);
-    // Backward: dh_{t-1} = dA_t W_hh; dW_hh += dA^T H_prev, dW_ih += dA^T x, dx += dA W_ih.
+    // Backward: dh_{t-1} = dA_t W_hh per step; after the loop [dW_ih | db | dW_hh] = dA^T [x | 1 | H_prev]
+    // (one pass over dA for the three) and, where the step product cannot take it, dx = dA W_ih.
     const memory::desc w_hh({G, H}, dt::f32, tag::ab), dh({N, H}, dt::f32, tag::ab), gates_t({G, rows}, dt::f32, tag::ba);
-    const memory::desc h_prev_all({rows, H}, dt::f32, tag::ab), dw_hh({G, H}, dt::f32, tag::ab), dw_ih({G, E}, dt::f32, tag::ab);
+    const memory::desc xh_all({rows, W}, dt::f32, tag::ab), dw_all({G, W}, dt::f32, tag::ab);
     const memory::desc w_ih({G, E}, dt::f32, tag::ab), dx({rows, E}, dt::f32, tag::ab);
     recur_back_ = make_matmul(step_gates, w_hh, nullptr, dh, false);
-    dw_hh_ = make_matmul(gates_t, h_prev_all, nullptr, dw_hh, true);
-    dw_ih_ = make_matmul(gates_t, x, nullptr, dw_ih, true);
-    dx_ = make_matmul(gates_all, w_ih, nullptr, dx, true);
+    dw_all_mm_ = make_matmul(gates_t, xh_all, nullptr, dw_all, false);
+    dx_ = make_matmul(gates_all, w_ih, nullptr, dx, false);
 
     const auto view = [&](const memory::desc& d, void* p = nullptr) { return memory(d, cpu_engine(), p ? p : DNNL_MEMORY_NONE); };
-    x_ = view(x);
-    w_ih_t_ = view(w_ih_t);
-    bias_ = view(bias);
+    x_ = view(x, xh_.raw());
+    w_ih_t_ = view(w_ih_t, w_ih_bias_.raw());
     gates_all_ = view(gates_all, gates_.raw());
     gates_step_ = view(step_gates);
     h_prev_step_ = view(step_h);
@@ -260,9 +261,8 @@ void FusedLstm::build(const RnnSizes& s) {
     gates_step_src_ = view(step_gates);
     dh_mem_ = view(dh, dh_.raw());
     gates_t_all_ = view(gates_t, gates_.raw());
-    h_prev_all_ = view(h_prev_all, h_prev_.raw());
-    dw_hh_out_ = view(dw_hh);
-    dw_ih_out_ = view(dw_ih);
+    xh_all_ = view(xh_all, xh_.raw());
+    dw_all_out_ = view(dw_all, dw_all_.raw());
     w_ih_ = view(w_ih);
     dx_out_ = view(dx);
     sizes_ = s;
@@ -273,45 +273,52 @@ void FusedLstm::forward(const RnnSizes& s, const RnnForwardData& d) {
     if (d.h0 || d.c0) throw Error("lstm impl graphrun: a whole sequence from a zero state only");
     if (!built_ || !(s == sizes_)) build(s);
     sizes_ = s;
-    const std::int64_t N = s.N, T = s.T, H = s.H, G = 4 * H;
+    const std::int64_t N = s.N, T = s.T, E = s.E, H = s.H, G = 4 * H, W = E + H + 1;
     float* y = d.y;
     if (!y) {
         if (!y_own_.defined()) y_own_ = Tensor(Shape{N, T, H});
         y = y_own_.f32();
     }
+    const auto row_bytes = [](std::int64_t floats) { return static_cast<std::size_t>(floats) * sizeof(float); };
     dnnl::stream& stream = cpu_stream();  // this thread's
-    x_.set_data_handle(writable(d.x));
-    w_ih_t_.set_data_handle(writable(d.w_ih));
-    bias_.set_data_handle(writable(d.bias));
+    float* const xh = xh_.f32();
+    for (std::int64_t n = 0; n < N; ++n)  // x (N, T, E) into xh_ (T, N, .): a step's rows side by side
+        for (std::int64_t t = 0; t < T; ++t) std::memcpy(xh + (t * N + n) * W, d.x + (n * T + t) * E, row_bytes(E));
+    float* const w_ih_bias = w_ih_bias_.f32();
+    for (std::int64_t k = 0; k < G; ++k) {
+        std::memcpy(w_ih_bias + k * (E + 1), d.w_ih + k * E, row_bytes(E));
+        w_ih_bias[k * (E + 1) + E] = d.bias[k];
+    }
     w_hh_t_.set_data_handle(writable(d.w_hh));
-    project_.execute(stream, {{DNNL_ARG_SRC, x_}, {DNNL_ARG_WEIGHTS, w_ih_t_}, {DNNL_ARG_BIAS, bias_}, {DNNL_ARG_DST, gates_all_}});
+    project_.execute(stream, {{DNNL_ARG_SRC, x_}, {DNNL_ARG_WEIGHTS, w_ih_t_}, {DNNL_ARG_DST, gates_all_}});
     float* const gates = gates_.f32();
     float* const cells = cells_.f32();
-    float* const h_prev = h_prev_.f32();
+    float* const h_prev = xh + E + 1;  // h_{t-1} of row (t, n) at xh_ (t, n, E + 1..)
     const bool avx2 = use_avx2(H), own_product = avx2 && H % 16 == 0;
-    if (own_product) pack_columns(d.w_hh, true, H, G, w_hh_packed_.f32());  // B = W_hh^T (H, 4H)
-    for (std::int64_t n = 0; n < N; ++n) std::memset(h_prev + n * T * H, 0, static_cast<std::size_t>(H) * sizeof(float));
+    if (own_product) pack_columns(d.w_hh, true, H, G, weights_packed_.f32());  // B = W_hh^T (H, 4H)
+    for (std::int64_t n = 0; n < N; ++n) std::memset(h_prev + n * W, 0, row_bytes(H));
     for (std::int64_t t = 0; t < T; ++t) {
+        float* const step_gates = gates + t * N * G;
         if (t > 0 && own_product) {
-            step_product_avx2(h_prev + t * H, T * H, w_hh_packed_.f32(), N, H, G, gates + t * G, T * G, true);
+            step_product_avx2(h_prev + t * N * W, W, weights_packed_.f32(), N, H, G, step_gates, G, true);
         } else if (t > 0) {
-            h_prev_step_.set_data_handle(h_prev + t * H);
-            gates_step_.set_data_handle(gates + t * G);
+            h_prev_step_.set_data_handle(h_prev + t * N * W);
+            gates_step_.set_data_handle(step_gates);
             recur_.execute(stream, {{DNNL_ARG_SRC, h_prev_step_}, {DNNL_ARG_WEIGHTS, w_hh_t_}, {DNNL_ARG_DST, gates_step_}});
         }
         for (std::int64_t n = 0; n < N; ++n) {
-            const std::int64_t at = n * T + t;
-            const float* c_prev = t > 0 ? cells + (at - 1) * H : nullptr;
-            float* h = y + at * H;
+            const std::int64_t at = t * N + n;
+            const float* c_prev = t > 0 ? cells + (at - N) * H : nullptr;
+            float* h = y + (n * T + t) * H;
+            if (t + 1 < T) prefetch(h + H, H);
             if (avx2) gates_forward_avx2(gates + at * G, c_prev, cells + at * H, h, H);
             else gates_forward_plain(gates + at * G, c_prev, cells + at * H, h, H);
-            if (t + 1 < T) std::memcpy(h_prev + (at + 1) * H, h, static_cast<std::size_t>(H) * sizeof(float));
+            if (t + 1 < T) std::memcpy(h_prev + (at + N) * W, h, row_bytes(H));
         }
     }
     for (std::int64_t n = 0; n < N; ++n) {
-        const std::int64_t last = n * T + T - 1;
-        if (d.h_last) std::memcpy(d.h_last + n * H, y + last * H, static_cast<std::size_t>(H) * sizeof(float));
-        if (d.c_last) std::memcpy(d.c_last + n * H, cells + last * H, static_cast<std::size_t>(H) * sizeof(float));
+        if (d.h_last) std::memcpy(d.h_last + n * H, y + (n * T + T - 1) * H, row_bytes(H));
+        if (d.c_last) std::memcpy(d.c_last + n * H, cells + ((T - 1) * N + n) * H, row_bytes(H));
     }
     stream.wait();
     forward_done_ = true;
@@ -320,7 +327,7 @@ void FusedLstm::forward(const RnnSizes& s, const RnnForwardData& d) {
 void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
     if (!forward_done_ || !sizes_.training) throw Error("lstm impl graphrun: backward needs a training forward of the same step first");
     forward_done_ = false;  // the gates become their gradients: one backward per forward
-    const std::int64_t N = sizes_.N, T = sizes_.T, H = sizes_.H, G = 4 * H;
+    const std::int64_t N = sizes_.N, T = sizes_.T, E = sizes_.E, H = sizes_.H, G = 4 * H, W = E + H + 1;
     float* const gates = gates_.f32();
     const float* const cells = cells_.f32();
     float* const dh = dh_.f32();
@@ -330,49 +337,66 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
     if (g.dc_last) std::memcpy(dc, g.dc_last, static_cast<std::size_t>(N * H) * sizeof(float));
     else dc_.zero();
     const bool avx2 = use_avx2(H), own_product = avx2 && H % 16 == 0;
+    // dx_t = dA_t W_ih in the same step product as dh_{t-1}, while dA_t is in cache
+    // (one pass less over dA), where its columns fill whole blocks.
+    const bool dx_in_steps = own_product && g.dx && E % 16 == 0;
     dnnl::stream& stream = cpu_stream();  // this thread's
     w_hh_.set_data_handle(writable(d.w_hh));
-    if (own_product) pack_columns(d.w_hh, false, G, H, w_hh_packed_.f32());  // B = W_hh (4H, H)
+    float* const packed = weights_packed_.f32();
+    if (own_product) pack_columns(d.w_hh, false, G, H, packed);         // B = [W_hh | W_ih] (4H, H + E)
+    if (dx_in_steps) pack_columns(d.w_ih, false, G, E, packed + H * G);  // the blocks after W_hh's
     for (std::int64_t t = T - 1; t >= 0; --t) {
+        float* const step_gates = gates + t * N * G;
         for (std::int64_t n = 0; n < N; ++n) {
-            const std::int64_t at = n * T + t;
-            const float* c_prev = t > 0 ? cells + (at - 1) * H : nullptr;
-            const float* dy = g.dy ? g.dy + at * H : nullptr;
+            const std::int64_t at = t * N + n;
+            const float* c_prev = t > 0 ? cells + (at - N) * H : nullptr;
+            const float* dy = g.dy ? g.dy + (n * T + t) * H : nullptr;
+            if (t > 0 && dy) prefetch(dy - H, H);
+            if (t > 0 && dx_in_steps) prefetch(g.dx + (n * T + t - 1) * E, E);
             if (avx2) gates_backward_avx2(gates + at * G, cells + at * H, c_prev, dh + n * H, dy, dc + n * H, H);
             else gates_backward_plain(gates + at * G, cells + at * H, c_prev, dh + n * H, dy, dc + n * H, H);
         }
+        if (dx_in_steps) step_product_avx2(step_gates, G, packed + H * G, N, G, E, g.dx + t * E, T * E, true);
         if (t > 0 && own_product) {  // dh_{t-1} = dA_t W_hh (no dh0: the state starts at zero)
-            step_product_avx2(gates + t * G, T * G, w_hh_packed_.f32(), N, G, H, dh, H, false);
+            step_product_avx2(step_gates, G, packed, N, G, H, dh, H, false);
         } else if (t > 0) {
-            gates_step_src_.set_data_handle(gates + t * G);
+            gates_step_src_.set_data_handle(step_gates);
             recur_back_.execute(stream, {{DNNL_ARG_SRC, gates_step_src_}, {DNNL_ARG_WEIGHTS, w_hh_}, {DNNL_ARG_DST, dh_mem_}});
         }
     }
-    if (g.dw_hh) {
-        dw_hh_out_.set_data_handle(g.dw_hh);
-        dw_hh_.execute(stream, {{DNNL_ARG_SRC, gates_t_all_}, {DNNL_ARG_WEIGHTS, h_prev_all_}, {DNNL_ARG_DST, dw_hh_out_}});
+    if (g.dw_ih || g.dw_hh || g.dbias) {
+        dw_all_mm_.execute(stream, {{DNNL_ARG_SRC, gates_t_all_}, {DNNL_ARG_WEIGHTS, xh_all_}, {DNNL_ARG_DST, dw_all_out_}});
+        stream.wait();
+        const float* dw = dw_all_.f32();
+        for (std::int64_t k = 0; k < G; ++k) {
+            const float* row = dw + k * W;
+            if (g.dw_ih)
+                for (std::int64_t e = 0; e < E; ++e) g.dw_ih[k * E + e] += row[e];
+            if (g.dw_hh)
+                for (std::int64_t j = 0; j < H; ++j) g.dw_hh[k * H + j] += row[E + 1 + j];
+            if (g.dbias) g.dbias[k] += row[E];
+        }
     }
-    if (g.dw_ih) {
-        x_.set_data_handle(writable(d.x));
-        dw_ih_out_.set_data_handle(g.dw_ih);
-        dw_ih_.execute(stream, {{DNNL_ARG_SRC, gates_t_all_}, {DNNL_ARG_WEIGHTS, x_}, {DNNL_ARG_DST, dw_ih_out_}});
-    }
-    if (g.dx) {
+    if (g.dx && !dx_in_steps) {  // dx (T N, E) = dA W_ih, then added into the caller's (N, T, E)
+        if (!dx_steps_.defined()) dx_steps_ = Tensor(Shape{T, N, E});
         w_ih_.set_data_handle(writable(d.w_ih));
-        dx_out_.set_data_handle(g.dx);
+        dx_out_.set_data_handle(dx_steps_.raw());
         dx_.execute(stream, {{DNNL_ARG_SRC, gates_all_}, {DNNL_ARG_WEIGHTS, w_ih_}, {DNNL_ARG_DST, dx_out_}});
+        stream.wait();
+        const float* dx_steps = dx_steps_.f32();
+        for (std::int64_t n = 0; n < N; ++n)
+            for (std::int64_t t = 0; t < T; ++t) {
+                const float* from = dx_steps + (t * N + n) * E;
+                float* to = g.dx + (n * T + t) * E;
+                for (std::int64_t e = 0; e < E; ++e) to[e] += from[e];
+            }
     }
     stream.wait();
-    if (g.dbias)  // row by row in a fixed order: the same sums on any run
-        for (std::int64_t r = 0; r < N * T; ++r) {
-            const float* a = gates + r * G;
-            for (std::int64_t k = 0; k < G; ++k) g.dbias[k] += a[k];
-        }
 }
 
 std::int64_t FusedLstm::bytes() const {
     std::int64_t total = 0;
-    for (const Tensor* t : {&gates_, &cells_, &h_prev_, &y_own_, &dh_, &dc_, &w_hh_packed_}) total += static_cast<std::int64_t>(t->bytes());
+    for (const Tensor* t : {&gates_, &cells_, &xh_, &y_own_, &dh_, &dc_, &weights_packed_, &dw_all_, &dx_steps_}) total += static_cast<std::int64_t>(t->bytes());
     return total;
 }
 

@@ -87,12 +87,14 @@ TEST_CASE("lstm impl graphrun gives oneDNN's outputs and gradients on the seed's
 TEST_CASE("lstm impl graphrun: each of its paths, and finite differences", "[lstm][fused][gradcheck]") {
     // H 5 runs the gate pass in plain C++ and the step product on oneDNN's
     // matmul; H 8 the gate pass in AVX2 (where the CPU has it); H 16 also
-    // graphrun's own step product, on 5 rows: a block of four and one more.
-    for (const std::int64_t H : {std::int64_t{5}, std::int64_t{8}, std::int64_t{16}}) {
-        INFO("H " << H);
+    // graphrun's own step product, on 5 rows: a block of four and one more;
+    // with E 6 dx is one GEMM after the loop, with E 16 part of each step's product.
+    const std::pair<std::int64_t, std::int64_t> sizes[] = {{5, 6}, {8, 6}, {16, 6}, {16, 16}};
+    for (const auto& [H, E] : sizes) {
+        INFO("H " << H << ", E " << E);
         const std::int64_t N = H == 16 ? 5 : 3;
-        const Tensor x = random_tensor({N, 4, 6}, 3);
-        const std::vector<Tensor> w = lstm_weights(6, H, 7);
+        const Tensor x = random_tensor({N, 4, E}, 3);
+        const std::vector<Tensor> w = lstm_weights(E, H, 7);
         const Tensor lengths = H == 16 ? int_tensor(DType::i32, {5}, {4, 2, 0, 3, 1}) : int_tensor(DType::i32, {3}, {4, 2, 0});
         check_same(run_lstm("graphrun", x, w, &lengths, true), run_lstm("dnnl", x, w, &lengths, true), 1e-5);
         check_same(run_lstm("graphrun", x, w, nullptr, false), run_lstm("dnnl", x, w, nullptr, false), 1e-5);
@@ -101,6 +103,19 @@ TEST_CASE("lstm impl graphrun: each of its paths, and finite differences", "[lst
             REQUIRE(check_op_gradients("lstm", {x, w[0], w[1], w[2]}, attrs) > 0);
             REQUIRE(check_op_gradients("lstm", {x, w[0], w[1], w[2], lengths}, attrs) > 0);
         }
+    }
+}
+
+TEST_CASE("lstm impl graphrun: saturated gates, where its tanh and sigmoid are clamped", "[lstm][fused]") {
+    // Inputs up to +-40 drive pre-activations far past +-7.9 (tanh's clamp) and
+    // +-15.8 (the sigmoid's, as tanh(x / 2)) and through the middle: oneDNN's
+    // outputs and gradients to 1e-5 still.
+    const std::int64_t N = 8, T = 12, E = 16, H = 16;
+    Tensor x = random_tensor({N, T, E}, 11, -40.0f, 40.0f);
+    const std::vector<Tensor> w = lstm_weights(E, H, 13);
+    for (const bool sequences : {false, true}) {
+        INFO("return_sequences " << sequences);
+        check_same(run_lstm("graphrun", x, w, nullptr, sequences), run_lstm("dnnl", x, w, nullptr, sequences), 1e-5);
     }
 }
 
