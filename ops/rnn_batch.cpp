@@ -24,6 +24,13 @@ RnnBackwardData rows_of(RnnBackwardData g, std::int64_t first, const RnnSizes& s
     return g;
 }
 
+// FLOPs of one part's forward (backward: twice that), which orders the parts
+// of concurrent nodes (run_parts: the costliest first).
+double part_flops(const RnnSizes& s, int parts) {
+    const double gates = s.cell == RnnCell::lstm ? 4 : 3;
+    return 2.0 * static_cast<double>(s.N) / parts * static_cast<double>(s.T) * gates * static_cast<double>(s.H) * static_cast<double>(s.E + s.H);
+}
+
 }  // namespace
 
 void RnnBatch::forward(const RnnSizes& sizes, const RnnForwardData& whole) {
@@ -39,7 +46,7 @@ void RnnBatch::forward(const RnnSizes& sizes, const RnnForwardData& whole) {
         part_grads_.clear();
     }
     sizes_ = sizes;
-    run_parts(P, [&](int p) {
+    run_parts(P, part_flops(sizes, P), [&](int p) {
         const auto [first, count] = split_rows(N, P, p);
         RnnSizes part = sizes;
         part.N = count;
@@ -64,7 +71,7 @@ void RnnBatch::backward(const RnnForwardData& whole, const RnnBackwardData& g, s
     if (part_grads_.empty())
         for (int p = 0; p < P; ++p)
             for (std::size_t k = 0; k < 3; ++k) part_grads_.emplace_back(weight_types[k]);
-    run_parts(P, [&](int p) {
+    run_parts(P, 2 * part_flops(sizes_, P), [&](int p) {
         const auto [first, count] = split_rows(sizes_.N, P, p);
         RnnBackwardData part = rows_of(g, first, sizes_);
         float** weight_grads[] = {&part.dw_ih, &part.dw_hh, &part.dbias};

@@ -1,6 +1,7 @@
 // The task-graph executor: independent nodes run at the same time, errors
 // from a task reach the caller, results do not depend on timing, and a
 // different thread count changes results only by rounding.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -9,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 #include <tbb/task_arena.h>
+#include <tbb/task_group.h>
 #include <fmt/format.h>
 
 #include "engine/core/executor.hpp"
@@ -209,5 +211,53 @@ TEST_CASE("every node runs exactly once a pass, however the tasks interleave", "
         int wrong = 0;
         for (const auto& n : calls) wrong += n.load() != pass;
         REQUIRE(wrong == 0);
+    }
+}
+
+TEST_CASE("run_parts: the costliest call's parts first, every part once, a part's error to its caller", "[scheduler]") {
+    SECTION("one thread: a call made inside a part runs the outer call's costlier parts before its own") {
+        const ThreadBudget one(1);
+        std::vector<std::string> order;
+        run_parts(3, 10.0, [&](int a) {
+            order.push_back(fmt::format("a{}", a));
+            if (a == 0) run_parts(2, 1.0, [&](int b) { order.push_back(fmt::format("b{}", b)); });
+        });
+        CHECK(order == std::vector<std::string>{"a0", "a1", "a2", "b0", "b1"});
+    }
+    SECTION("two calls at once on two threads: each of their parts runs exactly once, each call returns after its own") {
+        const ThreadBudget budget(2);
+        tbb::task_arena two(2);
+        for (int round = 0; round < 20; ++round) {
+            std::vector<std::atomic<int>> long_runs(4), short_runs(4);
+            bool long_complete = false, short_complete = false;
+            two.execute([&] {
+                tbb::task_group group;
+                group.run([&] {
+                    run_parts(4, 100.0, [&](int p) {
+                        std::this_thread::sleep_for(std::chrono::microseconds(300));
+                        long_runs[static_cast<std::size_t>(p)].fetch_add(1);
+                    });
+                    long_complete = std::all_of(long_runs.begin(), long_runs.end(), [](const auto& n) { return n.load() == 1; });
+                });
+                group.run([&] {
+                    run_parts(4, 1.0, [&](int p) { short_runs[static_cast<std::size_t>(p)].fetch_add(1); });
+                    short_complete = std::all_of(short_runs.begin(), short_runs.end(), [](const auto& n) { return n.load() == 1; });
+                });
+                group.wait();
+            });
+            REQUIRE(long_complete);
+            REQUIRE(short_complete);
+        }
+    }
+    SECTION("a part that throws: the caller gets its error once every part has ended") {
+        const ThreadBudget budget(2);
+        std::atomic<int> ended{0};
+        CHECK_THROWS_WITH(run_parts(4, 1.0,
+                                    [&](int p) {
+                                        ended.fetch_add(1);
+                                        if (p == 2) throw Error("part 2 failed");
+                                    }),
+                          Contains("part 2 failed"));
+        CHECK(ended.load() == 4);
     }
 }

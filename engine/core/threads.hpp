@@ -26,10 +26,14 @@ int parallelism();
 // than the rows.
 int batch_parts(std::int64_t n);
 
-// Runs part(0) .. part(parts - 1) as oneTBB tasks, each oneDNN primitive in
-// them with one OpenMP thread; returns when all have finished. Under a
+// Runs part(0) .. part(parts - 1) on this thread and on idle oneTBB threads,
+// each oneDNN primitive in them with one OpenMP thread; returns when all have
+// finished, rethrowing a part's exception. `part_cost` (any unit, the same for
+// every caller: graphrun's ops give FLOPs) orders the parts of concurrent
+// calls: a thread free to run one takes the costliest call's first, and helps
+// other calls while its own last parts finish elsewhere. Under a
 // SequentialParts (the sequential executor) they run in order, in this thread.
-void run_parts(int parts, const std::function<void(int)>& part);
+void run_parts(int parts, double part_cost, const std::function<void(int)>& part);
 
 // While one lives, run_parts in this thread runs its parts one after another.
 class SequentialParts {
