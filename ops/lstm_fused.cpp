@@ -220,11 +220,15 @@ void prefetch(const float* p, std::int64_t floats) {
 void FusedLstm::build(const RnnSizes& s) {
     if (s.cell != RnnCell::lstm || s.bf16) throw Error("lstm impl graphrun: float32 LSTM only (not bf16, not the GRU)");
     const memory::dim N = s.N, T = s.T, E = s.E, H = s.H, G = 4 * s.H, rows = N * T, W = E + H + 1;
-    gates_ = Tensor(Shape{T, N, G});
-    cells_ = Tensor(Shape{T, N, H});
-    xh_ = Tensor(Shape{T, N, W});
+    // Chunks of about 256 rows (256 KB of gates: in L2 between the GEMM and the steps).
+    chunk_steps_ = std::max<std::int64_t>(1, std::min<std::int64_t>(T, 256 / N));
+    // Training keeps every step for backward; inference a chunk of gates and x, two steps of c.
+    const std::int64_t kept = s.training ? T : chunk_steps_;
+    gates_ = Tensor(Shape{kept, N, G});
+    cells_ = Tensor(Shape{s.training ? T : 2, N, H});
+    xh_ = Tensor(Shape{kept, N, W});
     float* const xh = xh_.f32();
-    for (std::int64_t r = 0; r < rows; ++r) xh[r * W + E] = 1.0f;  // the ones column: the bias in A = [x 1] [W_ih b]^T, db = dA^T 1
+    for (std::int64_t r = 0; r < kept * N; ++r) xh[r * W + E] = 1.0f;  // the ones column: the bias in A = [x 1] [W_ih b]^T, db = dA^T 1
     y_own_ = Tensor();
     dh_ = Tensor(Shape{N, H});
     dc_ = Tensor(Shape{N, H});
@@ -234,24 +238,36 @@ void FusedLstm::build(const RnnSizes& s) {
     dx_steps_ = Tensor();
 
     // Forward: A (T N, 4H) = [x 1] [W_ih b]^T (the bias in the GEMM, not in a pass of its own over A),
-    // then per step A_t += h_{t-1} W_hh^T.
-    const memory::desc x({rows, E + 1}, dt::f32, memory::dims{W, 1}), w_ih_t({E + 1, G}, dt::f32, tag::ba);
+    // one GEMM per chunk of steps, just before the steps that need it; then per step A_t += h_{t-1} W_hh^T.
+    const memory::desc w_ih_t({E + 1, G}, dt::f32, tag::ba), dw_all({G, W}, dt::f32, tag::ab);
     const memory::desc gates_all({rows, G}, dt::f32, tag::ab);
     const memory::desc step_gates({N, G}, dt::f32, tag::ab), step_h({N, H}, dt::f32, memory::dims{W, 1});
     const memory::desc w_hh_t({H, G}, dt::f32, tag::ba);
-    project_ = make_matmul(x, w_ih_t, nullptr, gates_all, false);
     recur_ = make_matmul(step_h, w_hh_t, nullptr, step_gates, true);
-    // Backward: dh_{t-1} = dA_t W_hh per step; after the loop [dW_ih | db | dW_hh] = dA^T [x | 1 | H_prev]
-    // (one pass over dA for the three) and, where the step product cannot take it, dx = dA W_ih.
-    const memory::desc w_hh({G, H}, dt::f32, tag::ab), dh({N, H}, dt::f32, tag::ab), gates_t({G, rows}, dt::f32, tag::ba);
-    const memory::desc xh_all({rows, W}, dt::f32, tag::ab), dw_all({G, W}, dt::f32, tag::ab);
+    // Backward: dh_{t-1} = dA_t W_hh per step; per chunk of steps, once its dA is done (while it is
+    // in cache), [dW_ih | db | dW_hh] += dA^T [x | 1 | H_prev] (one pass over dA for the three);
+    // where the step product cannot take it, dx = dA W_ih after the loop.
+    const memory::desc w_hh({G, H}, dt::f32, tag::ab), dh({N, H}, dt::f32, tag::ab);
     const memory::desc w_ih({G, E}, dt::f32, tag::ab), dx({rows, E}, dt::f32, tag::ab);
     recur_back_ = make_matmul(step_gates, w_hh, nullptr, dh, false);
-    dw_all_mm_ = make_matmul(gates_t, xh_all, nullptr, dw_all, false);
     dx_ = make_matmul(gates_all, w_ih, nullptr, dx, false);
 
     const auto view = [&](const memory::desc& d, void* p = nullptr) { return memory(d, cpu_engine(), p ? p : DNNL_MEMORY_NONE); };
-    x_ = view(x, xh_.raw());
+    const auto chunk_gemms = [&](std::int64_t steps) {
+        ChunkGemms c;
+        const memory::dim chunk_rows = steps * N;
+        const memory::desc x({chunk_rows, E + 1}, dt::f32, memory::dims{W, 1}), gates({chunk_rows, G}, dt::f32, tag::ab);
+        const memory::desc gates_t({G, chunk_rows}, dt::f32, tag::ba), xh_rows({chunk_rows, W}, dt::f32, tag::ab);
+        c.project = make_matmul(x, w_ih_t, nullptr, gates, false);
+        c.dw = make_matmul(gates_t, xh_rows, nullptr, dw_all, true);
+        c.x = view(x);
+        c.gates = view(gates);
+        c.gates_t = view(gates_t);
+        c.xh = view(xh_rows);
+        return c;
+    };
+    full_chunk_ = chunk_gemms(chunk_steps_);
+    if (T % chunk_steps_) last_chunk_ = chunk_gemms(T % chunk_steps_);
     w_ih_t_ = view(w_ih_t, w_ih_bias_.raw());
     gates_all_ = view(gates_all, gates_.raw());
     gates_step_ = view(step_gates);
@@ -260,8 +276,6 @@ void FusedLstm::build(const RnnSizes& s) {
     w_hh_ = view(w_hh);
     gates_step_src_ = view(step_gates);
     dh_mem_ = view(dh, dh_.raw());
-    gates_t_all_ = view(gates_t, gates_.raw());
-    xh_all_ = view(xh_all, xh_.raw());
     dw_all_out_ = view(dw_all, dw_all_.raw());
     w_ih_ = view(w_ih);
     dx_out_ = view(dx);
@@ -274,23 +288,22 @@ void FusedLstm::forward(const RnnSizes& s, const RnnForwardData& d) {
     if (!built_ || !(s == sizes_)) build(s);
     sizes_ = s;
     const std::int64_t N = s.N, T = s.T, E = s.E, H = s.H, G = 4 * H, W = E + H + 1;
-    float* y = d.y;
-    if (!y) {
-        if (!y_own_.defined()) y_own_ = Tensor(Shape{N, T, H});
-        y = y_own_.f32();
-    }
+    // Where step t's rows are: every step's in training, a ring of a chunk's
+    // (gates, x and h_{t-1}) or of two steps' (c; h where the caller keeps no y) in inference.
+    const bool all = s.training;
+    const auto row = [&](std::int64_t t) { return all ? t : t % chunk_steps_; };
+    const auto cell_row = [&](std::int64_t t) { return all ? t : t % 2; };
+    if (!d.y && !y_own_.defined()) y_own_ = Tensor(Shape{2, N, H});
+    const auto h_at = [&](std::int64_t n, std::int64_t t) { return d.y ? d.y + (n * T + t) * H : y_own_.f32() + ((t % 2) * N + n) * H; };
     const auto row_bytes = [](std::int64_t floats) { return static_cast<std::size_t>(floats) * sizeof(float); };
     dnnl::stream& stream = cpu_stream();  // this thread's
     float* const xh = xh_.f32();
-    for (std::int64_t n = 0; n < N; ++n)  // x (N, T, E) into xh_ (T, N, .): a step's rows side by side
-        for (std::int64_t t = 0; t < T; ++t) std::memcpy(xh + (t * N + n) * W, d.x + (n * T + t) * E, row_bytes(E));
     float* const w_ih_bias = w_ih_bias_.f32();
     for (std::int64_t k = 0; k < G; ++k) {
         std::memcpy(w_ih_bias + k * (E + 1), d.w_ih + k * E, row_bytes(E));
         w_ih_bias[k * (E + 1) + E] = d.bias[k];
     }
     w_hh_t_.set_data_handle(writable(d.w_hh));
-    project_.execute(stream, {{DNNL_ARG_SRC, x_}, {DNNL_ARG_WEIGHTS, w_ih_t_}, {DNNL_ARG_DST, gates_all_}});
     float* const gates = gates_.f32();
     float* const cells = cells_.f32();
     float* const h_prev = xh + E + 1;  // h_{t-1} of row (t, n) at xh_ (t, n, E + 1..)
@@ -298,27 +311,38 @@ void FusedLstm::forward(const RnnSizes& s, const RnnForwardData& d) {
     if (own_product) pack_columns(d.w_hh, true, H, G, weights_packed_.f32());  // B = W_hh^T (H, 4H)
     for (std::int64_t n = 0; n < N; ++n) std::memset(h_prev + n * W, 0, row_bytes(H));
     for (std::int64_t t = 0; t < T; ++t) {
-        float* const step_gates = gates + t * N * G;
+        float* const step_gates = gates + row(t) * N * G;
+        if (t % chunk_steps_ == 0) {  // the chunk's x (N, T, E) into xh_ (time-major), then its projection
+            ChunkGemms& c = chunk_at(t);
+            const std::int64_t steps = std::min(chunk_steps_, T - t);
+            for (std::int64_t n = 0; n < N; ++n)
+                for (std::int64_t u = t; u < t + steps; ++u) std::memcpy(xh + (row(u) * N + n) * W, d.x + (n * T + u) * E, row_bytes(E));
+            c.x.set_data_handle(xh + row(t) * N * W);
+            c.gates.set_data_handle(step_gates);
+            c.project.execute(stream, {{DNNL_ARG_SRC, c.x}, {DNNL_ARG_WEIGHTS, w_ih_t_}, {DNNL_ARG_DST, c.gates}});
+        }
+        float* const step_h_prev = h_prev + row(t) * N * W;
         if (t > 0 && own_product) {
-            step_product_avx2(h_prev + t * N * W, W, weights_packed_.f32(), N, H, G, step_gates, G, true);
+            step_product_avx2(step_h_prev, W, weights_packed_.f32(), N, H, G, step_gates, G, true);
         } else if (t > 0) {
-            h_prev_step_.set_data_handle(h_prev + t * N * W);
+            h_prev_step_.set_data_handle(step_h_prev);
             gates_step_.set_data_handle(step_gates);
             recur_.execute(stream, {{DNNL_ARG_SRC, h_prev_step_}, {DNNL_ARG_WEIGHTS, w_hh_t_}, {DNNL_ARG_DST, gates_step_}});
         }
         for (std::int64_t n = 0; n < N; ++n) {
-            const std::int64_t at = t * N + n;
-            const float* c_prev = t > 0 ? cells + (at - N) * H : nullptr;
-            float* h = y + (n * T + t) * H;
-            if (t + 1 < T) prefetch(h + H, H);
-            if (avx2) gates_forward_avx2(gates + at * G, c_prev, cells + at * H, h, H);
-            else gates_forward_plain(gates + at * G, c_prev, cells + at * H, h, H);
-            if (t + 1 < T) std::memcpy(h_prev + (at + N) * W, h, row_bytes(H));
+            const float* c_prev = t > 0 ? cells + (cell_row(t - 1) * N + n) * H : nullptr;
+            float* h = h_at(n, t);
+            if (d.y && t + 1 < T) prefetch(h + H, H);
+            float* a = step_gates + n * G;
+            float* c = cells + (cell_row(t) * N + n) * H;
+            if (avx2) gates_forward_avx2(a, c_prev, c, h, H);
+            else gates_forward_plain(a, c_prev, c, h, H);
+            if (t + 1 < T) std::memcpy(h_prev + (row(t + 1) * N + n) * W, h, row_bytes(H));
         }
     }
     for (std::int64_t n = 0; n < N; ++n) {
-        if (d.h_last) std::memcpy(d.h_last + n * H, y + (n * T + T - 1) * H, row_bytes(H));
-        if (d.c_last) std::memcpy(d.c_last + n * H, cells + ((T - 1) * N + n) * H, row_bytes(H));
+        if (d.h_last) std::memcpy(d.h_last + n * H, h_at(n, T - 1), row_bytes(H));
+        if (d.c_last) std::memcpy(d.c_last + n * H, cells + (cell_row(T - 1) * N + n) * H, row_bytes(H));
     }
     stream.wait();
     forward_done_ = true;
@@ -345,6 +369,8 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
     float* const packed = weights_packed_.f32();
     if (own_product) pack_columns(d.w_hh, false, G, H, packed);         // B = [W_hh | W_ih] (4H, H + E)
     if (dx_in_steps) pack_columns(d.w_ih, false, G, E, packed + H * G);  // the blocks after W_hh's
+    const bool weight_grads = g.dw_ih || g.dw_hh || g.dbias;
+    if (weight_grads) dw_all_.zero();  // the chunks' GEMMs add into it
     for (std::int64_t t = T - 1; t >= 0; --t) {
         float* const step_gates = gates + t * N * G;
         for (std::int64_t n = 0; n < N; ++n) {
@@ -363,9 +389,14 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
             gates_step_src_.set_data_handle(step_gates);
             recur_back_.execute(stream, {{DNNL_ARG_SRC, gates_step_src_}, {DNNL_ARG_WEIGHTS, w_hh_}, {DNNL_ARG_DST, dh_mem_}});
         }
+        if (weight_grads && t % chunk_steps_ == 0) {  // the chunk from t is done: its share of the weight gradients
+            ChunkGemms& c = chunk_at(t);
+            c.gates_t.set_data_handle(step_gates);
+            c.xh.set_data_handle(xh_.f32() + t * N * W);
+            c.dw.execute(stream, {{DNNL_ARG_SRC, c.gates_t}, {DNNL_ARG_WEIGHTS, c.xh}, {DNNL_ARG_DST, dw_all_out_}});
+        }
     }
-    if (g.dw_ih || g.dw_hh || g.dbias) {
-        dw_all_mm_.execute(stream, {{DNNL_ARG_SRC, gates_t_all_}, {DNNL_ARG_WEIGHTS, xh_all_}, {DNNL_ARG_DST, dw_all_out_}});
+    if (weight_grads) {
         stream.wait();
         const float* dw = dw_all_.f32();
         for (std::int64_t k = 0; k < G; ++k) {
@@ -392,6 +423,10 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
             }
     }
     stream.wait();
+}
+
+FusedLstm::ChunkGemms& FusedLstm::chunk_at(std::int64_t t) {
+    return t + chunk_steps_ <= sizes_.T ? full_chunk_ : last_chunk_;
 }
 
 std::int64_t FusedLstm::bytes() const {

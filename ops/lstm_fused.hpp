@@ -6,15 +6,19 @@
 // the per-step work is small GEMMs (graphrun's own AVX2 kernel where H is a
 // multiple of 16, else oneDNN's matmul) and one vectorized pass over the 4H
 // columns (the gate nonlinearities and the cell update):
-//   forward   A (T N, 4H) = [x 1] [W_ih b]^T, one GEMM for every step; then
-//             per step t: A_t += h_{t-1} W_hh^T (in place), the gates applied
-//             in place, c_t and h_t written
+//   forward   A (T N, 4H) = [x 1] [W_ih b]^T, one GEMM per chunk of steps
+//             (about 256 rows) just before those steps, so their gates are
+//             still in cache; then per step t: A_t += h_{t-1} W_hh^T (in
+//             place), the gates applied in place, c_t and h_t written
 //   backward  per step, from T-1 down: the gates' gradients dA_t (in place of
 //             the step's gates) from dh_t = dy_t + dA_{t+1} W_hh and the
 //             running dc, then [dh_{t-1} | dx_t] = dA_t [W_hh | W_ih] (one
 //             small product while dA_t is in cache; dx as one GEMM after the
-//             loop where E is no multiple of 16); after the loop one GEMM
-//             [dW_ih | db | dW_hh] = dA^T [x | 1 | H_prev].
+//             loop where E is no multiple of 16); once a chunk's dA is done,
+//             one GEMM [dW_ih | db | dW_hh] += dA^T [x | 1 | H_prev] over it.
+// Training keeps every step's gates, c and h_{t-1} for backward; inference
+// only a chunk's gates and x (a ring) and two steps' c: a few hundred KB a
+// part instead of tens of MB.
 // Inside, rows are time-major ((T, N, .)): a step's rows lie side by side, so
 // a step reads and writes a few contiguous kilobytes. (Batch-major, a step's
 // rows were T rows apart, on the same cache sets, and the gate pass waited on
@@ -53,13 +57,23 @@ private:
     // The step's matmuls: the input projection, the recurrent product (forward,
     // in place with a sum post-op) and its backward (where graphrun's own product
     // cannot run), the weight gradients, and dx where the step product cannot take it.
-    dnnl::matmul project_, recur_, recur_back_, dw_all_mm_, dx_;
-    dnnl::memory x_, w_ih_t_, gates_all_, gates_step_, h_prev_step_, w_hh_t_;
-    dnnl::memory w_hh_, gates_step_src_, dh_mem_, gates_t_all_, xh_all_, dw_all_out_, w_ih_, dx_out_;
-    // (T, N, 4H) gates: pre-activations, then activations, then in backward their gradients.
-    Tensor gates_, cells_, y_own_;  // cells_ c_t: (T, N, H); y_own_ (N, T, H) where the caller keeps no y
-    // (T, N, E + 1 + H): x_t, a 1, and h_{t-1} (zeros at t = 0): the projection reads [x 1], and
-    // one GEMM gives [dW_ih | db | dW_hh] = dA^T xh_.
+    dnnl::matmul recur_, recur_back_, dx_;
+    dnnl::memory w_ih_t_, gates_all_, gates_step_, h_prev_step_, w_hh_t_;
+    dnnl::memory w_hh_, gates_step_src_, dh_mem_, dw_all_out_, w_ih_, dx_out_;
+    // The input projection and the weight gradients' GEMM of a chunk of steps: the full
+    // chunk's, and the last chunk's where T is no multiple of it.
+    struct ChunkGemms {
+        dnnl::matmul project, dw;
+        dnnl::memory x, gates, gates_t, xh;
+    };
+    ChunkGemms full_chunk_, last_chunk_;
+    std::int64_t chunk_steps_ = 1;
+    ChunkGemms& chunk_at(std::int64_t t);  // the chunk that starts at step t
+    // (T, N, 4H) gates (inference: a chunk's steps, a ring): pre-activations, then activations, then
+    // in backward their gradients.
+    Tensor gates_, cells_, y_own_;  // cells_ c_t: (T, N, H) (inference: 2 steps); y_own_ (2, N, H) where the caller keeps no y
+    // (T, N, E + 1 + H) (inference: a chunk's steps): x_t, a 1, and h_{t-1} (zeros at t = 0): the
+    // projection reads [x 1], and the weight gradients' GEMM [dW_ih | db | dW_hh] = dA^T xh_.
     Tensor xh_;
     Tensor dw_all_;          // (4H, E + 1 + H): that GEMM's result, added into the gradients
     Tensor w_ih_bias_;       // (4H, E + 1): [W_ih b], the input projection's weights

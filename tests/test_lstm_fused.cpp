@@ -119,6 +119,37 @@ TEST_CASE("lstm impl graphrun: saturated gates, where its tanh and sigmoid are c
     }
 }
 
+TEST_CASE("lstm impl graphrun in inference: a ring of a chunk's steps gives the training forward's outputs", "[lstm][fused]") {
+    // Inference keeps a chunk of about 256 rows of gates and two steps of c:
+    // the batch of 5 runs as parts of 3 and 2 rows, chunks of 85 and 128
+    // steps, so 300 steps wrap each ring and end in a shorter chunk; lengths
+    // end rows in several chunks.
+    const std::int64_t N = 5, T = 300, E = 16, H = 16;
+    const Tensor x = random_tensor({N, T, E}, 21);
+    const std::vector<Tensor> w = lstm_weights(E, H, 23);
+    const Tensor lengths = int_tensor(DType::i32, {N}, {300, 85, 129, 211, 7});
+    for (const bool sequences : {false, true})
+        for (const std::string impl : {"graphrun", "dnnl"}) {
+            INFO("return_sequences " << sequences << ", impl " << impl);
+            Graph g(builtin_ops());
+            const ValueRef in = g.input("x", x.type()), len = g.input("lengths", lengths.type());
+            std::vector<ValueRef> args{in};
+            const char* names[] = {"weight_ih", "weight_hh", "bias"};
+            for (std::size_t k = 0; k < 3; ++k) args.push_back(g.parameter(names[k], w[k].type()));
+            args.push_back(len);
+            const ValueRef y = g.add("lstm", "lstm", args, {{"units", H}, {"return_sequences", sequences}, {"impl", impl}});
+            Executor ex(g);
+            ex.set("x", x);
+            ex.set("lengths", lengths);
+            for (std::size_t k = 0; k < 3; ++k) ex.set(names[k], w[k]);
+            ex.forward(Executor::Mode::training);
+            const Tensor trained = ex.value(y).clone();
+            ex.forward({y}, Executor::Mode::inference);
+            check_close("y, inference against training", ex.value(y), trained, 1e-6);
+            if (impl == "graphrun") check_close("y, graphrun against dnnl", trained, run_lstm("dnnl", x, w, &lengths, sequences).y, 1e-5);
+        }
+}
+
 TEST_CASE("lstm impl graphrun gives the same bits with 1 and 2 threads", "[lstm][fused][threads]") {
     const Tensor x = random_tensor({32, 20, 32}, 11);
     const std::vector<Tensor> w = lstm_weights(32, 64, 13);

@@ -49,7 +49,7 @@ struct Table {
             shape[0] = t.rows;
             t.columns.emplace_back(TensorType{columns[k].dtype(), shape});
         }
-        Batch all{t.nodes, t.columns, t.rows};
+        Batch all{t.nodes, t.columns, t.rows, {}};
         gather(which, 0, all);
         return t;
     }
