@@ -54,6 +54,28 @@ for mode in ("train", "infer"):
               f"{g / pt:>9.1f}x{g / best[0]:>8.2f}x{' / '.join(f'{m:.0f}' for m in mem):>26}{seen:>11}")
 t1, t2 = med(speed, ("train", 1, "graphrun")), med(speed, ("train", 2, "graphrun"))
 print(f"graphrun training, 2 threads / 1 thread: {t2 / t1:.2f}x")
+
+
+def per_round(ratios):
+    """Median [min-max] of ratios taken within each round: on a shared machine a
+    neighbour's load moves both programs of a round alike."""
+    return f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]" if ratios else "n/a"
+
+
+cells = []
+for mode in ("train", "infer"):
+    for threads in (1, 2):
+        g = speed.get((mode, threads, "graphrun"), [])
+        floors = [f for f in (speed.get((mode, threads, "onednn-floor/" + a), []) for a in ("single", "split")) if f]
+        rounds = min([len(g)] + [len(f) for f in floors])
+        ratios = [g[i] / max(f[i] for f in floors) for i in range(rounds)]
+        cells.append(f"{mode} {threads}: {per_round(ratios)}")
+print("graphrun / floor per round, median [range]: " + ", ".join(cells))
+t1s, t2s = speed.get(("train", 1, "graphrun"), []), speed.get(("train", 2, "graphrun"), [])
+fl1, fl2 = ([max(v) for v in zip(*[f for f in (speed.get(("train", t, "onednn-floor/" + a), []) for a in ("single", "split")) if f])]
+            for t in (1, 2))
+print(f"training 2 threads / 1 thread per round, median [range]: graphrun {per_round([b / a for a, b in zip(t1s, t2s)])}, "
+      f"floor {per_round([b / a for a, b in zip(fl1, fl2)])}")
 for mode in ("train", "infer"):
     for threads in (1, 2):
         f32, bf16 = med(speed, (mode, threads, "graphrun")), med(speed, (mode, threads, "graphrun-bf16"))
@@ -118,7 +140,8 @@ if text:
     print("real text, training (batch 32; samples/s, median over rounds). PyTorch on the same batches: packed sequences on the "
           "padded line's, last-step (cut to the batch's longest row) on the bucketed line's:")
     print(f"{'data':<10}{'threads':>8}{'padded':>9}{'buckets':>9}{'bound':>8}{'of bound':>10}{'real ids':>10}"
-          f"{'pytorch packed':>16}{'last-step':>11}{'pad/packed':>12}{'buck/last':>11}{'peak MB pad/buck':>18}")
+          f"{'pytorch packed':>16}{'last-step':>11}{'pad/packed':>12}{'buck/last':>11}{'peak MB pad/buck':>18}"
+          f"{'of bound per round':>26}")
     for data in sorted({d for d, _, _ in text}):
         for threads in (1, 2):
             def figure(who, field="samples_per_s_median"):
@@ -130,4 +153,5 @@ if text:
             packed, last = figure("pytorch-packed"), figure("pytorch-last-step")
             print(f"{data:<10}{threads:>8}{padded:>9.0f}{buckets:>9.0f}{bound:>8.0f}{buckets / bound:>9.2f}x{100 * real / fed:>9.0f}%"
                   f"{packed:>16.1f}{last:>11.0f}{padded / packed:>11.1f}x{buckets / last:>10.1f}x"
-                  f"{figure('graphrun', 'peak_rss_mb'):>9.0f} / {figure('graphrun-buckets', 'peak_rss_mb'):.0f}")
+                  f"{figure('graphrun', 'peak_rss_mb'):>9.0f} / {figure('graphrun-buckets', 'peak_rss_mb'):.0f}"
+                  f"{per_round([b['samples_per_s_median'] / (p['samples_per_s_median'] * p['fed_ids'] / p['real_ids']) for p, b in zip(text.get((data, threads, 'graphrun'), []), text.get((data, threads, 'graphrun-buckets'), []))]):>26}")

@@ -116,7 +116,7 @@ public:
         const Tensor* lengths = args.inputs.size() == 6 ? &args.inputs[5] : nullptr;
         if (lengths) {
             check_lengths("gru", *lengths, T);
-            state.batch.reserve_full(N, T, H);
+            state.batch.reserve_full(N, T, H, args.training);
         }
         // W = [W_z; W_r; W_n], b = [b_iz + b_hz, b_ir + b_hr, b_in, b_hn].
         state.reserve(E, H);

@@ -64,7 +64,7 @@ public:
         const Tensor* lengths = args.inputs.size() == 5 ? &args.inputs[4] : nullptr;
         if (lengths) {
             check_lengths("lstm", *lengths, T);
-            state.batch.reserve_full(N, T, H);
+            state.batch.reserve_full(N, T, H, args.training);
         }
         state.batch.forward({N, T, E, H, args.training, bf16_, RnnCell::lstm, fused_}, data(args.inputs, args.outputs[0], state));
         // Read each row's real steps out of the full sequence.

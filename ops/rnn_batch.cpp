@@ -90,10 +90,10 @@ void RnnBatch::backward(const RnnForwardData& whole, const RnnBackwardData& g, s
     }
 }
 
-void RnnBatch::reserve_full(std::int64_t N, std::int64_t T, std::int64_t H) {
-    if (y_full_.defined() && y_full_.dim(0) == N && y_full_.dim(1) == T && y_full_.dim(2) == H) return;
-    y_full_ = Tensor(Shape{N, T, H});
-    dy_full_ = Tensor(Shape{N, T, H});
+void RnnBatch::reserve_full(std::int64_t N, std::int64_t T, std::int64_t H, bool training) {
+    const auto fits = [&](const Tensor& t) { return t.defined() && t.dim(0) == N && t.dim(1) == T && t.dim(2) == H; };
+    if (!fits(y_full_)) y_full_ = Tensor(Shape{N, T, H});
+    if (training && !fits(dy_full_)) dy_full_ = Tensor(Shape{N, T, H});
 }
 
 std::int64_t RnnBatch::bytes() const {

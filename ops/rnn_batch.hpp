@@ -35,8 +35,9 @@ public:
     // part's added, in part order.
     void backward(const RnnForwardData& whole, const RnnBackwardData& g, std::span<const TensorType> weight_types);
 
-    // The (N, T, H) buffers of a padded batch, allocated when the shape changes.
-    void reserve_full(std::int64_t N, std::int64_t T, std::int64_t H);
+    // The (N, T, H) buffers of a padded batch, allocated when the shape changes;
+    // dy_full only for training (an inference plan never runs backward).
+    void reserve_full(std::int64_t N, std::int64_t T, std::int64_t H, bool training);
     Tensor& y_full() { return y_full_; }    // dst_layer: every h_t, padding steps included
     Tensor& dy_full() { return dy_full_; }  // diff_dst_layer: dy at the real steps, 0 elsewhere
 
