@@ -27,7 +27,7 @@ struct CommandInfo {
 // In the order `graphrun --help` lists them.
 const CommandInfo kCommands[] = {
     {"train", "SPEC [options]", "train the graph of SPEC (a YAML file); `graphrun SPEC` is short for this"},
-    {"check", "SPEC [options]", "validate SPEC; print its summary table and its data's lengths"},
+    {"check", "SPEC [options]", "validate SPEC; print its summary table and its data's lengths; check train.length_buckets"},
     {"gradcheck", "SPEC [options]", "check each parameter's gradient against finite differences on a small batch"},
     {"predict", "SPEC --checkpoint CKPT --input NAME=FILE.npy... --output NODE... --out DIR", "run a trained graph on .npy inputs; write the outputs as .npy"},
     {"evaluate", "RUN [--data FILE] [--out FILE.json] | SPEC --checkpoint CKPT ...", "a trained model's figures on held-out data (default: its data.test)"},

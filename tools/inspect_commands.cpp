@@ -1,5 +1,6 @@
 // `graphrun check` (the summary table, in the manner of Keras's
-// model.summary, and the data's lengths) and `graphrun gradcheck`.
+// model.summary, the data's lengths, and with train.length_buckets the padding
+// check train runs first) and `graphrun gradcheck`.
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -9,6 +10,7 @@
 #include <fmt/ranges.h>
 
 #include "engine/train/initializer.hpp"
+#include "engine/train/length_buckets.hpp"
 #include "tools/graph_json.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "engine/spec/builder.hpp"
@@ -130,6 +132,13 @@ int run_check(const Args& args) {
     task = train::make_task(spec, built, options, std::nullopt);
     for (const auto& line : task->data_report()) fmt::print("{}\n", line);
     for (const auto& warning : task->data_warnings()) fmt::print(stderr, "warning: {}\n", warning);
+    if (spec.train.length_buckets.window > 0) {  // the check train runs before its first step, from the same start
+        Executor ex(g);
+        initialize_parameters(ex, spec.train.seed);
+        train::start_length_buckets(ex, *task, built, spec.train, task->plan_epoch(0));
+        fmt::print("length buckets: a batch cut to its longest text gives the padded batch's outputs (each token input checked on the "
+                   "first epoch's batch that cuts it the most)\n");
+    }
     return 0;
 }
 
