@@ -131,7 +131,7 @@ void register_lstm(OpRegistry& registry) {
                              "f32, or bf16: inputs, weights and states rounded to bfloat16 inside (float32 accumulation, cell state "
                              "and gradients); several times faster where the CPU has AVX512-BF16"},
                             {"impl", AttrKind::string, std::string(),
-                             "graphrun (graphrun's own float32 LSTM: large GEMMs over all steps, fused gates; ops/lstm_fused.hpp) or "
+                             "graphrun (graphrun's own float32 LSTM: large GEMMs over chunks of steps, fused gates; ops/lstm_fused.hpp) or "
                              "dnnl (oneDNN's LSTM primitive); empty: graphrun for f32, dnnl for bf16 (the faster on bench/run)",
                              false}},
                   .make = [](const Attrs& a) {

@@ -54,9 +54,9 @@ private:
     RnnSizes sizes_;
     bool built_ = false;
     bool forward_done_ = false;
-    // The step's matmuls: the input projection, the recurrent product (forward,
-    // in place with a sum post-op) and its backward (where graphrun's own product
-    // cannot run), the weight gradients, and dx where the step product cannot take it.
+    // oneDNN's matmuls for the recurrent product (forward, in place with a sum
+    // post-op) and its backward, where graphrun's own product cannot run, and
+    // for dx where the step product cannot take it (training only).
     dnnl::matmul recur_, recur_back_, dx_;
     dnnl::memory w_ih_t_, gates_all_, gates_step_, h_prev_step_, w_hh_t_;
     dnnl::memory w_hh_, gates_step_src_, dh_mem_, dw_all_out_, w_ih_, dx_out_;

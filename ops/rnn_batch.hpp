@@ -2,8 +2,10 @@
 // (ops/rnn_dnnl.hpp): the batch cut into parts, and padded batches.
 //
 // The batch is cut into parts of consecutive rows (batch_parts: by the batch
-// size alone), one oneDNN RNN (or graphrun's own LSTM, ops/lstm_fused.hpp) each, run as parallel tasks with one OpenMP
-// thread each: on a few cores that beats one call with several OpenMP threads
+// size alone), one oneDNN RNN (or graphrun's own LSTM, ops/lstm_fused.hpp)
+// each, run by run_parts (on this thread and idle ones, the costliest
+// concurrent node's parts first) with one OpenMP thread each: on a few cores
+// that beats one call with several OpenMP threads
 // (its per-step GEMMs are too small to split well). Rows are contiguous in
 // (N, T, E), so a part reads and writes its rows in place. Each part's weight
 // gradients go to buffers of its own, summed in part order: the result does

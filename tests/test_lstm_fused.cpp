@@ -122,8 +122,9 @@ TEST_CASE("lstm impl graphrun: saturated gates, where its tanh and sigmoid are c
 TEST_CASE("lstm impl graphrun in inference: a ring of a chunk's steps gives the training forward's outputs", "[lstm][fused]") {
     // Inference keeps a chunk of about 256 rows of gates and two steps of c:
     // the batch of 5 runs as parts of 3 and 2 rows, chunks of 85 and 128
-    // steps, so 300 steps wrap each ring and end in a shorter chunk; lengths
-    // end rows in several chunks.
+    // steps, so 300 steps wrap each ring and end in a shorter chunk. (Every
+    // row runs all 300 steps; the lengths choose which step's h is read, so
+    // rows are read in several chunks of the ring.)
     const std::int64_t N = 5, T = 300, E = 16, H = 16;
     const Tensor x = random_tensor({N, T, E}, 21);
     const std::vector<Tensor> w = lstm_weights(E, H, 23);

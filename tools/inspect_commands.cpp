@@ -135,9 +135,13 @@ int run_check(const Args& args) {
     if (spec.train.length_buckets.window > 0) {  // the check train runs before its first step, from the same start
         Executor ex(g);
         initialize_parameters(ex, spec.train.seed);
-        train::start_length_buckets(ex, *task, built, spec.train, task->plan_epoch(0));
-        fmt::print("length buckets: a batch cut to its longest text gives the padded batch's outputs (each token input checked on the "
-                   "first epoch's batch that cuts it the most)\n");
+        const int checked = train::start_length_buckets(ex, *task, built, spec.train, task->plan_epoch(0));
+        if (checked > 0)
+            fmt::print("length buckets: a batch cut to its longest text gives the padded batch's outputs ({} token input{} checked, each "
+                       "on the first epoch's batch that cuts it the most)\n",
+                       checked, checked == 1 ? "" : "s");
+        else
+            fmt::print("length buckets: no batch of the first epoch is cut (every text fills its input): nothing to check\n");
     }
     return 0;
 }

@@ -112,10 +112,28 @@ bool run_costliest_part() {
 }  // namespace
 
 void run_parts(int parts, double part_cost, const std::function<void(int)>& part) {
+    if (parts <= 0) return;
     if (parts == 1 || parts_in_sequence) {
         for (int p = 0; p < parts; ++p) part(p);
         return;
     }
+    // Idle threads join through tasks that each run one part (of whichever
+    // call is costliest then): one task for every part but the caller's first,
+    // so a call of more parts than threads keeps every thread busy. The tasks
+    // are made before the job is published (nothing can throw between that
+    // and the end of the call), and each before the order is stated
+    // (TaskOrder), so it reads nothing written after the hand-over.
+    tbb::task_group group;
+    std::vector<tbb::task_handle> helpers;
+    for (int k = 1; k < parts; ++k)
+        helpers.push_back(group.defer([] {
+            TaskOrder::started();
+            struct Ended {
+                ~Ended() { TaskOrder::ended(); }
+            } ended;
+            use_one_openmp_thread();
+            run_costliest_part();
+        }));
     PartJob job;
     job.part = &part;
     job.parts = parts;
@@ -125,27 +143,15 @@ void run_parts(int parts, double part_cost, const std::function<void(int)>& part
         const std::lock_guard lock(part_pool().mutex);
         part_pool().open.push_back(&job);
     }
-    // Idle threads join through tasks that each run one part (of whichever
-    // call is costliest then); each task is made before the order is stated
-    // (TaskOrder), so it reads nothing written after the hand-over.
-    tbb::task_group group;
-    const int helpers = std::min(parts, parallelism()) - 1;
-    for (int k = 0; k < helpers; ++k) {
-        tbb::task_handle task = group.defer([] {
-            TaskOrder::started();
-            struct Ended {
-                ~Ended() { TaskOrder::ended(); }
-            } ended;
-            use_one_openmp_thread();
-            run_costliest_part();
-        });
+    for (tbb::task_handle& task : helpers) {
         TaskOrder::handing_over();
         group.run(std::move(task));
     }
-    // This thread runs parts, the costliest first, as long as any is left to
-    // claim and this call's have not all finished; then it sleeps until the
-    // threads running this call's last parts are done (spinning took their
-    // core's time).
+    // This thread runs parts, the costliest first (its own, or another call's
+    // once its own are all claimed: a node's time in a profile may hold
+    // another node's part), while this call's have not all finished; then it
+    // sleeps until the threads running this call's last parts are done
+    // (spinning took their core's time).
     const auto done = [&job] {
         const std::lock_guard lock(job.mutex);
         return job.unfinished == 0;

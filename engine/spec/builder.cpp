@@ -37,7 +37,7 @@ const std::vector<LayerDef>& layer_defs() {
           {"return_sequences", AttrKind::boolean, AttrValue{false}, "output every step (N, T, H), not the last (N, H)"},
           {"precision", AttrKind::string, AttrValue{std::string("f32")}, "f32, or bf16: bfloat16 compute with float32 gradients"},
           {"impl", AttrKind::string, AttrValue{std::string()},
-           "graphrun: graphrun's own float32 LSTM (large GEMMs over all steps, fused gates); dnnl: oneDNN's LSTM primitive; "
+           "graphrun: graphrun's own float32 LSTM (large GEMMs over chunks of steps, fused gates); dnnl: oneDNN's LSTM primitive; "
            "default graphrun, dnnl with precision bf16"},
           {"biases", AttrKind::integer, AttrValue{std::int64_t{1}}, "1: one bias (Keras's LSTM); 2: bias_ih and bias_hh, summed (PyTorch's nn.LSTM)"},
           {"bidirectional", AttrKind::boolean, AttrValue{false}, "also read each sequence backwards from its last real step (PyTorch's bidirectional=True)"},
@@ -290,7 +290,7 @@ std::string checked_merge(const NodeSpec& n, const Attrs& a) {
     return merge;
 }
 
-ValueRef build_node(Graph& g, const spec::Spec& s, const NodeSpec& n, const Attrs& a, const std::map<std::string, ValueRef>& built,
+ValueRef build_node(Graph& g, const NodeSpec& n, const Attrs& a, const std::map<std::string, ValueRef>& built,
                     Padding& padding) {
     std::vector<ValueRef> in;
     for (const auto& name : n.inputs) in.push_back(built.at(name));
@@ -385,7 +385,7 @@ BuiltGraph build_graph(const spec::Spec& s, const OpRegistry& registry) {
     for (int i : order) {
         const NodeSpec& n = s.nodes[static_cast<std::size_t>(i)];
         try {
-            built[n.name] = build_node(g, s, n, checked.attrs[static_cast<std::size_t>(i)], built, padding);
+            built[n.name] = build_node(g, n, checked.attrs[static_cast<std::size_t>(i)], built, padding);
         } catch (const SpecError&) {
             throw;
         } catch (const Error& e) {

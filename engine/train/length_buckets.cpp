@@ -94,15 +94,15 @@ void check_batch(Executor& ex, const Task& task, const BuiltGraph& built, const 
 
 }  // namespace
 
-void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& built, const spec::TrainSpec& cfg, std::int64_t count) {
-    if (cfg.length_buckets.window == 0) return;
+int start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& built, const spec::TrainSpec& cfg, std::int64_t count) {
+    if (cfg.length_buckets.window == 0) return 0;
     const std::vector<int> inputs = task.length_bucketed_inputs();
     if (inputs.empty()) {  // refused, not ignored
         const std::string text = "train.length_buckets: this task does not batch by length (task siamese does); remove train.length_buckets";
         if (cfg.locs.count("length_buckets")) throw spec::SpecError(cfg.locs.at("length_buckets"), text);
         throw Error(text);
     }
-    if (count == 0) return;
+    if (count == 0) return 0;
     const Graph& graph = built.graph;
     std::size_t lengths = 1;
     for (int node : inputs) {
@@ -135,13 +135,16 @@ void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& buil
         }
     }
     std::vector<std::int64_t> checked;
+    int inputs_cut = 0;
     for (std::size_t k = 0; k < inputs.size(); ++k) {
         const Choice& c = most_cut[k];
         if (c.width == graph.node(inputs[k]).outputs[0].shape.at(1)) continue;  // never cut this epoch
+        ++inputs_cut;
         if (std::find(checked.begin(), checked.end(), c.first) != checked.end()) continue;
         checked.push_back(c.first);
         check_batch(ex, task, built, cfg, inputs, c.first, count);
     }
+    return inputs_cut;
 }
 
 }  // namespace graphrun::train

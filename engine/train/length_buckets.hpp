@@ -18,6 +18,8 @@
 namespace graphrun::train {
 
 // After the epoch is planned (`count` samples) and the parameters are set.
-void start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& built, const spec::TrainSpec& cfg, std::int64_t count);
+// Returns how many token inputs the epoch cuts, each checked (0 without
+// train.length_buckets, or where no batch of the epoch is cut).
+int start_length_buckets(Executor& ex, const Task& task, const BuiltGraph& built, const spec::TrainSpec& cfg, std::int64_t count);
 
 }  // namespace graphrun::train
