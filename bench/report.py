@@ -62,18 +62,20 @@ def per_round(ratios):
     return f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]" if ratios else "n/a"
 
 
+def floor_per_round(mode, threads):
+    """The floor's better arrangement in each round."""
+    arrangements = [f for f in (speed.get((mode, threads, "onednn-floor/" + a), []) for a in ("single", "split")) if f]
+    return [max(v) for v in zip(*arrangements)]
+
+
 cells = []
 for mode in ("train", "infer"):
     for threads in (1, 2):
         g = speed.get((mode, threads, "graphrun"), [])
-        floors = [f for f in (speed.get((mode, threads, "onednn-floor/" + a), []) for a in ("single", "split")) if f]
-        rounds = min([len(g)] + [len(f) for f in floors])
-        ratios = [g[i] / max(f[i] for f in floors) for i in range(rounds)]
-        cells.append(f"{mode} {threads}: {per_round(ratios)}")
+        cells.append(f"{mode} {threads}: {per_round([a / b for a, b in zip(g, floor_per_round(mode, threads))])}")
 print("graphrun / floor per round, median [range]: " + ", ".join(cells))
 t1s, t2s = speed.get(("train", 1, "graphrun"), []), speed.get(("train", 2, "graphrun"), [])
-fl1, fl2 = ([max(v) for v in zip(*[f for f in (speed.get(("train", t, "onednn-floor/" + a), []) for a in ("single", "split")) if f])]
-            for t in (1, 2))
+fl1, fl2 = floor_per_round("train", 1), floor_per_round("train", 2)
 print(f"training 2 threads / 1 thread per round, median [range]: graphrun {per_round([b / a for a, b in zip(t1s, t2s)])}, "
       f"floor {per_round([b / a for a, b in zip(fl1, fl2)])}")
 for mode in ("train", "infer"):

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/core/accumulate.hpp"
 #include "engine/core/dnnl_context.hpp"
 #include "graphrun/error.hpp"
 
@@ -240,7 +241,9 @@ void FusedLstm::build(const RnnSizes& s) {
     dw_all_ = s.training ? Tensor(Shape{G, W}) : Tensor();
     weights_packed_ = Tensor(Shape{G, s.training ? H + E : H});  // [W_hh | W_ih] in backward, W_hh^T (H, 4H) in forward
     w_ih_bias_ = Tensor(Shape{G, E + 1});
-    dx_steps_ = Tensor();
+    // dx where the step product cannot take it (see backward): allocated here, not in a step.
+    const bool dx_after_loop = !(use_avx2(H) && H % 16 == 0 && E % 16 == 0);
+    dx_steps_ = s.training && dx_after_loop ? Tensor(Shape{T, N, E}) : Tensor();
 
     // Forward: A (T N, 4H) = [x 1] [W_ih b]^T (the bias in the GEMM, not in a pass of its own over A),
     // one GEMM per chunk of steps, just before the steps that need it; then per step A_t += h_{t-1} W_hh^T.
@@ -409,27 +412,20 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
         stream.wait();
         const float* dw = dw_all_.f32();
         for (std::int64_t k = 0; k < G; ++k) {
-            const float* row = dw + k * W;
-            if (g.dw_ih)
-                for (std::int64_t e = 0; e < E; ++e) g.dw_ih[k * E + e] += row[e];
-            if (g.dw_hh)
-                for (std::int64_t j = 0; j < H; ++j) g.dw_hh[k * H + j] += row[E + 1 + j];
+            const float* row = dw + k * W;  // [dW_ih | db | dW_hh] of gate column k
+            if (g.dw_ih) add_into(g.dw_ih + k * E, row, E);
             if (g.dbias) g.dbias[k] += row[E];
+            if (g.dw_hh) add_into(g.dw_hh + k * H, row + E + 1, H);
         }
     }
     if (g.dx && !dx_in_steps) {  // dx (T N, E) = dA W_ih, then added into the caller's (N, T, E)
-        if (!dx_steps_.defined()) dx_steps_ = Tensor(Shape{T, N, E});
         w_ih_.set_data_handle(writable(d.w_ih));
         dx_out_.set_data_handle(dx_steps_.raw());
         dx_.execute(stream, {{DNNL_ARG_SRC, gates_all_}, {DNNL_ARG_WEIGHTS, w_ih_}, {DNNL_ARG_DST, dx_out_}});
         stream.wait();
         const float* dx_steps = dx_steps_.f32();
         for (std::int64_t n = 0; n < N; ++n)
-            for (std::int64_t t = 0; t < T; ++t) {
-                const float* from = dx_steps + (t * N + n) * E;
-                float* to = g.dx + (n * T + t) * E;
-                for (std::int64_t e = 0; e < E; ++e) to[e] += from[e];
-            }
+            for (std::int64_t t = 0; t < T; ++t) add_into(g.dx + (n * T + t) * E, dx_steps + (t * N + n) * E, E);
     }
     stream.wait();
 }
