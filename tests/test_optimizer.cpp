@@ -10,6 +10,7 @@
 
 #include "engine/train/optimizer.hpp"
 #include "engine/train/schedule.hpp"
+#include "graphrun/thread_budget.hpp"
 #include "ops/builtin.hpp"
 #include "tests/fixtures.hpp"
 
@@ -74,6 +75,64 @@ TEST_CASE("Adam matches torch.optim.Adam step by step", "[optimizer][fixtures]")
     check_trajectory("optimizer", "adam", [&](Executor& ex, std::int64_t) { adam.step(ex); });
     Adam custom({.lr = 0.05, .beta1 = 0.8, .beta2 = 0.95, .eps = 1e-6});
     check_trajectory("optimizer", "adam_custom", [&](Executor& ex, std::int64_t) { custom.step(ex); });
+}
+
+TEST_CASE("Adam cuts its update of many parameters into parts; neither the cut nor the thread count changes a bit", "[optimizer]") {
+    // Three parameters whose elements make 3 parts (16k elements or more each) that
+    // cross the parameters' bounds; loss = sum(p * g) as above, so each gradient is its fed g.
+    const std::vector<std::int64_t> sizes = {20000, 30001, 17};
+    const AdamOptions options{.lr = 0.01, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-6, .weight_decay = 0.1};
+    const auto value = [](std::size_t k, std::int64_t j, int salt) { return std::sin(0.37 * static_cast<double>(j) + 1.3 * static_cast<double>(k) + salt); };
+    const auto run = [&](int threads) {
+        const ThreadBudget budget(threads);
+        Graph g(builtin_ops());
+        std::vector<ValueRef> terms;
+        for (std::size_t k = 0; k < sizes.size(); ++k) {
+            const TensorType type{DType::f32, Shape{sizes[k]}};
+            const ValueRef p = g.parameter("p" + std::to_string(k), type);
+            const ValueRef grad = g.input("g" + std::to_string(k), type);
+            terms.push_back(g.add("loss" + std::to_string(k), "sum", {g.add("pg" + std::to_string(k), "mul", {p, grad})}));
+        }
+        const ValueRef loss = g.add("loss", "add", {g.add("loss01", "add", {terms[0], terms[1]}), terms[2]});
+        Executor ex(g);
+        for (std::size_t k = 0; k < sizes.size(); ++k) {
+            Tensor p(Shape{sizes[k]}), grad(Shape{sizes[k]});
+            for (std::int64_t j = 0; j < sizes[k]; ++j) {
+                p.f32()[j] = static_cast<float>(value(k, j, 0));
+                grad.f32()[j] = static_cast<float>(value(k, j, 1));
+            }
+            ex.set("p" + std::to_string(k), p);
+            ex.set("g" + std::to_string(k), grad);
+        }
+        Adam adam(options);
+        for (int step = 0; step < 3; ++step) {
+            ex.forward();
+            ex.backward(loss);
+            adam.step(ex);
+        }
+        std::vector<Tensor> out;
+        for (std::size_t k = 0; k < sizes.size(); ++k) out.push_back(ex.value("p" + std::to_string(k)).clone());
+        return out;
+    };
+    const auto one = run(1), two = run(2);
+    for (std::size_t k = 0; k < sizes.size(); ++k) {
+        REQUIRE(std::memcmp(one[k].raw(), two[k].raw(), one[k].bytes()) == 0);
+        // Every element against the update written out one float at a time, torch's order.
+        float max_gap = 0;
+        for (std::int64_t j = 0; j < sizes[k]; ++j) {
+            float w = static_cast<float>(value(k, j, 0)), m = 0, v = 0;
+            const float grad = static_cast<float>(value(k, j, 1));
+            for (int t = 1; t <= 3; ++t) {
+                w *= static_cast<float>(1.0 - options.lr * options.weight_decay);
+                m = 0.9f * m + static_cast<float>(1.0 - 0.9) * grad;
+                v = 0.99f * v + static_cast<float>(1.0 - 0.99) * grad * grad;
+                const float denom = std::sqrt(v) / static_cast<float>(std::sqrt(1.0 - std::pow(0.99, t))) + 1e-6f;
+                w += -static_cast<float>(options.lr / (1.0 - std::pow(0.9, t))) * m / denom;
+            }
+            max_gap = std::max(max_gap, std::abs(w - one[k].f32()[j]));
+        }
+        CHECK(max_gap == 0.0f);
+    }
 }
 
 TEST_CASE("SGD matches torch.optim.SGD, with and without momentum", "[optimizer][fixtures]") {
