@@ -101,6 +101,12 @@ print(f"graphrun training, 1 thread: everything but the LSTM nodes (embedding, d
 # The roofline (bench_roofline): the float32 peak, each case's GFLOP/s on the
 # model's FLOPs (graphrun's count: Op::forward_flops and backward_flops), and
 # the LSTM's GEMMs alone on the training shapes.
+def floor_bound(mode, threads, bound):
+    """What the bound allows against the floor: the most graphrun / floor could be."""
+    floors = [v for v in (med(speed, (mode, threads, "onednn-floor/" + a)) for a in ("single", "split")) if v]
+    return f"; the floor {max(floors):.0f}, so graphrun / floor at most {bound / max(floors):.2f}x" if floors else ""
+
+
 if roof_ms:
     print()
     work = {m: statistics.median(v) for m, v in mflop_per_pair.items()}
@@ -122,6 +128,8 @@ if roof_ms:
                   + "".join(f"{c:>10.1f}{100 * c / peak[threads]:>7.0f}%" for c in cells))
     for threads in sorted(peak):
         parts = [(p, statistics.median(roof_ms[(t, p)]), roof_mflop[(t, p)], roof_kind[(t, p)]) for (t, p) in roof_ms if t == threads and roof_kind[(t, p)] != "peak"]
+        if not any(k == "large" for _, _, _, k in parts):
+            continue
         large = sum(ms for _, ms, _, k in parts if k == "large")
         step = sum(ms for _, ms, _, k in parts if k == "per_step")
         mf_large = sum(mf for _, _, mf, k in parts if k == "large")
@@ -131,7 +139,14 @@ if roof_ms:
         print(f"LSTM training step (batch 32), its GEMMs alone, {threads} thread{'s' if threads > 1 else ''}: large GEMMs over all steps "
               f"{mf_large:.0f} MFLOP in {large:.1f} ms ({mf_large / large:.0f} GFLOP/s), per-step GEMMs {mf_step:.0f} MFLOP in {step:.1f} ms "
               f"({mf_step / step:.0f} GFLOP/s); with free gate arithmetic at most {bound:.0f} samples/s"
-              + (f" (graphrun {g:.0f}, {g / bound:.2f}x of it)" if g else ""))
+              + (f" (graphrun {g:.0f}, {g / bound:.2f}x of it)" if g else "") + floor_bound("train", threads, bound))
+        infer_ms = [ms for _, ms, _, k in parts if k.startswith("infer_")]
+        if infer_ms:
+            bound = 256 / (sum(infer_ms) / 1e3)
+            g = med(speed, ("infer", threads, "graphrun"))
+            print(f"LSTM inference (batch 256), its GEMMs alone, {threads} thread{'s' if threads > 1 else ''}: "
+                  f"{sum(mf for _, _, mf, k in parts if k.startswith('infer_')):.0f} MFLOP in {sum(infer_ms):.1f} ms; with free gate arithmetic "
+                  f"at most {bound:.0f} samples/s" + (f" (graphrun {g:.0f}, {g / bound:.2f}x of it)" if g else "") + floor_bound("infer", threads, bound))
 
 # Real text (bench_siamese --data): the seed's model on byte tokens of real
 # texts, padded to 52 and 600 or cut per batch (train.length_buckets); the

@@ -11,6 +11,9 @@
 //             dW_ih = X^T dG and dW_hh = H^T dG ([E or H, N*T] x [N*T, 4H])
 //     per step  T small GEMMs that wait on the step before: forward
 //             h_{t-1} W_hh^T [N, H] x [H, 4H], backward dG_t W_hh [N, 4H] x [4H, H]
+//   and on its inference shapes (batch 256): the input projection over all
+//   steps [256*T, E] x [E, 4H] (infer_large) and T products h_{t-1} W_hh^T
+//   [256, H] x [H, 4H] (infer_per_step)
 // Each part's time is the median of --steps runs after --warmup; the sum of
 // the parts is the LSTM training step with free gate arithmetic, a bound no
 // LSTM on these GEMMs can beat; per-step GEMMs bound even a perfectly fused
@@ -34,7 +37,7 @@ namespace {
 
 using dnnl::memory;
 using tag = memory::format_tag;
-constexpr memory::dim kN = 32, kE = 32, kH = 64, kGates = 4 * kH;
+constexpr memory::dim kN = 32, kE = 32, kH = 64, kGates = 4 * kH, kInferN = 256;
 constexpr memory::dim kSteps[] = {52, 600};  // the two branches' lengths
 
 // C (M, N) = A (M, K) x B (K, N), A stored as (K, M) when `a_transposed`
@@ -72,7 +75,8 @@ constexpr const char* kUsage =
     "\n"
     "The float32 GEMM roofline of bench/run: a 2048^3 matmul (the peak), then the Siamese\n"
     "LSTM's GEMMs on its training shapes (batch 32), each part alone: the large GEMMs over\n"
-    "all steps and the per-step recurrent ones. One JSON line per part.\n"
+    "all steps and the per-step recurrent ones; and on its inference shapes (batch 256).\n"
+    "One JSON line per part.\n"
     "Exit status: 0 success, 2 a bad argument, 1 any other failure.\n";
 
 int main(int argc, char** argv) {
@@ -100,6 +104,8 @@ int main(int argc, char** argv) {
             parts.push_back({"dW_hh " + t, "large", Gemm(eng, kH, kN * T, kGates, true), 1});
             parts.push_back({"h W_hh per step " + t, "per_step", Gemm(eng, kN, kH, kGates, false), T});
             parts.push_back({"dG W_hh per step " + t, "per_step", Gemm(eng, kN, kGates, kH, false), T});
+            parts.push_back({"inference input projection " + t, "infer_large", Gemm(eng, kInferN * T, kE, kGates, false), 1});
+            parts.push_back({"inference h W_hh per step " + t, "infer_per_step", Gemm(eng, kInferN, kH, kGates, false), T});
         }
         for (Part& part : parts) {
             std::vector<double> times;
