@@ -150,8 +150,11 @@ if roof_ms:
 
 # Real text (bench_siamese --data): the seed's model on byte tokens of real
 # texts, padded to 52 and 600 or cut per batch (train.length_buckets); the
-# bound is the padded speed times padded ids over real ids (what cutting every
-# row to its own length would give, if time followed the ids).
+# bound is what time following the real ids would give: the same model's
+# speed where every id is real (the "train" case above: random ids, full
+# length, same round and threads) times padded ids over real ids. (It was the
+# padded line's speed times that ratio while padding cost as much as real
+# ids; graphrun's own LSTM now trains on each row's real steps alone.)
 if text:
     print()
     print("real text, training (batch 32; samples/s, median over rounds). PyTorch on the same batches: packed sequences on the "
@@ -166,9 +169,10 @@ if text:
                 return statistics.median(r[field] for r in rs) if rs else float("nan")
             padded, buckets = figure("graphrun"), figure("graphrun-buckets")
             fed, real = figure("graphrun", "fed_ids"), figure("graphrun", "real_ids")
-            bound = padded * fed / real
+            full = med(speed, ("train", threads, "graphrun"))
+            bound = (full or float("nan")) * fed / real
             packed, last = figure("pytorch-packed"), figure("pytorch-last-step")
             print(f"{data:<10}{threads:>8}{padded:>9.0f}{buckets:>9.0f}{bound:>8.0f}{buckets / bound:>9.2f}x{100 * real / fed:>9.0f}%"
                   f"{packed:>16.1f}{last:>11.0f}{padded / packed:>11.1f}x{buckets / last:>10.1f}x"
                   f"{figure('graphrun', 'peak_rss_mb'):>9.0f} / {figure('graphrun-buckets', 'peak_rss_mb'):.0f}"
-                  f"{per_round([b['samples_per_s_median'] / (p['samples_per_s_median'] * p['fed_ids'] / p['real_ids']) for p, b in zip(text.get((data, threads, 'graphrun'), []), text.get((data, threads, 'graphrun-buckets'), []))]):>26}")
+                  f"{per_round([b['samples_per_s_median'] / (f * p['fed_ids'] / p['real_ids']) for p, b, f in zip(text.get((data, threads, 'graphrun'), []), text.get((data, threads, 'graphrun-buckets'), []), speed.get(('train', threads, 'graphrun'), []))]):>26}")

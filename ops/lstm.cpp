@@ -8,12 +8,16 @@
 //   h_t = sigmoid(a_o) tanh(c_t)
 // With lengths L (padding after the real steps, as pack_padded_sequence):
 //   y[n] = h_{L[n]-1}[n] (0 when L[n] = 0);  with return_sequences y[n, t] = h_t[n] for t < L[n], else 0.
-// The padding steps still run inside oneDNN; their states are never read, and
-// backward puts dy only at the real steps of diff_dst_layer (nothing into
-// diff_dst_iter), so the weights get the gradient of the unpadded sequences
-// and x gets exactly 0 at the padding steps.
+// The padding steps still run inside oneDNN's primitive (impl dnnl), and in
+// inference; their states are never read, and backward puts dy only at the
+// real steps of diff_dst_layer (nothing into diff_dst_iter), so the weights get
+// the gradient of the unpadded sequences and x gets exactly 0 at the padding
+// steps. graphrun's own LSTM (the default) trains on each row's real steps
+// alone, as PyTorch's packed sequences: padding costs nothing there.
 // Forward and backward (BPTT) run on oneDNN: ops/rnn_dnnl.hpp, the batch cut
 // into parts by ops/rnn_batch.hpp.
+#include <vector>
+
 #include <fmt/format.h>
 
 #include "ops/builtin.hpp"
@@ -27,6 +31,7 @@ namespace {
 // buffers: ops/rnn_batch.hpp.
 struct LstmOpState final : OpState {
     RnnBatch batch;
+    std::vector<std::int64_t> lengths;  // the batch's, for graphrun's own LSTM
     std::int64_t bytes() const override { return batch.bytes(); }
 };
 
@@ -51,7 +56,8 @@ public:
 
     std::unique_ptr<OpState> make_state() const override { return std::make_unique<LstmOpState>(); }
 
-    // The gate GEMMs, every step (padding steps run too): 2 N T 4H (E + H).
+    // The gate GEMMs, every step (padding steps included: an upper bound where
+    // graphrun's own LSTM trains on the real steps alone): 2 N T 4H (E + H).
     double forward_flops(std::span<const TensorType> in) const override {
         const Shape& x = in[0].shape;
         return 2.0 * static_cast<double>(x[0] * x[1] * 4 * units_ * (x[2] + units_));
@@ -65,6 +71,8 @@ public:
         if (lengths) {
             check_lengths("lstm", *lengths, T);
             state.batch.reserve_full(N, T, H, args.training);
+            state.lengths.resize(static_cast<std::size_t>(N));
+            for (std::int64_t n = 0; n < N; ++n) state.lengths[static_cast<std::size_t>(n)] = length_at(*lengths, n);
         }
         state.batch.forward({N, T, E, H, args.training, bf16_, RnnCell::lstm, fused_}, data(args.inputs, args.outputs[0], state));
         // Read each row's real steps out of the full sequence.
@@ -105,6 +113,7 @@ private:
         d.bias = in[3].f32();
         if (in.size() == 5) {
             d.y = state.batch.y_full().f32();
+            d.lengths = state.lengths;
             return d;
         }
         float* y = const_cast<float*>(out.f32());  // backward passes the forward's output back

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -143,10 +144,10 @@ void pack_columns(const float* b, bool transposed, std::int64_t K, std::int64_t 
 
 // Four rows of C, 16 columns: named accumulators (an array of them was kept
 // in memory by GCC, stored every k).
-__attribute__((target("avx2,fma"))) void product_4_rows(const float* a, std::int64_t lda, const float* block, std::int64_t K, float* c,
-                                                        std::int64_t ldc, bool accumulate) {
+__attribute__((target("avx2,fma"))) void product_4_rows(const float* a, std::int64_t lda, const float* block, std::int64_t K, float* const* c,
+                                                        std::int64_t j, bool accumulate) {
     const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
-    float *c0 = c, *c1 = c + ldc, *c2 = c + 2 * ldc, *c3 = c + 3 * ldc;
+    float *c0 = c[0] + j, *c1 = c[1] + j, *c2 = c[2] + j, *c3 = c[3] + j;
     const __m256 zero = _mm256_setzero_ps();
     __m256 s00 = accumulate ? _mm256_loadu_ps(c0) : zero, s01 = accumulate ? _mm256_loadu_ps(c0 + 8) : zero;
     __m256 s10 = accumulate ? _mm256_loadu_ps(c1) : zero, s11 = accumulate ? _mm256_loadu_ps(c1 + 8) : zero;
@@ -194,15 +195,15 @@ __attribute__((target("avx2,fma"))) void product_1_row(const float* a, const flo
 // FMA's latency needs (on AVX2 the eight of product_4_rows are just enough,
 // and a late load stalls them). Each element's sums are the same FMAs in the
 // same order as product_4_rows': the same bits on either path.
-__attribute__((target("avx512f"))) void product_8_rows(const float* a, std::int64_t lda, const float* block, std::int64_t K, float* c,
-                                                       std::int64_t ldc, bool accumulate) {
+__attribute__((target("avx512f"))) void product_8_rows(const float* a, std::int64_t lda, const float* block, std::int64_t K, float* const* c,
+                                                       std::int64_t j, bool accumulate) {
     __m512 s[8];
-    for (int r = 0; r < 8; ++r) s[r] = accumulate ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
+    for (int r = 0; r < 8; ++r) s[r] = accumulate ? _mm512_loadu_ps(c[r] + j) : _mm512_setzero_ps();
     for (std::int64_t k = 0; k < K; ++k) {
         const __m512 b = _mm512_loadu_ps(block + k * 16);
         for (int r = 0; r < 8; ++r) s[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + k]), b, s[r]);
     }
-    for (int r = 0; r < 8; ++r) _mm512_storeu_ps(c + r * ldc, s[r]);
+    for (int r = 0; r < 8; ++r) _mm512_storeu_ps(c[r] + j, s[r]);
 }
 
 bool cpu_has_avx512() {
@@ -210,17 +211,18 @@ bool cpu_has_avx512() {
     return cpu;
 }
 
-// `packed` from pack_columns (`cols` a multiple of 16); rows of A and C strided.
-void step_product_avx2(const float* a, std::int64_t lda, const float* packed, std::int64_t M, std::int64_t K, std::int64_t cols, float* c,
-                       std::int64_t ldc, bool accumulate) {
+// `packed` from pack_columns (`cols` a multiple of 16); rows of A strided, C's rows where c_rows
+// points (the caller's dx rows lie T steps apart, and in an order of their own).
+void step_product_avx2(const float* a, std::int64_t lda, const float* packed, std::int64_t M, std::int64_t K, std::int64_t cols, float* const* c_rows,
+                       bool accumulate) {
     const bool avx512 = cpu_has_avx512();
     for (std::int64_t j = 0; j < cols; j += 16) {
         const float* block = packed + j * K;
         std::int64_t m = 0;
         if (avx512)
-            for (; m + 8 <= M; m += 8) product_8_rows(a + m * lda, lda, block, K, c + m * ldc + j, ldc, accumulate);
-        for (; m + 4 <= M; m += 4) product_4_rows(a + m * lda, lda, block, K, c + m * ldc + j, ldc, accumulate);
-        for (; m < M; ++m) product_1_row(a + m * lda, block, K, c + m * ldc + j, accumulate);
+            for (; m + 8 <= M; m += 8) product_8_rows(a + m * lda, lda, block, K, c_rows + m, j, accumulate);
+        for (; m + 4 <= M; m += 4) product_4_rows(a + m * lda, lda, block, K, c_rows + m, j, accumulate);
+        for (; m < M; ++m) product_1_row(a + m * lda, block, K, c_rows[m] + j, accumulate);
     }
 }
 
@@ -249,16 +251,18 @@ void prefetch(const float* p, std::int64_t floats) {
 
 void FusedLstm::build(const RnnSizes& s) {
     if (s.cell != RnnCell::lstm || s.bf16) throw Error("lstm impl graphrun: float32 LSTM only (not bf16, not the GRU)");
-    const memory::dim N = s.N, T = s.T, E = s.E, H = s.H, G = 4 * s.H, rows = N * T, W = E + H + 1;
+    const memory::dim N = s.N, T = s.T, E = s.E, H = s.H, G = 4 * s.H, W = E + H + 1;
     // Chunks of about 256 rows (256 KB of gates: in L2 between the GEMM and the steps).
     chunk_steps_ = std::max<std::int64_t>(1, std::min<std::int64_t>(T, 256 / N));
-    // Training keeps every step for backward; inference a chunk of gates and x, two steps of c.
-    const std::int64_t kept = s.training ? T : chunk_steps_;
-    gates_ = Tensor(Shape{kept, N, G});
-    cells_ = Tensor(Shape{s.training ? T : 2, N, H});
-    xh_ = Tensor(Shape{kept, N, W});
+    chunk_rows_ = chunk_steps_ * N;
+    // Training keeps every step's rows for backward (as many as T N, rounded up to whole
+    // chunks); inference a chunk of gates and x (a ring), two steps of c.
+    const std::int64_t kept_rows = s.training ? (T * N + chunk_rows_ - 1) / chunk_rows_ * chunk_rows_ : chunk_rows_;
+    gates_ = Tensor(Shape{kept_rows, G});
+    cells_ = Tensor(Shape{s.training ? T * N : 2 * N, H});
+    xh_ = Tensor(Shape{kept_rows, W});
     float* const xh = xh_.f32();
-    for (std::int64_t r = 0; r < kept * N; ++r) xh[r * W + E] = 1.0f;  // the ones column: the bias in A = [x 1] [W_ih b]^T, db = dA^T 1
+    for (std::int64_t r = 0; r < kept_rows; ++r) xh[r * W + E] = 1.0f;  // the ones column: the bias in A = [x 1] [W_ih b]^T, db = dA^T 1
     y_own_ = Tensor();
     // What only backward reads, in training plans only.
     dh_ = s.training ? Tensor(Shape{N, H}) : Tensor();
@@ -266,22 +270,26 @@ void FusedLstm::build(const RnnSizes& s) {
     dw_all_ = s.training ? Tensor(Shape{G, W}) : Tensor();
     weights_packed_ = Tensor(Shape{G, s.training ? H + E : H});  // [W_hh | W_ih] in backward, W_hh^T (H, 4H) in forward
     w_ih_bias_ = Tensor(Shape{G, E + 1});
-    // dx where the step product cannot take it (see backward): allocated here, not in a step.
+    // dx where the step product cannot take it: in the rows' order inside, added into the caller's after the loop.
     const bool dx_after_loop = !(use_avx2(H) && H % 16 == 0 && E % 16 == 0);
-    dx_steps_ = s.training && dx_after_loop ? Tensor(Shape{T, N, E}) : Tensor();
+    dx_rows_ = s.training && dx_after_loop ? Tensor(Shape{kept_rows, E}) : Tensor();
+    c_rows_.assign(static_cast<std::size_t>(N), nullptr);
 
-    // Forward: A (T N, 4H) = [x 1] [W_ih b]^T (the bias in the GEMM, not in a pass of its own over A),
-    // one GEMM per chunk of steps, just before the steps that need it; then per step A_t += h_{t-1} W_hh^T.
+    // Forward: A (rows, 4H) = [x 1] [W_ih b]^T (the bias in the GEMM, not in a pass of its own over A),
+    // one GEMM per chunk of rows, just before the steps that need it; then per step A_t += h_{t-1} W_hh^T.
     const memory::desc w_ih_t({E + 1, G}, dt::f32, tag::ba), dw_all({G, W}, dt::f32, tag::ab);
-    const memory::desc gates_all({rows, G}, dt::f32, tag::ab);
-    const memory::desc step_gates({N, G}, dt::f32, tag::ab), step_h({N, H}, dt::f32, memory::dims{W, 1});
+    const memory::desc gates_all({kept_rows, G}, dt::f32, tag::ab);
+    // oneDNN's per-step products (where graphrun's own cannot run) take a step's rows, as many as
+    // run that step: M is given at each call.
+    const memory::dim some = DNNL_RUNTIME_DIM_VAL;
+    const memory::desc step_gates({some, G}, dt::f32, memory::dims{G, 1}), step_h({some, H}, dt::f32, memory::dims{W, 1});
     const memory::desc w_hh_t({H, G}, dt::f32, tag::ba);
     recur_ = make_matmul(step_h, w_hh_t, nullptr, step_gates, true);
-    // Backward: dh_{t-1} = dA_t W_hh per step; per chunk of steps, once its dA is done (while it is
+    // Backward: dh_{t-1} = dA_t W_hh per step; per chunk of rows, once its dA is done (while it is
     // in cache), [dW_ih | db | dW_hh] += dA^T [x | 1 | H_prev] (one pass over dA for the three);
     // where the step product cannot take it, dx = dA W_ih after the loop.
-    const memory::desc w_hh({G, H}, dt::f32, tag::ab), dh({N, H}, dt::f32, tag::ab);
-    const memory::desc w_ih({G, E}, dt::f32, tag::ab), dx({rows, E}, dt::f32, tag::ab);
+    const memory::desc w_hh({G, H}, dt::f32, tag::ab), dh({some, H}, dt::f32, memory::dims{H, 1});
+    const memory::desc w_ih({G, E}, dt::f32, tag::ab), dx({kept_rows, E}, dt::f32, tag::ab);
     if (s.training) {
         recur_back_ = make_matmul(step_gates, w_hh, nullptr, dh, false);
         dx_ = make_matmul(gates_all, w_ih, nullptr, dx, false);
@@ -302,50 +310,165 @@ void FusedLstm::build(const RnnSizes& s) {
         return c;
     };
     full_chunk_ = chunk_gemms(chunk_steps_);
-    if (T % chunk_steps_) last_chunk_ = chunk_gemms(T % chunk_steps_);
+    // Inference's last chunk of steps where T is no multiple of it (training's rows are whole chunks).
+    if (!s.training && T % chunk_steps_) last_chunk_ = chunk_gemms(T % chunk_steps_);
     w_ih_t_ = view(w_ih_t, w_ih_bias_.raw());
-    gates_step_ = view(step_gates);
-    h_prev_step_ = view(step_h);
     w_hh_t_ = view(w_hh_t);
-    if (s.training) {  // backward's (gates_all_ views every step's gates, kept in training only)
+    if (s.training) {  // backward's (gates_all_ views every row's gates, kept in training only)
         gates_all_ = view(gates_all, gates_.raw());
         w_hh_ = view(w_hh);
-        gates_step_src_ = view(step_gates);
-        dh_mem_ = view(dh, dh_.raw());
         dw_all_out_ = view(dw_all, dw_all_.raw());
         w_ih_ = view(w_ih);
-        dx_out_ = view(dx);
+        dx_out_ = view(dx, dx_after_loop ? dx_rows_.raw() : DNNL_MEMORY_NONE);
     }
     sizes_ = s;
     built_ = true;
 }
 
+float* const* FusedLstm::strided_rows(float* c, std::int64_t ldc, std::int64_t rows) {
+    for (std::int64_t j = 0; j < rows; ++j) c_rows_[static_cast<std::size_t>(j)] = c + j * ldc;
+    return c_rows_.data();
+}
+
+void FusedLstm::step_product_dnnl(dnnl::matmul& product, const float* a, std::int64_t lda, std::int64_t K, const dnnl::memory& b, float* c,
+                                  std::int64_t ldc, std::int64_t cols, std::int64_t rows) {
+    const memory src(memory::desc({rows, K}, dt::f32, memory::dims{lda, 1}), cpu_engine(), writable(a));
+    const memory dst(memory::desc({rows, cols}, dt::f32, memory::dims{ldc, 1}), cpu_engine(), c);
+    product.execute(cpu_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, dst}});
+}
+
 void FusedLstm::forward(const RnnSizes& s, const RnnForwardData& d) {
     if (d.h0 || d.c0) throw Error("lstm impl graphrun: a whole sequence from a zero state only");
+    if (!d.lengths.empty() && static_cast<std::int64_t>(d.lengths.size()) != s.N) throw Error("lstm impl graphrun: one length per row");
     if (!built_ || !(s == sizes_)) build(s);
     sizes_ = s;
-    const std::int64_t N = s.N, T = s.T, E = s.E, H = s.H, G = 4 * H, W = E + H + 1;
-    // Where step t's rows are: every step's in training, a ring of a chunk's
-    // (gates, x and h_{t-1}) or of two steps' (c; h where the caller keeps no y) in inference.
-    const bool all = s.training;
-    const auto row = [&](std::int64_t t) { return all ? t : t % chunk_steps_; };
-    const auto cell_row = [&](std::int64_t t) { return all ? t : t % 2; };
-    if (!d.y && !y_own_.defined()) y_own_ = Tensor(Shape{2, N, H});
+    const std::int64_t E = s.E, H = s.H, G = 4 * H;
+    float* const w_ih_bias = w_ih_bias_.f32();
+    for (std::int64_t k = 0; k < G; ++k) {
+        std::memcpy(w_ih_bias + k * (E + 1), d.w_ih + k * E, static_cast<std::size_t>(E) * sizeof(float));
+        w_ih_bias[k * (E + 1) + E] = d.bias[k];
+    }
+    w_hh_t_.set_data_handle(writable(d.w_hh));
+    if (use_avx2(H) && H % 16 == 0) pack_columns(d.w_hh, true, H, G, weights_packed_.f32());  // B = W_hh^T (H, 4H)
+    if (!d.y && !y_own_.defined()) y_own_ = Tensor(Shape{2, s.N, H});
+    if (s.training) forward_training(d);
+    else forward_inference(d);
+    cpu_stream().wait();
+    forward_done_ = true;
+}
+
+void FusedLstm::plan_rows(std::span<const std::int64_t> lengths) {
+    const std::int64_t N = sizes_.N, T = sizes_.T;
+    order_.resize(static_cast<std::size_t>(N));
+    steps_of_.resize(static_cast<std::size_t>(N));
+    for (std::int64_t j = 0; j < N; ++j) order_[static_cast<std::size_t>(j)] = j;
+    // Longest first, ties in the caller's order: a step's running rows are the first ones.
+    if (!lengths.empty())
+        std::stable_sort(order_.begin(), order_.end(), [&](std::int64_t a, std::int64_t b) {
+            return lengths[static_cast<std::size_t>(a)] > lengths[static_cast<std::size_t>(b)];
+        });
+    for (std::size_t j = 0; j < order_.size(); ++j) steps_of_[j] = lengths.empty() ? T : lengths[static_cast<std::size_t>(order_[j])];
+    steps_run_ = N > 0 ? steps_of_[0] : 0;
+    step_rows_.assign(static_cast<std::size_t>(steps_run_), 0);
+    step_first_.assign(static_cast<std::size_t>(steps_run_) + 1, 0);
+    std::int64_t running = N;
+    for (std::int64_t t = 0; t < steps_run_; ++t) {
+        while (running > 0 && steps_of_[static_cast<std::size_t>(running - 1)] <= t) --running;
+        step_rows_[static_cast<std::size_t>(t)] = running;
+        step_first_[static_cast<std::size_t>(t) + 1] = step_first_[static_cast<std::size_t>(t)] + running;
+    }
+    rows_run_ = step_first_.back();
+    rows_padded_ = (rows_run_ + chunk_rows_ - 1) / chunk_rows_ * chunk_rows_;
+}
+
+// Training: the rows inside are in order of length, longest first, and packed
+// by step, as PyTorch's PackedSequence: step t's rows are the first
+// step_rows_[t] (those whose length exceeds t), from row step_first_[t] of the
+// buffers, so a row's padding steps cost nothing. The projection runs per
+// chunk of chunk_rows_ rows, whatever steps they hold, before the first step
+// that reads them (the rows past the last step's, up to a whole chunk, are
+// zeros: finite, and their gradients are set to 0 in backward).
+void FusedLstm::forward_training(const RnnForwardData& d) {
+    const std::int64_t N = sizes_.N, T = sizes_.T, E = sizes_.E, H = sizes_.H, G = 4 * H, W = E + H + 1;
+    const auto row_bytes = [](std::int64_t floats) { return static_cast<std::size_t>(floats) * sizeof(float); };
+    plan_rows(d.lengths);
+    float* const xh = xh_.f32();
+    float* const gates = gates_.f32();
+    float* const cells = cells_.f32();
+    float* const h_prev = xh + E + 1;  // h_{t-1} of a row at xh_ (row, E + 1..)
+    // x of rows [r0, r1) into xh_, chunk by chunk just before its projection (so they are in cache).
+    std::int64_t copy_step = 0;  // the step of row r0
+    const auto copy_x = [&](std::int64_t r0, std::int64_t r1) {
+        r1 = std::min(r1, rows_run_);
+        while (copy_step < steps_run_ && step_first_[static_cast<std::size_t>(copy_step) + 1] <= r0) ++copy_step;
+        for (std::int64_t t = copy_step; t < steps_run_ && step_first_[static_cast<std::size_t>(t)] < r1; ++t) {
+            const std::int64_t first = step_first_[static_cast<std::size_t>(t)], rows = step_rows_[static_cast<std::size_t>(t)];
+            for (std::int64_t j = std::max(r0, first) - first; j < std::min(r1, first + rows) - first; ++j)
+                std::memcpy(xh + (first + j) * W, d.x + (order_[static_cast<std::size_t>(j)] * T + t) * E, row_bytes(E));
+        }
+    };
+    for (std::int64_t r = rows_run_; r < rows_padded_; ++r) {
+        std::memset(xh + r * W, 0, row_bytes(E));
+        std::memset(h_prev + r * W, 0, row_bytes(H));
+    }
+    if (steps_run_ > 0)
+        for (std::int64_t j = 0; j < step_rows_[0]; ++j) std::memset(h_prev + j * W, 0, row_bytes(H));
+    const bool avx2 = use_avx2(H), own_product = avx2 && H % 16 == 0;
+    dnnl::stream& stream = cpu_stream();  // this thread's
+    std::int64_t projected = 0;  // rows whose projection is done
+    for (std::int64_t t = 0; t < steps_run_; ++t) {
+        const std::int64_t rows = step_rows_[static_cast<std::size_t>(t)], first = step_first_[static_cast<std::size_t>(t)];
+        for (; projected < first + rows; projected += chunk_rows_) {
+            copy_x(projected, projected + chunk_rows_);
+            full_chunk_.x.set_data_handle(xh + projected * W);
+            full_chunk_.gates.set_data_handle(gates + projected * G);
+            full_chunk_.project.execute(stream, {{DNNL_ARG_SRC, full_chunk_.x}, {DNNL_ARG_WEIGHTS, w_ih_t_}, {DNNL_ARG_DST, full_chunk_.gates}});
+        }
+        float* const step_gates = gates + first * G;
+        if (t > 0 && own_product) step_product_avx2(h_prev + first * W, W, weights_packed_.f32(), rows, H, G, strided_rows(step_gates, G, rows), true);
+        else if (t > 0) step_product_dnnl(recur_, h_prev + first * W, W, H, w_hh_t_, step_gates, G, G, rows);
+        const std::int64_t next_first = t + 1 < steps_run_ ? step_first_[static_cast<std::size_t>(t) + 1] : 0;
+        for (std::int64_t j = 0; j < rows; ++j) {
+            const std::int64_t n = order_[static_cast<std::size_t>(j)];
+            const bool last = t + 1 == steps_of_[static_cast<std::size_t>(j)];
+            const float* c_prev = t > 0 ? cells + (step_first_[static_cast<std::size_t>(t) - 1] + j) * H : nullptr;
+            float* h = d.y ? d.y + (n * T + t) * H : y_own_.f32() + ((t % 2) * N + j) * H;
+            if (d.y && !last) prefetch(h + H, H);
+            float* a = step_gates + j * G;
+            float* c = cells + (first + j) * H;
+            if (avx2) gates_forward_avx2(a, c_prev, c, h, H);
+            else gates_forward_plain(a, c_prev, c, h, H);
+            if (!last) {
+                std::memcpy(h_prev + (next_first + j) * W, h, row_bytes(H));
+            } else {  // the row's last step: its final state
+                if (d.h_last) std::memcpy(d.h_last + n * H, h, row_bytes(H));
+                if (d.c_last) std::memcpy(d.c_last + n * H, c, row_bytes(H));
+            }
+        }
+    }
+    for (std::int64_t j = 0; j < N; ++j) {  // rows of no steps: a zero final state
+        if (steps_of_[static_cast<std::size_t>(j)] > 0) continue;
+        const std::int64_t n = order_[static_cast<std::size_t>(j)];
+        if (d.h_last) std::memset(d.h_last + n * H, 0, row_bytes(H));
+        if (d.c_last) std::memset(d.c_last + n * H, 0, row_bytes(H));
+    }
+}
+
+// Inference: every row runs all T steps (the caller reads the real ones), in
+// a ring of one chunk of steps (gates, x and h_{t-1}) and two steps (c; h
+// where the caller keeps no y).
+void FusedLstm::forward_inference(const RnnForwardData& d) {
+    const std::int64_t N = sizes_.N, T = sizes_.T, E = sizes_.E, H = sizes_.H, G = 4 * H, W = E + H + 1;
+    const auto row = [&](std::int64_t t) { return t % chunk_steps_; };
+    const auto cell_row = [&](std::int64_t t) { return t % 2; };
     const auto h_at = [&](std::int64_t n, std::int64_t t) { return d.y ? d.y + (n * T + t) * H : y_own_.f32() + ((t % 2) * N + n) * H; };
     const auto row_bytes = [](std::int64_t floats) { return static_cast<std::size_t>(floats) * sizeof(float); };
     dnnl::stream& stream = cpu_stream();  // this thread's
     float* const xh = xh_.f32();
-    float* const w_ih_bias = w_ih_bias_.f32();
-    for (std::int64_t k = 0; k < G; ++k) {
-        std::memcpy(w_ih_bias + k * (E + 1), d.w_ih + k * E, row_bytes(E));
-        w_ih_bias[k * (E + 1) + E] = d.bias[k];
-    }
-    w_hh_t_.set_data_handle(writable(d.w_hh));
     float* const gates = gates_.f32();
     float* const cells = cells_.f32();
     float* const h_prev = xh + E + 1;  // h_{t-1} of row (t, n) at xh_ (t, n, E + 1..)
     const bool avx2 = use_avx2(H), own_product = avx2 && H % 16 == 0;
-    if (own_product) pack_columns(d.w_hh, true, H, G, weights_packed_.f32());  // B = W_hh^T (H, 4H)
     for (std::int64_t n = 0; n < N; ++n) std::memset(h_prev + n * W, 0, row_bytes(H));
     for (std::int64_t t = 0; t < T; ++t) {
         float* const step_gates = gates + row(t) * N * G;
@@ -359,13 +482,8 @@ void FusedLstm::forward(const RnnSizes& s, const RnnForwardData& d) {
             c.project.execute(stream, {{DNNL_ARG_SRC, c.x}, {DNNL_ARG_WEIGHTS, w_ih_t_}, {DNNL_ARG_DST, c.gates}});
         }
         float* const step_h_prev = h_prev + row(t) * N * W;
-        if (t > 0 && own_product) {
-            step_product_avx2(step_h_prev, W, weights_packed_.f32(), N, H, G, step_gates, G, true);
-        } else if (t > 0) {
-            h_prev_step_.set_data_handle(step_h_prev);
-            gates_step_.set_data_handle(step_gates);
-            recur_.execute(stream, {{DNNL_ARG_SRC, h_prev_step_}, {DNNL_ARG_WEIGHTS, w_hh_t_}, {DNNL_ARG_DST, gates_step_}});
-        }
+        if (t > 0 && own_product) step_product_avx2(step_h_prev, W, weights_packed_.f32(), N, H, G, strided_rows(step_gates, G, N), true);
+        else if (t > 0) step_product_dnnl(recur_, step_h_prev, W, H, w_hh_t_, step_gates, G, G, N);
         for (std::int64_t n = 0; n < N; ++n) {
             const float* c_prev = t > 0 ? cells + (cell_row(t - 1) * N + n) * H : nullptr;
             float* h = h_at(n, t);
@@ -381,22 +499,27 @@ void FusedLstm::forward(const RnnSizes& s, const RnnForwardData& d) {
         if (d.h_last) std::memcpy(d.h_last + n * H, h_at(n, T - 1), row_bytes(H));
         if (d.c_last) std::memcpy(d.c_last + n * H, cells + (cell_row(T - 1) * N + n) * H, row_bytes(H));
     }
-    stream.wait();
-    forward_done_ = true;
 }
 
 void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
     if (!forward_done_ || !sizes_.training) throw Error("lstm impl graphrun: backward needs a training forward of the same step first");
     forward_done_ = false;  // the gates become their gradients: one backward per forward
     const std::int64_t N = sizes_.N, T = sizes_.T, E = sizes_.E, H = sizes_.H, G = 4 * H, W = E + H + 1;
+    const auto row_bytes = [](std::int64_t floats) { return static_cast<std::size_t>(floats) * sizeof(float); };
     float* const gates = gates_.f32();
     const float* const cells = cells_.f32();
     float* const dh = dh_.f32();
     float* const dc = dc_.f32();
-    if (g.dh_last) std::memcpy(dh, g.dh_last, static_cast<std::size_t>(N * H) * sizeof(float));
-    else dh_.zero();
-    if (g.dc_last) std::memcpy(dc, g.dc_last, static_cast<std::size_t>(N * H) * sizeof(float));
-    else dc_.zero();
+    // The running gradients in the rows' order inside. A row's final state is its last real
+    // step's, and the row does not run before it (backward goes down from the last step):
+    // so its dh_last and dc_last can wait here from the start.
+    for (std::int64_t j = 0; j < N; ++j) {
+        const std::int64_t n = order_[static_cast<std::size_t>(j)];
+        if (g.dh_last) std::memcpy(dh + j * H, g.dh_last + n * H, row_bytes(H));
+        else std::memset(dh + j * H, 0, row_bytes(H));
+        if (g.dc_last) std::memcpy(dc + j * H, g.dc_last + n * H, row_bytes(H));
+        else std::memset(dc + j * H, 0, row_bytes(H));
+    }
     const bool avx2 = use_avx2(H), own_product = avx2 && H % 16 == 0;
     // dx_t = dA_t W_ih in the same step product as dh_{t-1}, while dA_t is in cache
     // (one pass less over dA), where its columns fill whole blocks.
@@ -408,29 +531,36 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
     if (dx_in_steps) pack_columns(d.w_ih, false, G, E, packed + H * G);  // the blocks after W_hh's
     const bool weight_grads = g.dw_ih || g.dw_hh || g.dbias;
     if (weight_grads) dw_all_.zero();  // the chunks' GEMMs add into it
-    for (std::int64_t t = T - 1; t >= 0; --t) {
-        float* const step_gates = gates + t * N * G;
-        for (std::int64_t n = 0; n < N; ++n) {
-            const std::int64_t at = t * N + n;
-            const float* c_prev = t > 0 ? cells + (at - N) * H : nullptr;
-            const float* dy = g.dy ? g.dy + (n * T + t) * H : nullptr;
+    // The rows past the last step's add nothing to the last chunk's weight gradients.
+    std::memset(gates + rows_run_ * G, 0, row_bytes((rows_padded_ - rows_run_) * G));
+    std::int64_t chunk = rows_padded_ / chunk_rows_ - 1;  // the next chunk whose dA is to be done, from the last
+    for (std::int64_t t = steps_run_ - 1; t >= 0; --t) {
+        const std::int64_t rows = step_rows_[static_cast<std::size_t>(t)], first = step_first_[static_cast<std::size_t>(t)];
+        float* const step_gates = gates + first * G;
+        for (std::int64_t j = 0; j < rows; ++j) {
+            const std::int64_t at = first + j;
+            const float* c_prev = t > 0 ? cells + (step_first_[static_cast<std::size_t>(t) - 1] + j) * H : nullptr;
+            const float* dy = g.dy ? g.dy + (order_[static_cast<std::size_t>(j)] * T + t) * H : nullptr;
             if (t > 0 && dy) prefetch(dy - H, H);
-            if (t > 0 && dx_in_steps) prefetch(g.dx + (n * T + t - 1) * E, E);
-            if (avx2) gates_backward_avx2(gates + at * G, cells + at * H, c_prev, dh + n * H, dy, dc + n * H, H);
-            else gates_backward_plain(gates + at * G, cells + at * H, c_prev, dh + n * H, dy, dc + n * H, H);
+            if (avx2) gates_backward_avx2(gates + at * G, cells + at * H, c_prev, dh + j * H, dy, dc + j * H, H);
+            else gates_backward_plain(gates + at * G, cells + at * H, c_prev, dh + j * H, dy, dc + j * H, H);
         }
-        if (dx_in_steps) step_product_avx2(step_gates, G, packed + H * G, N, G, E, g.dx + t * E, T * E, true);
-        if (t > 0 && own_product) {  // dh_{t-1} = dA_t W_hh (no dh0: the state starts at zero)
-            step_product_avx2(step_gates, G, packed, N, G, H, dh, H, false);
-        } else if (t > 0) {
-            gates_step_src_.set_data_handle(step_gates);
-            recur_back_.execute(stream, {{DNNL_ARG_SRC, gates_step_src_}, {DNNL_ARG_WEIGHTS, w_hh_}, {DNNL_ARG_DST, dh_mem_}});
+        if (dx_in_steps) {  // into the caller's dx rows (N, T, E) at step t, asking for step t - 1's meanwhile
+            for (std::int64_t j = 0; j < rows; ++j) {
+                c_rows_[static_cast<std::size_t>(j)] = g.dx + (order_[static_cast<std::size_t>(j)] * T + t) * E;
+                if (t > 0) prefetch(c_rows_[static_cast<std::size_t>(j)] - E, E);
+            }
+            step_product_avx2(step_gates, G, packed + H * G, rows, G, E, c_rows_.data(), true);
         }
-        if (weight_grads && t % chunk_steps_ == 0) {  // the chunk from t is done: its share of the weight gradients
-            ChunkGemms& c = chunk_at(t);
-            c.gates_t.set_data_handle(step_gates);
-            c.xh.set_data_handle(xh_.f32() + t * N * W);
-            c.dw.execute(stream, {{DNNL_ARG_SRC, c.gates_t}, {DNNL_ARG_WEIGHTS, c.xh}, {DNNL_ARG_DST, dw_all_out_}});
+        // dh_{t-1} = dA_t W_hh for this step's rows (no dh0: the state starts at zero); the
+        // rows that do not run at t keep theirs (zero, or their dh_last) until they run.
+        if (t > 0 && own_product) step_product_avx2(step_gates, G, packed, rows, G, H, strided_rows(dh, H, rows), false);
+        else if (t > 0) step_product_dnnl(recur_back_, step_gates, G, G, w_hh_, dh, H, H, rows);
+        // Every chunk whose rows all belong to steps t.. is done: its share of the weight gradients.
+        for (; weight_grads && chunk >= 0 && chunk * chunk_rows_ >= first; --chunk) {
+            full_chunk_.gates_t.set_data_handle(gates + chunk * chunk_rows_ * G);
+            full_chunk_.xh.set_data_handle(xh_.f32() + chunk * chunk_rows_ * W);
+            full_chunk_.dw.execute(stream, {{DNNL_ARG_SRC, full_chunk_.gates_t}, {DNNL_ARG_WEIGHTS, full_chunk_.xh}, {DNNL_ARG_DST, dw_all_out_}});
         }
     }
     if (weight_grads) {
@@ -443,14 +573,15 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
             if (g.dw_hh) add_into(g.dw_hh + k * H, row + E + 1, H);
         }
     }
-    if (g.dx && !dx_in_steps) {  // dx (T N, E) = dA W_ih, then added into the caller's (N, T, E)
+    if (g.dx && !dx_in_steps) {  // dx = dA W_ih in the rows' order inside, added into the caller's (N, T, E)
         w_ih_.set_data_handle(writable(d.w_ih));
-        dx_out_.set_data_handle(dx_steps_.raw());
         dx_.execute(stream, {{DNNL_ARG_SRC, gates_all_}, {DNNL_ARG_WEIGHTS, w_ih_}, {DNNL_ARG_DST, dx_out_}});
         stream.wait();
-        const float* dx_steps = dx_steps_.f32();
-        for (std::int64_t n = 0; n < N; ++n)
-            for (std::int64_t t = 0; t < T; ++t) add_into(g.dx + (n * T + t) * E, dx_steps + (t * N + n) * E, E);
+        for (std::int64_t j = 0; j < N; ++j) {
+            const std::int64_t n = order_[static_cast<std::size_t>(j)];
+            for (std::int64_t t = 0; t < steps_of_[static_cast<std::size_t>(j)]; ++t)
+                add_into(g.dx + (n * T + t) * E, dx_rows_.f32() + (step_first_[static_cast<std::size_t>(t)] + j) * E, E);
+        }
     }
     stream.wait();
 }
@@ -461,7 +592,7 @@ FusedLstm::ChunkGemms& FusedLstm::chunk_at(std::int64_t t) {
 
 std::int64_t FusedLstm::bytes() const {
     std::int64_t total = 0;
-    for (const Tensor* t : {&gates_, &cells_, &xh_, &y_own_, &dh_, &dc_, &weights_packed_, &dw_all_, &dx_steps_}) total += static_cast<std::int64_t>(t->bytes());
+    for (const Tensor* t : {&gates_, &cells_, &xh_, &y_own_, &dh_, &dc_, &weights_packed_, &dw_all_, &dx_rows_}) total += static_cast<std::int64_t>(t->bytes());
     return total;
 }
 

@@ -3,34 +3,42 @@
 // RnnBatch runs either on each part of a batch. PyTorch's gates i, f, g, o.
 //
 // Most of the arithmetic is in large GEMMs run by oneDNN's matmul primitive,
-// the per-step work is small GEMMs (graphrun's own AVX2 kernel where H is a
-// multiple of 16, else oneDNN's matmul) and one vectorized pass over the 4H
-// columns (the gate nonlinearities and the cell update):
-//   forward   A (T N, 4H) = [x 1] [W_ih b]^T, one GEMM per chunk of steps
-//             (about 256 rows) just before those steps, so their gates are
-//             still in cache; then per step t: A_t += h_{t-1} W_hh^T (in
+// the per-step work is small GEMMs (graphrun's own AVX2 or AVX-512 kernel
+// where H is a multiple of 16, else oneDNN's matmul) and one vectorized pass
+// over the 4H columns (the gate nonlinearities and the cell update):
+//   forward   A (T N, 4H) = [x 1] [W_ih b]^T, one GEMM per chunk of about
+//             256 rows just before the steps that read them, so their gates
+//             are still in cache; then per step t: A_t += h_{t-1} W_hh^T (in
 //             place), the gates applied in place, c_t and h_t written
 //   backward  per step, from T-1 down: the gates' gradients dA_t (in place of
 //             the step's gates) from dh_t = dy_t + dA_{t+1} W_hh and the
 //             running dc, then [dh_{t-1} | dx_t] = dA_t [W_hh | W_ih] (one
 //             small product while dA_t is in cache; dx as one GEMM after the
-//             loop where E is no multiple of 16); once a chunk's dA is done,
+//             loop where E is no multiple of 16), dx then added into the
+//             caller's; once a chunk's dA is done,
 //             one GEMM [dW_ih | db | dW_hh] += dA^T [x | 1 | H_prev] over it.
 // Training keeps every step's gates, c and h_{t-1} for backward; inference
 // only a chunk's gates and x (a ring) and two steps' c: a few hundred KB a
 // part instead of tens of MB.
-// Inside, rows are time-major ((T, N, .)): a step's rows lie side by side, so
-// a step reads and writes a few contiguous kilobytes. (Batch-major, a step's
-// rows were T rows apart, on the same cache sets, and the gate pass waited on
-// memory.) The caller's x, y, dy and dx stay (N, T, .). Whole sequences from
-// a zero state only (the lstm op's case).
+// Inside, rows are time-major: a step's rows lie side by side, so a step
+// reads and writes a few contiguous kilobytes. (Batch-major, a step's rows
+// were T rows apart, on the same cache sets, and the gate pass waited on
+// memory.) In training, given the rows' lengths, they are also packed as
+// PyTorch's PackedSequence: sorted longest first, step t holds only the rows
+// longer than t, so padding costs no arithmetic and no memory traffic; the
+// GEMMs over all steps then run per chunk of rows rather than of steps. The
+// caller's x, y, dy and dx stay (N, T, .), and what lies past a row's length
+// there is left untouched. Whole sequences from a zero state only (the lstm
+// op's case).
 // The gate pass uses AVX2 and FMA where the CPU has them (tanh by a rational
 // function, the sigmoid from it) and plain C++ otherwise; which one depends on
 // the CPU alone.
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <unordered_map>
+#include <vector>
 
 #include <dnnl.hpp>
 
@@ -50,6 +58,16 @@ public:
 
 private:
     void build(const RnnSizes& sizes);
+    void forward_training(const RnnForwardData& data);
+    void forward_inference(const RnnForwardData& data);
+    // Training: order_, steps_of_, step_rows_, step_first_ and the row counts for these lengths.
+    void plan_rows(std::span<const std::int64_t> lengths);
+    // C (rows, cols) (+)= A (rows, K) B by oneDNN's matmul `product` (M given per call), where
+    // graphrun's own step product cannot run; A and C strided by lda and ldc.
+    // c_rows_ pointing at `rows` rows of C, ldc floats apart, for graphrun's own step product.
+    float* const* strided_rows(float* c, std::int64_t ldc, std::int64_t rows);
+    static void step_product_dnnl(dnnl::matmul& product, const float* a, std::int64_t lda, std::int64_t K, const dnnl::memory& b, float* c,
+                                  std::int64_t ldc, std::int64_t cols, std::int64_t rows);
 
     RnnSizes sizes_;
     bool built_ = false;
@@ -58,8 +76,7 @@ private:
     // post-op) and its backward, where graphrun's own product cannot run, and
     // for dx where the step product cannot take it (training only).
     dnnl::matmul recur_, recur_back_, dx_;
-    dnnl::memory w_ih_t_, gates_all_, gates_step_, h_prev_step_, w_hh_t_;
-    dnnl::memory w_hh_, gates_step_src_, dh_mem_, dw_all_out_, w_ih_, dx_out_;
+    dnnl::memory w_ih_t_, gates_all_, w_hh_t_, w_hh_, dw_all_out_, w_ih_, dx_out_;
     // The input projection and the weight gradients' GEMM of a chunk of steps: the full
     // chunk's, and the last chunk's where T is no multiple of it.
     struct ChunkGemms {
@@ -67,17 +84,23 @@ private:
         dnnl::memory x, gates, gates_t, xh;
     };
     ChunkGemms full_chunk_, last_chunk_;
-    std::int64_t chunk_steps_ = 1;
-    ChunkGemms& chunk_at(std::int64_t t);  // the chunk that starts at step t
-    // (T, N, 4H) gates (inference: a chunk's steps, a ring): pre-activations, then activations, then
-    // in backward their gradients.
-    Tensor gates_, cells_, y_own_;  // cells_ c_t: (T, N, H) (inference: 2 steps); y_own_ (2, N, H) where the caller keeps no y
-    // (T, N, E + 1 + H) (inference: a chunk's steps): x_t, a 1, and h_{t-1} (zeros at t = 0): the
+    std::int64_t chunk_steps_ = 1, chunk_rows_ = 1;  // chunk_rows_ = chunk_steps_ N
+    ChunkGemms& chunk_at(std::int64_t t);  // inference: the chunk that starts at step t
+    // Training's rows inside: order_[j] the caller's row of row j (longest first), steps_of_[j] its
+    // length; step t runs rows 0..step_rows_[t] - 1, at rows step_first_[t].. of the buffers;
+    // steps_run_ the longest length, rows_run_ all steps' rows, rows_padded_ rounded up to chunks.
+    std::vector<std::int64_t> order_, steps_of_, step_rows_, step_first_;
+    std::int64_t steps_run_ = 0, rows_run_ = 0, rows_padded_ = 0;
+    // (rows, 4H) gates (training: every step's rows; inference: a chunk of steps, a ring):
+    // pre-activations, then activations, then in backward their gradients.
+    Tensor gates_, cells_, y_own_;  // cells_ c_t: (rows, H) (inference: 2 steps); y_own_ (2, N, H) where the caller keeps no y
+    // (rows, E + 1 + H) (inference: a chunk's steps): x_t, a 1, and h_{t-1} (zeros at t = 0): the
     // projection reads [x 1], and the weight gradients' GEMM [dW_ih | db | dW_hh] = dA^T xh_.
     Tensor xh_;
     Tensor dw_all_;          // (4H, E + 1 + H): that GEMM's result, added into the gradients
     Tensor w_ih_bias_;       // (4H, E + 1): [W_ih b], the input projection's weights
-    Tensor dx_steps_;        // (T, N, E): dx where the step product cannot take it
+    Tensor dx_rows_;         // (rows, E): dx in the rows' order inside, where the step product cannot take it
+    std::vector<float*> c_rows_;  // (N): the rows of C of a step product
     Tensor dh_, dc_;         // (N, H): the running gradients of h and c
     Tensor weights_packed_;  // W_hh^T (forward) or [W_hh | W_ih] (backward) packed for graphrun's own step product
 };

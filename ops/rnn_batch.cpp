@@ -11,8 +11,9 @@ namespace graphrun {
 namespace {
 
 // The rows [first, first + count) of the whole batch's pointers.
-RnnForwardData rows_of(RnnForwardData d, std::int64_t first, const RnnSizes& s) {
+RnnForwardData rows_of(RnnForwardData d, std::int64_t first, std::int64_t count, const RnnSizes& s) {
     d.x += first * s.T * s.E;
+    if (!d.lengths.empty()) d.lengths = d.lengths.subspan(static_cast<std::size_t>(first), static_cast<std::size_t>(count));
     if (d.y) d.y += first * s.T * s.H;
     if (d.h_last) d.h_last += first * s.H;
     return d;
@@ -51,8 +52,8 @@ void RnnBatch::forward(const RnnSizes& sizes, const RnnForwardData& whole) {
         RnnSizes part = sizes;
         part.N = count;
         const auto k = static_cast<std::size_t>(p);
-        if (sizes.fused) fused_parts_[k].forward(part, rows_of(whole, first, sizes));
-        else parts_[k].forward(part, rows_of(whole, first, sizes));
+        if (sizes.fused) fused_parts_[k].forward(part, rows_of(whole, first, count, sizes));
+        else parts_[k].forward(part, rows_of(whole, first, count, sizes));
     });
 }
 
@@ -81,7 +82,7 @@ void RnnBatch::backward(const RnnForwardData& whole, const RnnBackwardData& g, s
             own.zero();
             *weight_grads[k] = own.f32();
         }
-        part_backward(p, rows_of(whole, first, sizes_), part);
+        part_backward(p, rows_of(whole, first, count, sizes_), part);
     });
     float* const weight_grads[] = {g.dw_ih, g.dw_hh, g.dbias};
     for (std::size_t k = 0; k < 3; ++k) {

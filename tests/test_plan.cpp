@@ -1,5 +1,7 @@
 // The compiled plan (engine/core/plan.hpp), the two executors, results that do
 // not depend on the thread count, and the trainer's tasks.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -67,7 +69,15 @@ TEST_CASE("an inference plan shares memory between values whose readers are done
     CHECK(plan.mode == RunMode::inference);
     CHECK(plan.value_bytes() < plan.unshared_bytes());  // some buffers share a slot
     CHECK(plan.slot_bytes.size() < plan.buffers.size());
-    CHECK(same_bits(ex.value(similarity), expected));
+    // The same values, to rounding: in training graphrun's LSTM runs each row's real steps
+    // alone (a step's rows fewer as rows end), in inference every row every step, and
+    // oneDNN's matmul (the step product at this H) may sum a different number of rows in
+    // another order.
+    const Tensor& got = ex.value(similarity);
+    REQUIRE(got.type() == expected.type());
+    float gap = 0;
+    for (std::int64_t j = 0; j < got.numel(); ++j) gap = std::max(gap, std::abs(got.f32()[j] - expected.f32()[j]));
+    CHECK(gap < 1e-6f);
     // A value whose memory went to another is not readable.
     CHECK_THROWS_WITH(ex.value(ValueRef{g.index_of("left_embedding"), 0}), Contains("was not kept"));
     // Two buffers in one slot: the later one's producer depends (through the
