@@ -267,7 +267,7 @@ void FusedLstm::build(const RnnSizes& s) {
     // What only backward reads, in training plans only.
     dh_ = s.training ? Tensor(Shape{N, H}) : Tensor();
     dc_ = s.training ? Tensor(Shape{N, H}) : Tensor();
-    dw_all_ = s.training ? Tensor(Shape{G, W}) : Tensor();
+    dw_all_ = s.training ? Tensor(Shape{W, G}) : Tensor();
     weights_packed_ = Tensor(Shape{G, s.training ? H + E : H});  // [W_hh | W_ih] in backward, W_hh^T (H, 4H) in forward
     w_ih_bias_ = Tensor(Shape{G, E + 1});
     // dx where the step product cannot take it: in the rows' order inside, added into the caller's after the loop.
@@ -277,7 +277,7 @@ void FusedLstm::build(const RnnSizes& s) {
 
     // Forward: A (rows, 4H) = [x 1] [W_ih b]^T (the bias in the GEMM, not in a pass of its own over A),
     // one GEMM per chunk of rows, just before the steps that need it; then per step A_t += h_{t-1} W_hh^T.
-    const memory::desc w_ih_t({E + 1, G}, dt::f32, tag::ba), dw_all({G, W}, dt::f32, tag::ab);
+    const memory::desc w_ih_t({E + 1, G}, dt::f32, tag::ba), dw_all({W, G}, dt::f32, tag::ab);
     const memory::desc gates_all({kept_rows, G}, dt::f32, tag::ab);
     // oneDNN's per-step products (where graphrun's own cannot run) take a step's rows, as many as
     // run that step: M is given at each call.
@@ -286,7 +286,9 @@ void FusedLstm::build(const RnnSizes& s) {
     const memory::desc w_hh_t({H, G}, dt::f32, tag::ba);
     recur_ = make_matmul(step_h, w_hh_t, nullptr, step_gates, true);
     // Backward: dh_{t-1} = dA_t W_hh per step; per chunk of rows, once its dA is done (while it is
-    // in cache), [dW_ih | db | dW_hh] += dA^T [x | 1 | H_prev] (one pass over dA for the three);
+    // in cache), [dW_ih | db | dW_hh]^T += [x | 1 | H_prev]^T dA (one pass over dA for the three;
+    // transposed, so the GEMM's columns are the 4H gates, whole vectors, and the operand oneDNN
+    // copies across is [x 1 h], not the wider dA);
     // where the step product cannot take it, dx = dA W_ih after the loop.
     const memory::desc w_hh({G, H}, dt::f32, tag::ab), dh({some, H}, dt::f32, memory::dims{H, 1});
     const memory::desc w_ih({G, E}, dt::f32, tag::ab), dx({kept_rows, E}, dt::f32, tag::ab);
@@ -300,13 +302,12 @@ void FusedLstm::build(const RnnSizes& s) {
         ChunkGemms c;
         const memory::dim chunk_rows = steps * N;
         const memory::desc x({chunk_rows, E + 1}, dt::f32, memory::dims{W, 1}), gates({chunk_rows, G}, dt::f32, tag::ab);
-        const memory::desc gates_t({G, chunk_rows}, dt::f32, tag::ba), xh_rows({chunk_rows, W}, dt::f32, tag::ab);
+        const memory::desc xh_t({W, chunk_rows}, dt::f32, tag::ba);
         c.project = make_matmul(x, w_ih_t, nullptr, gates, false);
-        if (s.training) c.dw = make_matmul(gates_t, xh_rows, nullptr, dw_all, true);
+        if (s.training) c.dw = make_matmul(xh_t, gates, nullptr, dw_all, true);
         c.x = view(x);
         c.gates = view(gates);
-        c.gates_t = view(gates_t);
-        c.xh = view(xh_rows);
+        c.xh_t = view(xh_t);
         return c;
     };
     full_chunk_ = chunk_gemms(chunk_steps_);
@@ -558,19 +559,20 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
         else if (t > 0) step_product_dnnl(recur_back_, step_gates, G, G, w_hh_, dh, H, H, rows);
         // Every chunk whose rows all belong to steps t.. is done: its share of the weight gradients.
         for (; weight_grads && chunk >= 0 && chunk * chunk_rows_ >= first; --chunk) {
-            full_chunk_.gates_t.set_data_handle(gates + chunk * chunk_rows_ * G);
-            full_chunk_.xh.set_data_handle(xh_.f32() + chunk * chunk_rows_ * W);
-            full_chunk_.dw.execute(stream, {{DNNL_ARG_SRC, full_chunk_.gates_t}, {DNNL_ARG_WEIGHTS, full_chunk_.xh}, {DNNL_ARG_DST, dw_all_out_}});
+            full_chunk_.gates.set_data_handle(gates + chunk * chunk_rows_ * G);
+            full_chunk_.xh_t.set_data_handle(xh_.f32() + chunk * chunk_rows_ * W);
+            full_chunk_.dw.execute(stream, {{DNNL_ARG_SRC, full_chunk_.xh_t}, {DNNL_ARG_WEIGHTS, full_chunk_.gates}, {DNNL_ARG_DST, dw_all_out_}});
         }
     }
     if (weight_grads) {
         stream.wait();
-        const float* dw = dw_all_.f32();
-        for (std::int64_t k = 0; k < G; ++k) {
-            const float* row = dw + k * W;  // [dW_ih | db | dW_hh] of gate column k
-            if (g.dw_ih) add_into(g.dw_ih + k * E, row, E);
-            if (g.dbias) g.dbias[k] += row[E];
-            if (g.dw_hh) add_into(g.dw_hh + k * H, row + E + 1, H);
+        const float* dw = dw_all_.f32();  // [dW_ih | db | dW_hh]^T: row e of it, column k of the gates
+        for (std::int64_t e = 0; e < W; ++e) {
+            const float* row = dw + e * G;
+            float* into = e < E ? g.dw_ih : e == E ? g.dbias : g.dw_hh;
+            if (!into) continue;
+            const std::int64_t column = e < E ? e : e == E ? 0 : e - E - 1, stride = e < E ? E : e == E ? 1 : H;
+            for (std::int64_t k = 0; k < G; ++k) into[k * stride + column] += row[k];
         }
     }
     if (g.dx && !dx_in_steps) {  // dx = dA W_ih in the rows' order inside, added into the caller's (N, T, E)

@@ -16,7 +16,7 @@
 //             small product while dA_t is in cache; dx as one GEMM after the
 //             loop where E is no multiple of 16), dx then added into the
 //             caller's; once a chunk's dA is done,
-//             one GEMM [dW_ih | db | dW_hh] += dA^T [x | 1 | H_prev] over it.
+//             one GEMM [dW_ih | db | dW_hh]^T += [x | 1 | H_prev]^T dA over it.
 // Training keeps every step's gates, c and h_{t-1} for backward; inference
 // only a chunk's gates and x (a ring) and two steps' c: a few hundred KB a
 // part instead of tens of MB.
@@ -81,7 +81,7 @@ private:
     // chunk's, and the last chunk's where T is no multiple of it.
     struct ChunkGemms {
         dnnl::matmul project, dw;
-        dnnl::memory x, gates, gates_t, xh;
+        dnnl::memory x, gates, xh_t;
     };
     ChunkGemms full_chunk_, last_chunk_;
     std::int64_t chunk_steps_ = 1, chunk_rows_ = 1;  // chunk_rows_ = chunk_steps_ N
@@ -95,9 +95,9 @@ private:
     // pre-activations, then activations, then in backward their gradients.
     Tensor gates_, cells_, y_own_;  // cells_ c_t: (rows, H) (inference: 2 steps); y_own_ (2, N, H) where the caller keeps no y
     // (rows, E + 1 + H) (inference: a chunk's steps): x_t, a 1, and h_{t-1} (zeros at t = 0): the
-    // projection reads [x 1], and the weight gradients' GEMM [dW_ih | db | dW_hh] = dA^T xh_.
+    // projection reads [x 1], and the weight gradients' GEMM [dW_ih | db | dW_hh]^T = xh_^T dA.
     Tensor xh_;
-    Tensor dw_all_;          // (4H, E + 1 + H): that GEMM's result, added into the gradients
+    Tensor dw_all_;          // (E + 1 + H, 4H): that GEMM's result, [dW_ih | db | dW_hh]^T, added into the gradients
     Tensor w_ih_bias_;       // (4H, E + 1): [W_ih b], the input projection's weights
     Tensor dx_rows_;         // (rows, E): dx in the rows' order inside, where the step product cannot take it
     std::vector<float*> c_rows_;  // (N): the rows of C of a step product

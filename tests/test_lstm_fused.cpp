@@ -106,6 +106,34 @@ TEST_CASE("lstm impl graphrun: each of its paths, and finite differences", "[lst
     }
 }
 
+TEST_CASE("lstm impl graphrun trains on each row's real steps alone: what lies past a row's length is never read", "[lstm][fused]") {
+    // 7 rows (parts of 4 and 3), lengths unsorted, with ties, a full row and an empty one;
+    // x is NaN at every padding step of the poisoned copy. Packed by length, the steps
+    // never read it: the same bits as with x clean, oneDNN's values (which run every step)
+    // on the clean x, and dx exactly 0 at the padding steps.
+    const std::int64_t N = 7, T = 40, E = 16, H = 16;
+    const std::vector<std::int64_t> L = {40, 3, 0, 17, 40, 25, 1};
+    const Tensor lengths = int_tensor(DType::i64, {N}, L);
+    const Tensor clean = random_tensor({N, T, E}, 31);
+    Tensor poisoned = clean.clone();
+    for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t t = L[static_cast<std::size_t>(n)]; t < T; ++t)
+            for (std::int64_t e = 0; e < E; ++e) poisoned.f32()[(n * T + t) * E + e] = std::nanf("");
+    const std::vector<Tensor> w = lstm_weights(E, H, 33);
+    for (const bool sequences : {false, true}) {
+        INFO("return_sequences " << sequences);
+        const Run ours = run_lstm("graphrun", clean, w, &lengths, sequences), dirty = run_lstm("graphrun", poisoned, w, &lengths, sequences);
+        check_same(ours, run_lstm("dnnl", clean, w, &lengths, sequences), 1e-5);
+        CHECK(std::memcmp(ours.y.raw(), dirty.y.raw(), ours.y.bytes()) == 0);
+        for (std::size_t k = 0; k < ours.grads.size(); ++k) CHECK(std::memcmp(ours.grads[k].raw(), dirty.grads[k].raw(), ours.grads[k].bytes()) == 0);
+        int padding_nonzero = 0;
+        for (std::int64_t n = 0; n < N; ++n)
+            for (std::int64_t t = L[static_cast<std::size_t>(n)]; t < T; ++t)
+                for (std::int64_t e = 0; e < E; ++e) padding_nonzero += dirty.grads[0].f32()[(n * T + t) * E + e] != 0.0f;
+        CHECK(padding_nonzero == 0);
+    }
+}
+
 TEST_CASE("lstm impl graphrun: saturated gates, where its tanh and sigmoid are clamped", "[lstm][fused]") {
     // Inputs up to +-40 drive pre-activations far past +-7.9 (tanh's clamp) and
     // +-15.8 (the sigmoid's, as tanh(x / 2)) and through the middle: oneDNN's
