@@ -8,12 +8,12 @@
 //   h_t = sigmoid(a_o) tanh(c_t)
 // With lengths L (padding after the real steps, as pack_padded_sequence):
 //   y[n] = h_{L[n]-1}[n] (0 when L[n] = 0);  with return_sequences y[n, t] = h_t[n] for t < L[n], else 0.
-// The padding steps still run inside oneDNN's primitive (impl dnnl), and in
-// inference; their states are never read, and backward puts dy only at the
-// real steps of diff_dst_layer (nothing into diff_dst_iter), so the weights get
-// the gradient of the unpadded sequences and x gets exactly 0 at the padding
-// steps. graphrun's own LSTM (the default) trains on each row's real steps
-// alone, as PyTorch's packed sequences: padding costs nothing there.
+// The padding steps still run inside oneDNN's primitive (impl dnnl); their
+// states are never read, and backward puts dy only at the real steps of
+// diff_dst_layer (nothing into diff_dst_iter), so the weights get the gradient
+// of the unpadded sequences and x gets exactly 0 at the padding steps.
+// graphrun's own LSTM (the default) runs each row's real steps alone, as
+// PyTorch's packed sequences: padding costs nothing there.
 // Forward and backward (BPTT) run on oneDNN: ops/rnn_dnnl.hpp, the batch cut
 // into parts by ops/rnn_batch.hpp.
 #include <vector>

@@ -455,50 +455,64 @@ void FusedLstm::forward_training(const RnnForwardData& d) {
     }
 }
 
-// Inference: every row runs all T steps (the caller reads the real ones), in
-// a ring of one chunk of steps (gates, x and h_{t-1}) and two steps (c; h
-// where the caller keeps no y).
+// Inference: the rows in order of length as in training, in a ring of one
+// chunk of steps (gates, x and h_{t-1}, N rows a step) and two steps (c; h
+// where the caller keeps no y). Step t computes its first step_rows_[t] rows
+// (those longer than t), and no step past the longest row runs; a chunk's
+// projection runs over all N rows of its steps.
 void FusedLstm::forward_inference(const RnnForwardData& d) {
     const std::int64_t N = sizes_.N, T = sizes_.T, E = sizes_.E, H = sizes_.H, G = 4 * H, W = E + H + 1;
+    plan_rows(d.lengths);
     const auto row = [&](std::int64_t t) { return t % chunk_steps_; };
     const auto cell_row = [&](std::int64_t t) { return t % 2; };
-    const auto h_at = [&](std::int64_t n, std::int64_t t) { return d.y ? d.y + (n * T + t) * H : y_own_.f32() + ((t % 2) * N + n) * H; };
     const auto row_bytes = [](std::int64_t floats) { return static_cast<std::size_t>(floats) * sizeof(float); };
     dnnl::stream& stream = cpu_stream();  // this thread's
     float* const xh = xh_.f32();
     float* const gates = gates_.f32();
     float* const cells = cells_.f32();
-    float* const h_prev = xh + E + 1;  // h_{t-1} of row (t, n) at xh_ (t, n, E + 1..)
+    float* const h_prev = xh + E + 1;  // h_{t-1} of row j at step t at xh_ (row(t) N + j, E + 1..)
     const bool avx2 = use_avx2(H), own_product = avx2 && H % 16 == 0;
-    for (std::int64_t n = 0; n < N; ++n) std::memset(h_prev + n * W, 0, row_bytes(H));
-    for (std::int64_t t = 0; t < T; ++t) {
+    for (std::int64_t j = 0; j < N; ++j) std::memset(h_prev + j * W, 0, row_bytes(H));
+    for (std::int64_t t = 0; t < steps_run_; ++t) {
+        const std::int64_t rows = step_rows_[static_cast<std::size_t>(t)];
         float* const step_gates = gates + row(t) * N * G;
         if (t % chunk_steps_ == 0) {  // the chunk's x (N, T, E) into xh_ (time-major), then its projection
             ChunkGemms& c = chunk_at(t);
             const std::int64_t steps = std::min(chunk_steps_, T - t);
-            for (std::int64_t n = 0; n < N; ++n)
-                for (std::int64_t u = t; u < t + steps; ++u) std::memcpy(xh + (row(u) * N + n) * W, d.x + (n * T + u) * E, row_bytes(E));
+            for (std::int64_t j = 0; j < N; ++j) {
+                const std::int64_t n = order_[static_cast<std::size_t>(j)];
+                for (std::int64_t u = t; u < t + steps; ++u) std::memcpy(xh + (row(u) * N + j) * W, d.x + (n * T + u) * E, row_bytes(E));
+            }
             c.x.set_data_handle(xh + row(t) * N * W);
             c.gates.set_data_handle(step_gates);
             c.project.execute(stream, {{DNNL_ARG_SRC, c.x}, {DNNL_ARG_WEIGHTS, w_ih_t_}, {DNNL_ARG_DST, c.gates}});
         }
         float* const step_h_prev = h_prev + row(t) * N * W;
-        if (t > 0 && own_product) step_product_avx2(step_h_prev, W, weights_packed_.f32(), N, H, G, strided_rows(step_gates, G, N), true);
-        else if (t > 0) step_product_dnnl(recur_, step_h_prev, W, H, w_hh_t_, step_gates, G, G, N);
-        for (std::int64_t n = 0; n < N; ++n) {
-            const float* c_prev = t > 0 ? cells + (cell_row(t - 1) * N + n) * H : nullptr;
-            float* h = h_at(n, t);
-            if (d.y && t + 1 < T) prefetch(h + H, H);
-            float* a = step_gates + n * G;
-            float* c = cells + (cell_row(t) * N + n) * H;
+        if (t > 0 && own_product) step_product_avx2(step_h_prev, W, weights_packed_.f32(), rows, H, G, strided_rows(step_gates, G, rows), true);
+        else if (t > 0) step_product_dnnl(recur_, step_h_prev, W, H, w_hh_t_, step_gates, G, G, rows);
+        for (std::int64_t j = 0; j < rows; ++j) {
+            const std::int64_t n = order_[static_cast<std::size_t>(j)];
+            const bool last = t + 1 == steps_of_[static_cast<std::size_t>(j)];
+            const float* c_prev = t > 0 ? cells + (cell_row(t - 1) * N + j) * H : nullptr;
+            float* h = d.y ? d.y + (n * T + t) * H : y_own_.f32() + ((t % 2) * N + j) * H;
+            if (d.y && !last) prefetch(h + H, H);
+            float* a = step_gates + j * G;
+            float* c = cells + (cell_row(t) * N + j) * H;
             if (avx2) gates_forward_avx2(a, c_prev, c, h, H);
             else gates_forward_plain(a, c_prev, c, h, H);
-            if (t + 1 < T) std::memcpy(h_prev + (row(t + 1) * N + n) * W, h, row_bytes(H));
+            if (!last) {
+                std::memcpy(h_prev + (row(t + 1) * N + j) * W, h, row_bytes(H));
+            } else {  // the row's last step: its final state
+                if (d.h_last) std::memcpy(d.h_last + n * H, h, row_bytes(H));
+                if (d.c_last) std::memcpy(d.c_last + n * H, c, row_bytes(H));
+            }
         }
     }
-    for (std::int64_t n = 0; n < N; ++n) {
-        if (d.h_last) std::memcpy(d.h_last + n * H, h_at(n, T - 1), row_bytes(H));
-        if (d.c_last) std::memcpy(d.c_last + n * H, cells + (cell_row(T - 1) * N + n) * H, row_bytes(H));
+    for (std::int64_t j = 0; j < N; ++j) {  // rows of no steps: a zero final state
+        if (steps_of_[static_cast<std::size_t>(j)] > 0) continue;
+        const std::int64_t n = order_[static_cast<std::size_t>(j)];
+        if (d.h_last) std::memset(d.h_last + n * H, 0, row_bytes(H));
+        if (d.c_last) std::memset(d.c_last + n * H, 0, row_bytes(H));
     }
 }
 

@@ -23,10 +23,11 @@
 // Inside, rows are time-major: a step's rows lie side by side, so a step
 // reads and writes a few contiguous kilobytes. (Batch-major, a step's rows
 // were T rows apart, on the same cache sets, and the gate pass waited on
-// memory.) In training, given the rows' lengths, they are also packed as
-// PyTorch's PackedSequence: sorted longest first, step t holds only the rows
-// longer than t, so padding costs no arithmetic and no memory traffic; the
-// GEMMs over all steps then run per chunk of rows rather than of steps. The
+// memory.) Given the rows' lengths, they are sorted longest first and step t
+// runs only the rows longer than t, so padding costs no arithmetic: in
+// training the rows are also packed as PyTorch's PackedSequence (step t's
+// rows, then step t + 1's), and the GEMMs over all steps run per chunk of
+// rows rather than of steps; inference's ring keeps N rows a step. The
 // caller's x, y, dy and dx stay (N, T, .), and what lies past a row's length
 // there is left untouched. Whole sequences from a zero state only (the lstm
 // op's case).
@@ -60,7 +61,7 @@ private:
     void build(const RnnSizes& sizes);
     void forward_training(const RnnForwardData& data);
     void forward_inference(const RnnForwardData& data);
-    // Training: order_, steps_of_, step_rows_, step_first_ and the row counts for these lengths.
+    // order_, steps_of_, step_rows_, step_first_ and the row counts for these lengths.
     void plan_rows(std::span<const std::int64_t> lengths);
     // C (rows, cols) (+)= A (rows, K) B by oneDNN's matmul `product` (M given per call), where
     // graphrun's own step product cannot run; A and C strided by lda and ldc.
@@ -86,9 +87,9 @@ private:
     ChunkGemms full_chunk_, last_chunk_;
     std::int64_t chunk_steps_ = 1, chunk_rows_ = 1;  // chunk_rows_ = chunk_steps_ N
     ChunkGemms& chunk_at(std::int64_t t);  // inference: the chunk that starts at step t
-    // Training's rows inside: order_[j] the caller's row of row j (longest first), steps_of_[j] its
-    // length; step t runs rows 0..step_rows_[t] - 1, at rows step_first_[t].. of the buffers;
-    // steps_run_ the longest length, rows_run_ all steps' rows, rows_padded_ rounded up to chunks.
+    // The rows inside: order_[j] the caller's row of row j (longest first), steps_of_[j] its
+    // length; step t runs rows 0..step_rows_[t] - 1, in training at rows step_first_[t].. of the
+    // buffers; steps_run_ the longest length, rows_run_ all steps' rows, rows_padded_ rounded up to chunks.
     std::vector<std::int64_t> order_, steps_of_, step_rows_, step_first_;
     std::int64_t steps_run_ = 0, rows_run_ = 0, rows_padded_ = 0;
     // (rows, 4H) gates (training: every step's rows; inference: a chunk of steps, a ring):

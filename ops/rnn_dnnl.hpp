@@ -63,8 +63,8 @@ struct RnnForwardData {
     float* h_last = nullptr;      // (N, H); nullptr: kept inside
     float* c_last = nullptr;      // (N, H); nullptr: kept inside (LSTM only)
     // (N) each row's real steps, or empty: all T. graphrun's own LSTM (ops/lstm_fused.hpp)
-    // then runs each row's real steps alone in training and leaves y (and dx) past
-    // them untouched; oneDNN's primitive runs every step and ignores it.
+    // then runs each row's real steps alone and leaves y (and dx) past them
+    // untouched; oneDNN's primitive runs every step and ignores it.
     std::span<const std::int64_t> lengths{};
 };
 
