@@ -390,7 +390,7 @@ void FusedLstm::plan_rows(std::span<const std::int64_t> lengths) {
 // that reads them (the rows past the last step's, up to a whole chunk, are
 // zeros: finite, and their gradients are set to 0 in backward).
 void FusedLstm::forward_training(const RnnForwardData& d) {
-    const std::int64_t N = sizes_.N, T = sizes_.T, E = sizes_.E, H = sizes_.H, G = 4 * H, W = E + H + 1;
+    const std::int64_t T = sizes_.T, E = sizes_.E, H = sizes_.H, G = 4 * H, W = E + H + 1;
     const auto row_bytes = [](std::int64_t floats) { return static_cast<std::size_t>(floats) * sizeof(float); };
     plan_rows(d.lengths);
     float* const xh = xh_.f32();
@@ -414,7 +414,7 @@ void FusedLstm::forward_training(const RnnForwardData& d) {
     }
     if (steps_run_ > 0)
         for (std::int64_t j = 0; j < step_rows_[0]; ++j) std::memset(h_prev + j * W, 0, row_bytes(H));
-    const bool avx2 = use_avx2(H), own_product = avx2 && H % 16 == 0;
+    const bool own_product = use_avx2(H) && H % 16 == 0;
     dnnl::stream& stream = cpu_stream();  // this thread's
     std::int64_t projected = 0;  // rows whose projection is done
     for (std::int64_t t = 0; t < steps_run_; ++t) {
@@ -430,29 +430,12 @@ void FusedLstm::forward_training(const RnnForwardData& d) {
         else if (t > 0) step_product_dnnl(recur_, h_prev + first * W, W, H, w_hh_t_, step_gates, G, G, rows);
         const std::int64_t next_first = t + 1 < steps_run_ ? step_first_[static_cast<std::size_t>(t) + 1] : 0;
         for (std::int64_t j = 0; j < rows; ++j) {
-            const std::int64_t n = order_[static_cast<std::size_t>(j)];
             const bool last = t + 1 == steps_of_[static_cast<std::size_t>(j)];
             const float* c_prev = t > 0 ? cells + (step_first_[static_cast<std::size_t>(t) - 1] + j) * H : nullptr;
-            float* h = d.y ? d.y + (n * T + t) * H : y_own_.f32() + ((t % 2) * N + j) * H;
-            if (d.y && !last) prefetch(h + H, H);
-            float* a = step_gates + j * G;
-            float* c = cells + (first + j) * H;
-            if (avx2) gates_forward_avx2(a, c_prev, c, h, H);
-            else gates_forward_plain(a, c_prev, c, h, H);
-            if (!last) {
-                std::memcpy(h_prev + (next_first + j) * W, h, row_bytes(H));
-            } else {  // the row's last step: its final state
-                if (d.h_last) std::memcpy(d.h_last + n * H, h, row_bytes(H));
-                if (d.c_last) std::memcpy(d.c_last + n * H, c, row_bytes(H));
-            }
+            gate_row(d, j, t, step_gates + j * G, c_prev, cells + (first + j) * H, last ? nullptr : h_prev + (next_first + j) * W);
         }
     }
-    for (std::int64_t j = 0; j < N; ++j) {  // rows of no steps: a zero final state
-        if (steps_of_[static_cast<std::size_t>(j)] > 0) continue;
-        const std::int64_t n = order_[static_cast<std::size_t>(j)];
-        if (d.h_last) std::memset(d.h_last + n * H, 0, row_bytes(H));
-        if (d.c_last) std::memset(d.c_last + n * H, 0, row_bytes(H));
-    }
+    zero_empty_rows(d);
 }
 
 // Inference: the rows in order of length as in training, in a ring of one
@@ -471,7 +454,7 @@ void FusedLstm::forward_inference(const RnnForwardData& d) {
     float* const gates = gates_.f32();
     float* const cells = cells_.f32();
     float* const h_prev = xh + E + 1;  // h_{t-1} of row j at step t at xh_ (row(t) N + j, E + 1..)
-    const bool avx2 = use_avx2(H), own_product = avx2 && H % 16 == 0;
+    const bool own_product = use_avx2(H) && H % 16 == 0;
     for (std::int64_t j = 0; j < N; ++j) std::memset(h_prev + j * W, 0, row_bytes(H));
     for (std::int64_t t = 0; t < steps_run_; ++t) {
         const std::int64_t rows = step_rows_[static_cast<std::size_t>(t)];
@@ -491,28 +474,36 @@ void FusedLstm::forward_inference(const RnnForwardData& d) {
         if (t > 0 && own_product) step_product_avx2(step_h_prev, W, weights_packed_.f32(), rows, H, G, strided_rows(step_gates, G, rows), true);
         else if (t > 0) step_product_dnnl(recur_, step_h_prev, W, H, w_hh_t_, step_gates, G, G, rows);
         for (std::int64_t j = 0; j < rows; ++j) {
-            const std::int64_t n = order_[static_cast<std::size_t>(j)];
             const bool last = t + 1 == steps_of_[static_cast<std::size_t>(j)];
             const float* c_prev = t > 0 ? cells + (cell_row(t - 1) * N + j) * H : nullptr;
-            float* h = d.y ? d.y + (n * T + t) * H : y_own_.f32() + ((t % 2) * N + j) * H;
-            if (d.y && !last) prefetch(h + H, H);
-            float* a = step_gates + j * G;
-            float* c = cells + (cell_row(t) * N + j) * H;
-            if (avx2) gates_forward_avx2(a, c_prev, c, h, H);
-            else gates_forward_plain(a, c_prev, c, h, H);
-            if (!last) {
-                std::memcpy(h_prev + (row(t + 1) * N + j) * W, h, row_bytes(H));
-            } else {  // the row's last step: its final state
-                if (d.h_last) std::memcpy(d.h_last + n * H, h, row_bytes(H));
-                if (d.c_last) std::memcpy(d.c_last + n * H, c, row_bytes(H));
-            }
+            gate_row(d, j, t, step_gates + j * G, c_prev, cells + (cell_row(t) * N + j) * H, last ? nullptr : h_prev + (row(t + 1) * N + j) * W);
         }
     }
-    for (std::int64_t j = 0; j < N; ++j) {  // rows of no steps: a zero final state
-        if (steps_of_[static_cast<std::size_t>(j)] > 0) continue;
-        const std::int64_t n = order_[static_cast<std::size_t>(j)];
-        if (d.h_last) std::memset(d.h_last + n * H, 0, row_bytes(H));
-        if (d.c_last) std::memset(d.c_last + n * H, 0, row_bytes(H));
+    zero_empty_rows(d);
+}
+
+void FusedLstm::gate_row(const RnnForwardData& d, std::int64_t j, std::int64_t t, float* a, const float* c_prev, float* c, float* next_h_prev) {
+    const std::int64_t N = sizes_.N, T = sizes_.T, H = sizes_.H;
+    const std::int64_t n = order_[static_cast<std::size_t>(j)];
+    float* h = d.y ? d.y + (n * T + t) * H : y_own_.f32() + ((t % 2) * N + j) * H;
+    if (d.y && next_h_prev) prefetch(h + H, H);
+    if (use_avx2(H)) gates_forward_avx2(a, c_prev, c, h, H);
+    else gates_forward_plain(a, c_prev, c, h, H);
+    const std::size_t bytes = static_cast<std::size_t>(H) * sizeof(float);
+    if (next_h_prev) {
+        std::memcpy(next_h_prev, h, bytes);
+    } else {  // the row's last step: its final state
+        if (d.h_last) std::memcpy(d.h_last + n * H, h, bytes);
+        if (d.c_last) std::memcpy(d.c_last + n * H, c, bytes);
+    }
+}
+
+void FusedLstm::zero_empty_rows(const RnnForwardData& d) {
+    const std::int64_t H = sizes_.H;
+    for (std::size_t j = 0; j < order_.size(); ++j) {
+        if (steps_of_[j] > 0) continue;
+        if (d.h_last) std::memset(d.h_last + order_[j] * H, 0, static_cast<std::size_t>(H) * sizeof(float));
+        if (d.c_last) std::memset(d.c_last + order_[j] * H, 0, static_cast<std::size_t>(H) * sizeof(float));
     }
 }
 

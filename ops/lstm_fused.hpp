@@ -61,6 +61,12 @@ private:
     void build(const RnnSizes& sizes);
     void forward_training(const RnnForwardData& data);
     void forward_inference(const RnnForwardData& data);
+    // Row j's gates at step t (a, in place), c_t into c; h_t into y (or y_own_) and then into
+    // next_h_prev, the next step's h_{t-1}, or at the row's last step (next_h_prev null) into
+    // the final state.
+    void gate_row(const RnnForwardData& data, std::int64_t j, std::int64_t t, float* a, const float* c_prev, float* c, float* next_h_prev);
+    // The final state of rows of no steps: zeros.
+    void zero_empty_rows(const RnnForwardData& data);
     // order_, steps_of_, step_rows_, step_first_ and the row counts for these lengths.
     void plan_rows(std::span<const std::int64_t> lengths);
     // C (rows, cols) (+)= A (rows, K) B by oneDNN's matmul `product` (M given per call), where
