@@ -278,7 +278,6 @@ void FusedLstm::build(const RnnSizes& s) {
     // Forward: A (rows, 4H) = [x 1] [W_ih b]^T (the bias in the GEMM, not in a pass of its own over A),
     // one GEMM per chunk of rows, just before the steps that need it; then per step A_t += h_{t-1} W_hh^T.
     const memory::desc w_ih_t({E + 1, G}, dt::f32, tag::ba), dw_all({W, G}, dt::f32, tag::ab);
-    const memory::desc gates_all({kept_rows, G}, dt::f32, tag::ab);
     // oneDNN's per-step products (where graphrun's own cannot run) take a step's rows, as many as
     // run that step: M is given at each call.
     const memory::dim some = DNNL_RUNTIME_DIM_VAL;
@@ -291,10 +290,10 @@ void FusedLstm::build(const RnnSizes& s) {
     // copies across is [x 1 h], not the wider dA);
     // where the step product cannot take it, dx = dA W_ih after the loop.
     const memory::desc w_hh({G, H}, dt::f32, tag::ab), dh({some, H}, dt::f32, memory::dims{H, 1});
-    const memory::desc w_ih({G, E}, dt::f32, tag::ab), dx({kept_rows, E}, dt::f32, tag::ab);
+    const memory::desc w_ih({G, E}, dt::f32, tag::ab), dx({some, E}, dt::f32, memory::dims{E, 1});
     if (s.training) {
         recur_back_ = make_matmul(step_gates, w_hh, nullptr, dh, false);
-        dx_ = make_matmul(gates_all, w_ih, nullptr, dx, false);
+        dx_ = make_matmul(step_gates, w_ih, nullptr, dx, false);  // over the rows that ran
     }
 
     const auto view = [&](const memory::desc& d, void* p = nullptr) { return memory(d, cpu_engine(), p ? p : DNNL_MEMORY_NONE); };
@@ -315,12 +314,10 @@ void FusedLstm::build(const RnnSizes& s) {
     if (!s.training && T % chunk_steps_) last_chunk_ = chunk_gemms(T % chunk_steps_);
     w_ih_t_ = view(w_ih_t, w_ih_bias_.raw());
     w_hh_t_ = view(w_hh_t);
-    if (s.training) {  // backward's (gates_all_ views every row's gates, kept in training only)
-        gates_all_ = view(gates_all, gates_.raw());
+    if (s.training) {  // backward's
         w_hh_ = view(w_hh);
         dw_all_out_ = view(dw_all, dw_all_.raw());
         w_ih_ = view(w_ih);
-        dx_out_ = view(dx, dx_after_loop ? dx_rows_.raw() : DNNL_MEMORY_NONE);
     }
     sizes_ = s;
     built_ = true;
@@ -582,7 +579,7 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
     }
     if (g.dx && !dx_in_steps) {  // dx = dA W_ih in the rows' order inside, added into the caller's (N, T, E)
         w_ih_.set_data_handle(writable(d.w_ih));
-        dx_.execute(stream, {{DNNL_ARG_SRC, gates_all_}, {DNNL_ARG_WEIGHTS, w_ih_}, {DNNL_ARG_DST, dx_out_}});
+        if (rows_run_ > 0) step_product_dnnl(dx_, gates, G, G, w_ih_, dx_rows_.f32(), E, E, rows_run_);
         stream.wait();
         for (std::int64_t j = 0; j < N; ++j) {
             const std::int64_t n = order_[static_cast<std::size_t>(j)];

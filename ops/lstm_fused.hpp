@@ -69,10 +69,10 @@ private:
     void zero_empty_rows(const RnnForwardData& data);
     // order_, steps_of_, step_rows_, step_first_ and the row counts for these lengths.
     void plan_rows(std::span<const std::int64_t> lengths);
-    // C (rows, cols) (+)= A (rows, K) B by oneDNN's matmul `product` (M given per call), where
-    // graphrun's own step product cannot run; A and C strided by lda and ldc.
     // c_rows_ pointing at `rows` rows of C, ldc floats apart, for graphrun's own step product.
     float* const* strided_rows(float* c, std::int64_t ldc, std::int64_t rows);
+    // C (rows, cols) (+)= A (rows, K) B by oneDNN's matmul `product` (M given per call), where
+    // graphrun's own step product cannot run; A and C strided by lda and ldc.
     static void step_product_dnnl(dnnl::matmul& product, const float* a, std::int64_t lda, std::int64_t K, const dnnl::memory& b, float* c,
                                   std::int64_t ldc, std::int64_t cols, std::int64_t rows);
 
@@ -83,7 +83,7 @@ private:
     // post-op) and its backward, where graphrun's own product cannot run, and
     // for dx where the step product cannot take it (training only).
     dnnl::matmul recur_, recur_back_, dx_;
-    dnnl::memory w_ih_t_, gates_all_, w_hh_t_, w_hh_, dw_all_out_, w_ih_, dx_out_;
+    dnnl::memory w_ih_t_, w_hh_t_, w_hh_, dw_all_out_, w_ih_;
     // The input projection and the weight gradients' GEMM of a chunk of steps: the full
     // chunk's, and the last chunk's where T is no multiple of it.
     struct ChunkGemms {

@@ -16,6 +16,7 @@ RnnForwardData rows_of(RnnForwardData d, std::int64_t first, std::int64_t count,
     if (!d.lengths.empty()) d.lengths = d.lengths.subspan(static_cast<std::size_t>(first), static_cast<std::size_t>(count));
     if (d.y) d.y += first * s.T * s.H;
     if (d.h_last) d.h_last += first * s.H;
+    if (d.c_last) d.c_last += first * s.H;
     return d;
 }
 RnnBackwardData rows_of(RnnBackwardData g, std::int64_t first, const RnnSizes& s) {
