@@ -284,6 +284,7 @@ void FusedLstm::build(const RnnSizes& s) {
     const memory::desc step_gates({some, G}, dt::f32, memory::dims{G, 1}), step_h({some, H}, dt::f32, memory::dims{W, 1});
     const memory::desc w_hh_t({H, G}, dt::f32, tag::ba);
     recur_ = make_matmul(step_h, w_hh_t, nullptr, step_gates, true);
+    for (StepViews* views : {&recur_views_, &recur_back_views_}) *views = {std::vector<memory>(static_cast<std::size_t>(N) + 1), std::vector<memory>(static_cast<std::size_t>(N) + 1)};
     // Backward: dh_{t-1} = dA_t W_hh per step; per chunk of rows, once its dA is done (while it is
     // in cache), [dW_ih | db | dW_hh]^T += [x | 1 | H_prev]^T dA (one pass over dA for the three;
     // transposed, so the GEMM's columns are the 4H gates, whole vectors, and the operand oneDNN
@@ -328,10 +329,23 @@ float* const* FusedLstm::strided_rows(float* c, std::int64_t ldc, std::int64_t r
     return c_rows_.data();
 }
 
-void FusedLstm::step_product_dnnl(dnnl::matmul& product, const float* a, std::int64_t lda, std::int64_t K, const dnnl::memory& b, float* c,
-                                  std::int64_t ldc, std::int64_t cols, std::int64_t rows) {
-    const memory src(memory::desc({rows, K}, dt::f32, memory::dims{lda, 1}), cpu_engine(), writable(a));
-    const memory dst(memory::desc({rows, cols}, dt::f32, memory::dims{ldc, 1}), cpu_engine(), c);
+void FusedLstm::step_product_dnnl(dnnl::matmul& product, StepViews* views, const float* a, std::int64_t lda, std::int64_t K, const dnnl::memory& b,
+                                  float* c, std::int64_t ldc, std::int64_t cols, std::int64_t rows) {
+    const auto make = [&](std::int64_t width, std::int64_t stride) {
+        return memory(memory::desc({rows, width}, dt::f32, memory::dims{stride, 1}), cpu_engine(), DNNL_MEMORY_NONE);
+    };
+    memory src, dst;
+    if (views) {  // this row count's views, made at its first step
+        const auto r = static_cast<std::size_t>(rows);
+        if (!views->a[r]) views->a[r] = make(K, lda), views->c[r] = make(cols, ldc);
+        src = views->a[r];
+        dst = views->c[r];
+    } else {
+        src = make(K, lda);
+        dst = make(cols, ldc);
+    }
+    src.set_data_handle(writable(a));
+    dst.set_data_handle(c);
     product.execute(cpu_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, dst}});
 }
 
@@ -424,7 +438,7 @@ void FusedLstm::forward_training(const RnnForwardData& d) {
         }
         float* const step_gates = gates + first * G;
         if (t > 0 && own_product) step_product_avx2(h_prev + first * W, W, weights_packed_.f32(), rows, H, G, strided_rows(step_gates, G, rows), true);
-        else if (t > 0) step_product_dnnl(recur_, h_prev + first * W, W, H, w_hh_t_, step_gates, G, G, rows);
+        else if (t > 0) step_product_dnnl(recur_, &recur_views_, h_prev + first * W, W, H, w_hh_t_, step_gates, G, G, rows);
         const std::int64_t next_first = t + 1 < steps_run_ ? step_first_[static_cast<std::size_t>(t) + 1] : 0;
         for (std::int64_t j = 0; j < rows; ++j) {
             const bool last = t + 1 == steps_of_[static_cast<std::size_t>(j)];
@@ -469,7 +483,7 @@ void FusedLstm::forward_inference(const RnnForwardData& d) {
         }
         float* const step_h_prev = h_prev + row(t) * N * W;
         if (t > 0 && own_product) step_product_avx2(step_h_prev, W, weights_packed_.f32(), rows, H, G, strided_rows(step_gates, G, rows), true);
-        else if (t > 0) step_product_dnnl(recur_, step_h_prev, W, H, w_hh_t_, step_gates, G, G, rows);
+        else if (t > 0) step_product_dnnl(recur_, &recur_views_, step_h_prev, W, H, w_hh_t_, step_gates, G, G, rows);
         for (std::int64_t j = 0; j < rows; ++j) {
             const bool last = t + 1 == steps_of_[static_cast<std::size_t>(j)];
             const float* c_prev = t > 0 ? cells + (cell_row(t - 1) * N + j) * H : nullptr;
@@ -558,7 +572,7 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
         // dh_{t-1} = dA_t W_hh for this step's rows (no dh0: the state starts at zero); the
         // rows that do not run at t keep theirs (zero, or their dh_last) until they run.
         if (t > 0 && own_product) step_product_avx2(step_gates, G, packed, rows, G, H, strided_rows(dh, H, rows), false);
-        else if (t > 0) step_product_dnnl(recur_back_, step_gates, G, G, w_hh_, dh, H, H, rows);
+        else if (t > 0) step_product_dnnl(recur_back_, &recur_back_views_, step_gates, G, G, w_hh_, dh, H, H, rows);
         // Every chunk whose rows all belong to steps t.. is done: its share of the weight gradients.
         for (; weight_grads && chunk >= 0 && chunk * chunk_rows_ >= first; --chunk) {
             full_chunk_.gates.set_data_handle(gates + chunk * chunk_rows_ * G);
@@ -579,7 +593,7 @@ void FusedLstm::backward(const RnnForwardData& d, const RnnBackwardData& g) {
     }
     if (g.dx && !dx_in_steps) {  // dx = dA W_ih in the rows' order inside, added into the caller's (N, T, E)
         w_ih_.set_data_handle(writable(d.w_ih));
-        if (rows_run_ > 0) step_product_dnnl(dx_, gates, G, G, w_ih_, dx_rows_.f32(), E, E, rows_run_);
+        if (rows_run_ > 0) step_product_dnnl(dx_, nullptr, gates, G, G, w_ih_, dx_rows_.f32(), E, E, rows_run_);
         stream.wait();
         for (std::int64_t j = 0; j < N; ++j) {
             const std::int64_t n = order_[static_cast<std::size_t>(j)];

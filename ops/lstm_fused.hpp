@@ -71,10 +71,16 @@ private:
     void plan_rows(std::span<const std::int64_t> lengths);
     // c_rows_ pointing at `rows` rows of C, ldc floats apart, for graphrun's own step product.
     float* const* strided_rows(float* c, std::int64_t ldc, std::int64_t rows);
+    // Views of A and C for oneDNN's per-step product, by row count (0..N): made at the first
+    // step of that many rows, so a warm step creates none.
+    struct StepViews {
+        std::vector<dnnl::memory> a, c;
+    };
     // C (rows, cols) (+)= A (rows, K) B by oneDNN's matmul `product` (M given per call), where
-    // graphrun's own step product cannot run; A and C strided by lda and ldc.
-    static void step_product_dnnl(dnnl::matmul& product, const float* a, std::int64_t lda, std::int64_t K, const dnnl::memory& b, float* c,
-                                  std::int64_t ldc, std::int64_t cols, std::int64_t rows);
+    // graphrun's own step product cannot run; A and C strided by lda and ldc. `views` null:
+    // views made for this call (dx after the loop, once a backward).
+    static void step_product_dnnl(dnnl::matmul& product, StepViews* views, const float* a, std::int64_t lda, std::int64_t K, const dnnl::memory& b,
+                                  float* c, std::int64_t ldc, std::int64_t cols, std::int64_t rows);
 
     RnnSizes sizes_;
     bool built_ = false;
@@ -83,6 +89,7 @@ private:
     // post-op) and its backward, where graphrun's own product cannot run, and
     // for dx where the step product cannot take it (training only).
     dnnl::matmul recur_, recur_back_, dx_;
+    StepViews recur_views_, recur_back_views_;
     dnnl::memory w_ih_t_, w_hh_t_, w_hh_, dw_all_out_, w_ih_;
     // The input projection and the weight gradients' GEMM of a chunk of steps: the full
     // chunk's, and the last chunk's where T is no multiple of it.

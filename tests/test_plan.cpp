@@ -1,7 +1,5 @@
 // The compiled plan (engine/core/plan.hpp), the two executors, results that do
 // not depend on the thread count, and the trainer's tasks.
-#include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +22,7 @@
 #include "engine/train/trainer.hpp"
 #include "graphrun/thread_budget.hpp"
 #include "ops/builtin.hpp"
+#include "tests/fixtures.hpp"
 #include "tests/scratch.hpp"
 
 using namespace graphrun;
@@ -72,11 +71,7 @@ TEST_CASE("an inference plan shares memory between values whose readers are done
     // The same values, to rounding: graphrun's LSTM projects x per chunk of rows packed by
     // step in training and per ring of steps in inference, so oneDNN's GEMM sees each row
     // at another place in another M (the same bits here today, which nothing promises).
-    const Tensor& got = ex.value(similarity);
-    REQUIRE(got.type() == expected.type());
-    float gap = 0;
-    for (std::int64_t j = 0; j < got.numel(); ++j) gap = std::max(gap, std::abs(got.f32()[j] - expected.f32()[j]));
-    CHECK(gap < 1e-6f);
+    testing::check_close("similarity, inference against training", ex.value(similarity), expected, 1e-6);
     // A value whose memory went to another is not readable.
     CHECK_THROWS_WITH(ex.value(ValueRef{g.index_of("left_embedding"), 0}), Contains("was not kept"));
     // Two buffers in one slot: the later one's producer depends (through the
